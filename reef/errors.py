@@ -1,0 +1,43 @@
+"""Typed errors. Each store raises these; the server maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class ReefError(Exception):
+    """Base of every error reef reports to a user. `status` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ReefError):
+    """The request or file was malformed: wrong type, missing field, bad format."""
+
+    status = 400
+
+
+class InvalidParameter(InvalidInput):
+    """A module parameter is unknown, missing or of the wrong type."""
+
+
+class NotAuthenticated(ReefError):
+    status = 401
+
+
+class PermissionDenied(ReefError):
+    status = 403
+
+
+class NotFound(ReefError):
+    status = 404
+
+
+class Conflict(ReefError):
+    status = 409
+
+
+class TooLarge(ReefError):
+    status = 413

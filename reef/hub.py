@@ -1,0 +1,133 @@
+"""The hub: every store and the queue, opened together and closed together.
+
+`Hub.open(settings)` is what the server's lifespan puts on `app.state.hub`; nothing in reef
+lives in a module-level global.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from reef.runtime.orchestrator import Orchestrator
+from reef.runtime.queue import StepQueue
+from reef.runtime.registry import ModelService
+from reef.settings import Settings
+from reef.store.artifacts import Artifacts
+from reef.store.audit import Audit
+from reef.store.catalog import Catalog
+from reef.store.datasets import DatasetStore
+from reef.store.db import Database
+from reef.store.migrations import MIGRATIONS
+from reef.store.models import Models
+from reef.store.modules import ModuleStore
+from reef.store.people import People, Principal
+from reef.store.projects import LIBRARY, Projects
+from reef.store.runs import Runs
+
+log = logging.getLogger("reef")
+SYSTEM = "reef"
+BUILTIN_AUTHOR = "reef <reef@localhost>"
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    db: Database
+    people: People
+    projects: Projects
+    audit: Audit
+    catalog: Catalog
+    datasets: DatasetStore
+    modules: ModuleStore
+    artifacts: Artifacts
+    runs: Runs
+    models: Models
+    secret: str
+    initial_password: str | None = None
+    queue: StepQueue = field(init=False)
+    orchestrator: Orchestrator = field(init=False)
+    model_service: ModelService = field(init=False)
+
+    @classmethod
+    def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.path("reef.duckdb"))
+        db.migrate(MIGRATIONS)
+        hub = cls(
+            settings=settings,
+            db=db,
+            people=People(db),
+            projects=Projects(db),
+            audit=Audit(db),
+            catalog=Catalog(db),
+            datasets=DatasetStore(settings.path("datasets")),
+            modules=ModuleStore(settings.path("git")),
+            artifacts=Artifacts(settings.path("blobs")),
+            runs=Runs(db),
+            models=Models(db),
+            secret=cls.secret_for(settings),
+        )
+        hub.orchestrator = Orchestrator(hub)
+        hub.model_service = ModelService(hub)
+        hub.queue = StepQueue(
+            settings.path("queue.sqlite"), settings.workers, hub.orchestrator.execute
+        )
+        hub.initial_password = hub._bootstrap_admin()
+        hub._install_builtin_modules()
+        hub.orchestrator.recover()
+        if start_queue:
+            hub.queue.start()
+        return hub
+
+    def close(self) -> None:
+        self.orchestrator.shutdown()
+        self.queue.stop()
+        self.db.close()
+
+    @staticmethod
+    def secret_for(settings: Settings) -> str:
+        """A per-data-dir secret (CSRF signing), created once."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.path("secret")
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            os.chmod(path, 0o600)
+        return path.read_text().strip()
+
+    def project_name(self, project_id: int) -> str:
+        return self.db.scalar("SELECT name FROM projects WHERE id = ?", [project_id])
+
+    def admin(self) -> Principal:
+        row = self.people.user("admin")
+        return Principal(row["id"], row["name"], True, via="system")
+
+    def _bootstrap_admin(self) -> str | None:
+        """Create `admin` on first start; returns the password when reef chose it."""
+        if self.people.count_users():
+            return None
+        given = self.settings.admin_password
+        password = given or secrets.token_urlsafe(12)
+        self.people.create_user("admin", password, is_admin=True)
+        self.audit.record(SYSTEM, "user.create", "user admin")
+        return None if given else password
+
+    def _install_builtin_modules(self) -> None:
+        """Commit every folder of the built-in modules dir into project `library`."""
+        if not self.projects.exists(LIBRARY):
+            self.projects.create(LIBRARY, self.admin(), "Built-in AI modules, readable by all.")
+        root = self.settings.modules_dir
+        if not root.is_dir():
+            log.warning("built-in modules dir %s not found", root)
+            return
+        for src in sorted(p for p in root.iterdir() if (p / "reef.toml").is_file()):
+            before = (
+                self.modules.head(LIBRARY, src.name)
+                if self.modules.exists(LIBRARY, src.name)
+                else None
+            )
+            sha = self.modules.commit_dir(LIBRARY, src.name, src, "built-in module", BUILTIN_AUTHOR)
+            if sha != before:
+                self.audit.record(SYSTEM, "module.commit", f"module {src.name}", LIBRARY, sha=sha)

@@ -1,0 +1,139 @@
+"""Pipeline specs: steps with named inputs wired to datasets or to earlier steps' outputs.
+
+A spec is plain data (JSON or YAML):
+
+    {"steps": [
+      {"name": "split", "module": "library/split", "params": {"test_size": 0.25},
+       "inputs": {"data": "dataset:digits@1"}},
+      {"name": "train", "module": "library/mlp-classifier", "inputs": {"train": "split.train"},
+       "register": "digits"},
+      {"name": "evaluate", "module": "library/evaluate",
+       "inputs": {"model": "train.model", "test": "split.test"}}]}
+
+An input is `dataset:NAME` (latest version when the run starts), `dataset:NAME@V`, or
+`STEP.OUTPUT`. Steps form a DAG; a run executes each step once all it reads is ready.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from reef.errors import InvalidInput
+
+STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MODULE_REF = re.compile(r"^(?:([a-z0-9][a-z0-9_.-]*)/)?([a-z0-9][a-z0-9_.-]*)(?:@([\w./-]+))?$")
+DATASET_REF = re.compile(r"^dataset:([a-z0-9][a-z0-9_.-]*)(?:@(\d+))?$")
+OUTPUT_REF = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    version: int | None
+
+    def __str__(self) -> str:
+        return f"dataset:{self.name}" + (f"@{self.version}" if self.version else "")
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    step: str
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.step}.{self.output}"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    project: str | None  # None: the pipeline's own project, then the library
+    module: str
+    rev: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, DatasetRef | OutputRef] = field(default_factory=dict)
+    register: str | None = None
+    timeout_s: float | None = None
+
+
+def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
+    if isinstance(text, str):
+        if m := DATASET_REF.match(text):
+            return DatasetRef(m[1], int(m[2]) if m[2] else None)
+        if m := OUTPUT_REF.match(text):
+            return OutputRef(m[1], m[2])
+    raise InvalidInput(
+        f"{where}: {text!r} is not an input reference; use 'dataset:NAME', 'dataset:NAME@VERSION' "
+        "or 'STEP.OUTPUT'"
+    )
+
+
+def parse_step(data: Any, index: int) -> StepSpec:
+    where = f"step {index + 1}"
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where}: expected an object with name, module, params and inputs")
+    unknown = set(data) - {"name", "module", "params", "inputs", "register", "timeout_s"}
+    if unknown:
+        raise InvalidInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not STEP_NAME.match(name):
+        raise InvalidInput(
+            f"{where}: step name {name!r} must be lower-case letters, digits, - or _"
+        )
+    where = f"step '{name}'"
+    m = MODULE_REF.match(data.get("module") or "")
+    if not m:
+        raise InvalidInput(f"{where}: module {data.get('module')!r} must be [PROJECT/]MODULE[@REV]")
+    params, inputs = data.get("params") or {}, data.get("inputs") or {}
+    if not isinstance(params, dict) or not isinstance(inputs, dict):
+        raise InvalidInput(f"{where}: params and inputs must be objects")
+    timeout = data.get("timeout_s")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise InvalidInput(f"{where}: timeout_s must be a positive number of seconds")
+    refs = {k: parse_ref(v, f"{where}, input '{k}'") for k, v in inputs.items()}
+    return StepSpec(name, m[1], m[2], m[3], params, refs, data.get("register"), timeout)
+
+
+def parse_pipeline(data: Any) -> list[StepSpec]:
+    """Structural checks of a spec; returns its steps in an order where inputs come first."""
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
+        raise InvalidInput("a pipeline needs a non-empty list 'steps'")
+    steps = [parse_step(s, i) for i, s in enumerate(data["steps"])]
+    names = [s.name for s in steps]
+    if dupes := {n for n in names if names.count(n) > 1}:
+        raise InvalidInput(f"step names must be unique; repeated: {', '.join(sorted(dupes))}")
+    return topological(steps)
+
+
+def topological(steps: list[StepSpec]) -> list[StepSpec]:
+    """Order steps so each comes after the steps it reads from; refuse unknown steps and cycles."""
+    by_name = {s.name: s for s in steps}
+    for s in steps:
+        for key, ref in s.inputs.items():
+            if isinstance(ref, OutputRef) and ref.step not in by_name:
+                raise InvalidInput(f"step '{s.name}', input '{key}': no step named '{ref.step}'")
+    done: list[StepSpec] = []
+    visiting: set[str] = set()
+
+    def visit(s: StepSpec, path: list[str]) -> None:
+        if s in done:
+            return
+        if s.name in visiting:
+            raise InvalidInput(f"the pipeline has a cycle: {' -> '.join([*path, s.name])}")
+        visiting.add(s.name)
+        for ref in s.inputs.values():
+            if isinstance(ref, OutputRef):
+                visit(by_name[ref.step], [*path, s.name])
+        visiting.discard(s.name)
+        done.append(s)
+
+    for s in steps:
+        visit(s, [])
+    return done
+
+
+def upstream(step_inputs: dict[str, str]) -> set[str]:
+    """Names of the steps a pinned step reads from (its inputs as stored on the run)."""
+    return {v.split(".", 1)[0] for v in step_inputs.values() if not v.startswith("dataset:")}

@@ -1,0 +1,209 @@
+"""Export a torch model to ONNX and prove the export computes what the model computes.
+
+Pure: arrays and a module in, files and numbers out. torch is imported inside the functions
+so that importing this module (and serving) stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reef.errors import InvalidInput
+
+PARITY_ROWS = 256
+OUTPUT_KINDS = ("probabilities", "logits", "raw")
+_NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "onnxscript")
+
+
+class ParityError(InvalidInput):
+    """onnxruntime and torch disagree on the sample by more than the tolerance."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_torch` wrote and how close the ONNX model is to torch."""
+
+    max_abs_diff: float
+    onnx_path: Path
+    schema: dict[str, Any]
+
+
+def export_torch(
+    model: Any,
+    sample: np.ndarray,
+    dest_dir: Path,
+    feature_names: list[str],
+    class_names: list[str] | None = None,
+    tolerance: float = 1e-4,
+    output_kind: str | None = None,
+) -> ExportResult:
+    """Write model.onnx, model.pt and schema.json into `dest_dir`; check parity on `sample`.
+
+    The model takes one float32 tensor `x` of shape (batch, features) and returns one tensor
+    `y` of shape (batch, outputs). `output_kind` says what `y` holds ("probabilities" by
+    default when `class_names` are given, else "raw"); serving applies softmax to "logits".
+    Raises ParityError when onnxruntime and torch differ by more than `tolerance`.
+    """
+    import torch
+
+    x = _check_sample(sample, feature_names)
+    kind = _check_output_kind(output_kind, class_names)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = dest_dir / "model.onnx"
+    model = copy.deepcopy(model).cpu().eval()  # leave the caller's model (device, mode) alone
+    expected = _torch_outputs(model, x[:PARITY_ROWS])
+    _check_classes(expected, class_names)
+    _export_onnx(model, x, onnx_path)
+    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
+    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance)
+    if not diff <= tolerance:
+        raise ParityError(
+            f"ONNX export differs from torch: max abs diff {diff:.3g} > tolerance {tolerance:.3g}"
+            f" on {min(len(x), PARITY_ROWS)} sample rows"
+        )
+    torch.save(model.state_dict(), dest_dir / "model.pt")
+    (dest_dir / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
+
+
+def _check_sample(sample: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    x = np.asarray(sample)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InvalidInput(f"sample must be a 2-D array with at least one row, got {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise InvalidInput(f"sample must be numeric, got dtype {x.dtype}")
+    if len(feature_names) != x.shape[1]:
+        raise InvalidInput(
+            f"{len(feature_names)} feature names for a sample of {x.shape[1]} features"
+        )
+    if len(set(feature_names)) != len(feature_names):
+        raise InvalidInput("feature names must be distinct")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise InvalidInput("sample holds NaN or infinite values")
+    return x
+
+
+def _check_output_kind(kind: str | None, class_names: list[str] | None) -> str:
+    kind = kind or ("probabilities" if class_names else "raw")
+    if kind not in OUTPUT_KINDS:
+        raise InvalidInput(f"output_kind must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
+    return kind
+
+
+def _check_classes(outputs: np.ndarray, class_names: list[str] | None) -> None:
+    if outputs.ndim != 2:
+        raise InvalidInput(f"the model must return (batch, outputs), got shape {outputs.shape}")
+    if class_names is not None and len(class_names) != outputs.shape[1]:
+        raise InvalidInput(
+            f"{len(class_names)} class names for a model with {outputs.shape[1]} outputs"
+        )
+
+
+def _export_onnx(model: Any, x: np.ndarray, path: Path) -> None:
+    """torch.onnx.export (dynamo) with a dynamic batch axis, weights inside the file."""
+    import torch
+
+    # torch.export specializes a batch of 1; export with at least two rows.
+    rows = x if len(x) >= 2 else np.repeat(x, 2, axis=0)
+    example = torch.from_numpy(rows[:PARITY_ROWS].copy())
+    with _quiet():
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
+            verbose=False,
+        )
+    _strip_metadata(path)
+
+
+def _strip_metadata(path: Path) -> None:
+    """Drop the exporter's debug metadata (stack traces hold local paths), so that the same
+    weights always give the same bytes."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+    del proto.graph.metadata_props[:]
+    onnx.save(proto, str(path))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's warnings and info logs for one call (process-wide while it runs)."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _torch_outputs(model: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        y = model(torch.from_numpy(x.copy()))
+    if isinstance(y, tuple | list):
+        raise InvalidInput("the model must return a single tensor")
+    return y.detach().cpu().numpy().astype(np.float32)
+
+
+def _onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        raise ParityError(f"ONNX output shape {b.shape} differs from torch's {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ParityError("the model produced NaN or infinite outputs on the sample")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+def _schema(
+    features: list[str],
+    classes: list[str] | None,
+    kind: str,
+    n_outputs: int,
+    diff: float,
+    tolerance: float,
+) -> dict[str, Any]:
+    import torch
+
+    return {
+        "inputs": {"name": "x", "dtype": "float32", "features": list(features)},
+        "outputs": {
+            "name": "y",
+            "dtype": "float32",
+            "size": n_outputs,
+            "kind": kind,
+            "classes": [str(c) for c in classes] if classes is not None else None,
+        },
+        "parity": {"max_abs_diff": diff, "tolerance": tolerance},
+        "producer": {"framework": "torch", "version": torch.__version__},
+    }

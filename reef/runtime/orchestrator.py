@@ -1,0 +1,339 @@
+"""Runs: plan a pipeline into pinned steps, execute them from the queue, advance the DAG,
+cancel, and recover after a crash."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reef.errors import Conflict, InvalidInput, NotFound
+from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline, upstream
+from reef.runtime.steps import (
+    STOPPED,
+    Launch,
+    ProcessTable,
+    child_env,
+    kill_orphans,
+    write_step_file,
+)
+from reef.store.db import now
+from reef.store.people import Principal
+from reef.store.projects import LIBRARY
+from reef.store.runs import Run, Step
+
+if TYPE_CHECKING:
+    from reef.hub import Hub
+
+log = logging.getLogger("reef.runs")
+
+
+class Orchestrator:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.procs = ProcessTable()
+        self._advance_lock = threading.Lock()
+
+    # planning --------------------------------------------------------------------
+    def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
+        """Validate a spec and pin it: module commits, parameters, dataset versions."""
+        steps = parse_pipeline(spec)
+        outputs: dict[str, dict[str, str]] = {}
+        planned = []
+        for s in steps:
+            module_project = self._module_project(project, s, who)
+            planned.append(self._plan_step(project, module_project, s, outputs))
+            outputs[s.name] = planned[-1]["outputs"]
+        return planned
+
+    def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
+        if s.project:
+            self.hub.projects.require(s.project, who, "reporter")
+            return s.project
+        return project if self.hub.modules.exists(project, s.module) else LIBRARY
+
+    def _plan_step(
+        self, project: str, module_project: str, s: StepSpec, outputs: dict[str, dict[str, str]]
+    ) -> dict:
+        where = f"step '{s.name}'"
+        if not self.hub.modules.exists(module_project, s.module):
+            raise InvalidInput(f"{where}: no module '{s.module}' in project '{module_project}'")
+        try:
+            sha = self.hub.modules.resolve(module_project, s.module, s.rev)
+        except NotFound as e:
+            raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
+        manifest = self.hub.modules.manifest(module_project, s.module, sha)
+        params = manifest.resolve_params(s.params)
+        inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
+        return {
+            "name": s.name,
+            "module": f"{module_project}/{s.module}",
+            "commit": sha,
+            "params": params,
+            "inputs": inputs,
+            "outputs": dict(manifest.outputs),
+            "entrypoint": manifest.entrypoint,
+            "register": s.register,
+            "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
+        }
+
+    def _pin_inputs(
+        self, project: str, s: StepSpec, wanted: dict[str, str], outputs: dict[str, dict[str, str]]
+    ) -> dict[str, str]:
+        where = f"step '{s.name}'"
+        if extra := set(s.inputs) - set(wanted):
+            raise InvalidInput(
+                f"{where}: module has no input(s) {', '.join(sorted(extra))} "
+                f"(its inputs: {', '.join(wanted) or 'none'})"
+            )
+        if missing := set(wanted) - set(s.inputs):
+            raise InvalidInput(f"{where}: input(s) {', '.join(sorted(missing))} not connected")
+        pinned = {}
+        for key, ref in s.inputs.items():
+            kind = self._ref_kind(project, ref, outputs, f"{where}, input '{key}'")
+            if kind != wanted[key]:
+                raise InvalidInput(
+                    f"{where}, input '{key}': expects a {wanted[key]}, but {ref} is a {kind}"
+                )
+            pinned[key] = self._pin_ref(project, ref)
+        return pinned
+
+    def _ref_kind(self, project: str, ref: Any, outputs: dict, where: str) -> str:
+        if isinstance(ref, DatasetRef):
+            return "dataset"
+        assert isinstance(ref, OutputRef)
+        if ref.output not in outputs[ref.step]:
+            raise InvalidInput(
+                f"{where}: step '{ref.step}' has no output '{ref.output}' "
+                f"(its outputs: {', '.join(outputs[ref.step]) or 'none'})"
+            )
+        return outputs[ref.step][ref.output]
+
+    def _pin_ref(self, project: str, ref: Any) -> str:
+        if isinstance(ref, OutputRef):
+            return str(ref)
+        info = self.hub.datasets.info(project, ref.name, ref.version)
+        return f"dataset:{ref.name}@{info.version}"
+
+    # starting --------------------------------------------------------------------
+    def start(
+        self,
+        project: str,
+        pipeline: str | None,
+        spec: dict,
+        who: Principal,
+        rerun_of: int | None = None,
+    ) -> int:
+        planned = self.plan(project, spec, who)
+        pinned = {**spec, "steps": [_pinned_spec(p) for p in planned]}
+        project_id = self.hub.projects.get(project).id
+        run_id = self.hub.runs.create_run(project_id, pipeline, pinned, planned, who.name, rerun_of)
+        self.hub.audit.record(who.name, "run.create", f"run {run_id}", project, pipeline=pipeline)
+        self.advance(run_id)
+        return run_id
+
+    def advance(self, run_id: int) -> None:
+        """Queue every pending step whose inputs are ready; settle the run when nothing is left."""
+        with self._advance_lock:
+            run = self.hub.runs.run(run_id)
+            steps = self.hub.runs.steps(run_id)
+            state = {s.name: s.status for s in steps}
+            if run.finished:
+                return
+            for s in steps:
+                if s.status != "pending":
+                    continue
+                needs = [state[n] for n in upstream(s.inputs)]
+                if any(st in ("failed", "skipped", "cancelled") for st in needs):
+                    self.hub.runs.update_step(s.id, status="skipped", finished_at=now())
+                    state[s.name] = "skipped"
+                elif all(st == "succeeded" for st in needs):
+                    self.hub.runs.update_step(s.id, status="queued")
+                    self.hub.runs.update_step(s.id, task_id=self.hub.queue.enqueue(s.id))
+                    state[s.name] = "queued"
+            self._settle(run, state)
+
+    def _settle(self, run: Run, state: dict[str, str]) -> None:
+        statuses = set(state.values())
+        if statuses & {"pending", "queued", "running"}:
+            if "running" in statuses and run.status == "queued":
+                self.hub.runs.update_run(run.id, status="running", started_at=now())
+            return
+        failed = statuses - {"succeeded"}
+        status = "succeeded" if not failed else ("cancelled" if "cancelled" in failed else "failed")
+        if status == "succeeded":
+            try:
+                self.hub.model_service.register_run(run)
+            except Exception as e:  # a failed registration fails the run, visibly
+                log.exception("registering the models of run %s failed", run.id)
+                status, run_error = "failed", f"model registration failed: {e}"
+                self.hub.runs.update_run(run.id, error=run_error)
+        if status == "failed" and run.error is None:
+            bad = next(s for s in self.hub.runs.steps(run.id) if s.status == "failed")
+            self.hub.runs.update_run(run.id, error=f"step '{bad.name}' {bad.error or 'failed'}")
+        self.hub.runs.update_run(run.id, status=status, finished_at=now())
+        self.hub.people.revoke_run_tokens(run.id)
+
+    # executing (on a queue consumer thread) -------------------------------------
+    def execute(self, step_id: int) -> None:
+        runs = self.hub.runs
+        step = runs.step(step_id)
+        if not runs.move_step(step_id, "queued", "running", started_at=now()):
+            return  # cancelled, or already taken by another consumer
+        run = runs.run(step.run_id)
+        if run.status == "queued":
+            runs.update_run(run.id, status="running", started_at=now())
+        try:
+            launch = self._prepare(run, step)
+            proc = self.procs.start(launch)
+            runs.update_step(step_id, pid=proc.pid, pid_started=now().timestamp())
+            outcome = self.procs.wait(launch, proc)
+            error = outcome.error or self._check_outputs(step)
+        except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
+            log.exception("step %s could not start", step_id)
+            outcome, error = None, f"could not start: {e}"
+        status = (
+            "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
+        )
+        runs.update_step(
+            step_id,
+            status=status,
+            error=error,
+            finished_at=now(),
+            exit_code=outcome.exit_code if outcome else None,
+        )
+        self.advance(step.run_id)
+
+    def _prepare(self, run: Run, step: Step) -> Launch:
+        hub = self.hub
+        base = self.step_dir(run.id, step.name)
+        work, inputs_dir, out_dir = base / "work", base / "inputs", base / "outputs"
+        for d in (work, inputs_dir, out_dir):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+        project = hub.project_name(run.project_id)
+        module_project, module = step.module.split("/", 1)
+        hub.modules.checkout(module_project, module, step.commit_sha, work)
+        manifest = hub.modules.manifest(module_project, module, step.commit_sha)
+        description = {
+            "project": project,
+            "run_id": run.id,
+            "step": step.name,
+            "module": step.module,
+            "commit": step.commit_sha,
+            "params": step.params,
+            "inputs": {
+                k: self._materialize(project, run.id, v, inputs_dir, k)
+                for k, v in step.inputs.items()
+            },
+            "outputs": {k: _output_path(out_dir, k, kind) for k, kind in step.outputs.items()},
+        }
+        step_file = write_step_file(work, description)
+        owner = hub.people.user(run.created_by)
+        token = hub.people.issue_token(
+            owner["id"],
+            "run",
+            f"run {run.id} step {step.name}",
+            run_id=run.id,
+            ttl=timedelta(seconds=step.timeout_s + 600),
+        )
+        env = child_env(
+            {
+                "REEF_URL": hub.settings.url,
+                "REEF_TOKEN": token,
+                "REEF_PROJECT": project,
+                "REEF_RUN_ID": str(run.id),
+                "REEF_STEP": step.name,
+                "REEF_STEP_ID": str(step.id),
+                "REEF_STEP_FILE": str(step_file),
+            }
+        )
+        return Launch(step.id, work, base / "log.txt", manifest.entrypoint, env, step.timeout_s)
+
+    def _materialize(self, project: str, run_id: int, ref: str, inputs_dir: Path, key: str) -> str:
+        if ref.startswith("dataset:"):
+            name, version = ref.removeprefix("dataset:").split("@")
+            dest = inputs_dir / f"{key}.parquet"
+            self.hub.datasets.write_parquet(project, name, int(version), dest)
+            return str(dest)
+        step_name, output = ref.split(".", 1)
+        producer = next(s for s in self.hub.runs.steps(run_id) if s.name == step_name)
+        return _output_path(
+            self.step_dir(run_id, step_name) / "outputs", output, producer.outputs[output]
+        )
+
+    def _check_outputs(self, step: Step) -> str | None:
+        out_dir = self.step_dir(step.run_id, step.name) / "outputs"
+        missing = [
+            k
+            for k, kind in step.outputs.items()
+            if not _output_ready(Path(_output_path(out_dir, k, kind)), kind)
+        ]
+        return f"did not write its output(s) {', '.join(missing)}" if missing else None
+
+    def step_dir(self, run_id: int, step_name: str) -> Path:
+        return self.hub.settings.path("runs", str(run_id), step_name)
+
+    def log_path(self, run_id: int, step_name: str) -> Path:
+        return self.step_dir(run_id, step_name) / "log.txt"
+
+    # control ---------------------------------------------------------------------
+    def cancel(self, run_id: int, who: Principal) -> None:
+        run = self.hub.runs.run(run_id)
+        if run.finished:
+            raise Conflict(f"run {run_id} already {run.status}")
+        for s in self.hub.runs.steps(run_id):
+            if s.status in ("pending", "queued") and self.hub.runs.move_step(
+                s.id, s.status, "cancelled", finished_at=now(), error="cancelled"
+            ):
+                if s.task_id:
+                    self.hub.queue.revoke(s.task_id)
+            elif s.status == "running":
+                self.procs.cancel(s.id)
+        self.hub.audit.record(
+            who.name, "run.cancel", f"run {run_id}", self.hub.project_name(run.project_id)
+        )
+        self.advance(run_id)
+
+    def recover(self) -> None:
+        """After a crash: steps that were running failed; queued steps are queued again."""
+        self.hub.queue.flush()
+        for s in self.hub.runs.steps_in(("running",)):
+            killed = kill_orphans(s.id)
+            self.hub.runs.update_step(
+                s.id,
+                status="failed",
+                finished_at=now(),
+                error=STOPPED + (f" (killed {killed} leftover process(es))" if killed else ""),
+            )
+        for s in self.hub.runs.steps_in(("queued",)):
+            self.hub.runs.update_step(s.id, task_id=self.hub.queue.enqueue(s.id))
+        for run in self.hub.runs.runs_in(("queued", "running")):
+            self.advance(run.id)
+
+    def shutdown(self) -> None:
+        """Stop step processes this server started, and mark their steps failed."""
+        for step_id in self.procs.kill_all():
+            log.info("killed step %s at shutdown", step_id)
+
+
+def _pinned_spec(planned: dict) -> dict:
+    keep = ("name", "module", "commit", "params", "inputs", "register", "timeout_s")
+    return {k: planned[k] for k in keep if planned.get(k) is not None}
+
+
+def _output_path(out_dir: Path, name: str, kind: str) -> str:
+    if kind == "model":
+        path = out_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+    return str(out_dir / f"{name}.parquet")
+
+
+def _output_ready(path: Path, kind: str) -> bool:
+    if kind == "model":
+        return (path / "model.onnx").is_file()
+    return path.is_file()

@@ -1,0 +1,128 @@
+"""Serve an exported model (model.onnx + schema.json) with onnxruntime only; no torch.
+
+One `Predictor` per model version; its onnxruntime session is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reef.errors import InvalidInput, NotFound, TooLarge
+
+MAX_ROWS = 10_000
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Predictor:
+    """Predictions from one exported model directory."""
+
+    def __init__(self, model_dir: Path, max_rows: int = MAX_ROWS) -> None:
+        import onnxruntime as ort
+
+        model_dir = Path(model_dir)
+        onnx_path, schema_path = model_dir / "model.onnx", model_dir / "schema.json"
+        if not onnx_path.is_file() or not schema_path.is_file():
+            raise NotFound(f"{model_dir} holds no model.onnx and schema.json")
+        self.schema: dict[str, Any] = json.loads(schema_path.read_text())
+        self.features: list[str] = list(self.schema["inputs"]["features"])
+        outputs = self.schema.get("outputs", {})
+        self.classes: list[str] | None = outputs.get("classes")
+        self.output_kind: str = outputs.get("kind") or ("probabilities" if self.classes else "raw")
+        self.max_rows = max_rows
+        self._session = ort.InferenceSession(str(onnx_path), providers=_providers(ort))
+        self._input = self._session.get_inputs()[0].name
+        self._known = set(self.features)
+
+    def predict(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """One result per row: {"label", "probabilities"} for classifiers, else {"outputs"}.
+
+        A row is a list of numbers in feature order or a dict keyed by feature name.
+        Rows are numbered from 0 in error messages.
+        """
+        x = self.to_array(rows)
+        y = self._session.run(None, {self._input: x})[0]
+        y = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+        if self.output_kind == "logits":
+            y = _softmax(y)
+        if self.classes is None:
+            return [{"outputs": row.tolist()} for row in y]
+        return [_classified(row, self.classes) for row in y]
+
+    def to_array(self, rows: list[Any]) -> np.ndarray:
+        """Validate rows and stack them into the float32 (batch, features) model input."""
+        if not isinstance(rows, list):
+            raise InvalidInput(f"rows must be a list, got {type(rows).__name__}")
+        if not rows:
+            raise InvalidInput("rows is empty: send at least one row")
+        if len(rows) > self.max_rows:
+            raise TooLarge(f"{len(rows)} rows in one request; the limit is {self.max_rows}")
+        return np.array([self._row(i, row) for i, row in enumerate(rows)], dtype=np.float32)
+
+    def _row(self, index: int, row: Any) -> list[float]:
+        if isinstance(row, dict):
+            row = self._row_from_dict(index, row)
+        elif not isinstance(row, list | tuple):
+            raise InvalidInput(
+                f"row {index} must be a list of numbers or an object keyed by feature name, "
+                f"got {type(row).__name__}"
+            )
+        if len(row) != len(self.features):
+            raise InvalidInput(
+                f"row {index} has {len(row)} values; the model expects "
+                f"{len(self.features)} features"
+            )
+        return [_number(index, self.features[j], v) for j, v in enumerate(row)]
+
+    def _row_from_dict(self, index: int, row: dict[str, Any]) -> list[Any]:
+        missing = [f for f in self.features if f not in row]
+        unknown = [k for k in row if k not in self._known]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing features {_names(missing)}")
+            if unknown:
+                parts.append(f"unknown features {_names(unknown)}")
+            raise InvalidInput(f"row {index}: {'; '.join(parts)}")
+        return [row[f] for f in self.features]
+
+
+def _classified(probabilities: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    best = int(np.argmax(probabilities))
+    label = classes[best] if best < len(classes) else best
+    return {"label": label, "probabilities": probabilities.tolist()}
+
+
+def _providers(ort: Any) -> list[str]:
+    available = ort.get_available_providers()
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+
+
+def _number(index: int, feature: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"row {index}, feature {feature!r}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > _FLOAT32_MAX:
+        raise InvalidInput(
+            f"row {index}, feature {feature!r}: {value} is not a finite float32 number"
+        )
+    return number
+
+
+def _names(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _softmax(y: np.ndarray) -> np.ndarray:
+    e = np.exp(y - y.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,179 @@
+"""Running one step: a child Python process in its own work dir and session, with a time limit.
+
+The runner prepares the work dir (module code at the pinned commit, inputs, a step file the
+SDK reads), starts the child, streams its stdout/stderr into the step log, and kills the
+whole process tree on time-out or cancel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+import reef
+
+STEP_FILE = "reef-step.json"
+KILL_GRACE_S = 3.0
+STOPPED = "reef stopped while this step was running"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to start one step process."""
+
+    step_id: int
+    work_dir: Path
+    log_path: Path
+    entrypoint: str
+    env: dict[str, str]
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int | None
+    error: str | None  # None when the step succeeded
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REEF_")}
+    package_root = str(Path(reef.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(PYTHONUNBUFFERED="1", PYTHONHASHSEED="0", REEF_PARENT_PID=str(os.getpid()))
+    env.update(extra)
+    return env
+
+
+class ProcessTable:
+    """The step processes this server runs, so they can be cancelled or killed at shutdown."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, subprocess.Popen] = {}
+        self._cancelled: set[int] = set()
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    def start(self, launch: Launch) -> subprocess.Popen:
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with launch.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "reef.runtime.launch", launch.entrypoint],
+                cwd=launch.work_dir,
+                env=launch.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with self._lock:
+            self._procs[launch.step_id] = proc
+        return proc
+
+    def wait(self, launch: Launch, proc: subprocess.Popen) -> Outcome:
+        deadline = time.monotonic() + launch.timeout_s
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        kill_group(proc.pid)
+                        proc.wait()
+                        return Outcome(None, f"time limit of {launch.timeout_s:g} s exceeded")
+        finally:
+            with self._lock:
+                self._procs.pop(launch.step_id, None)
+                cancelled = launch.step_id in self._cancelled
+                self._cancelled.discard(launch.step_id)
+        if cancelled:
+            return Outcome(code, STOPPED if self._stopping else "cancelled")
+        if code != 0:
+            return Outcome(code, f"exited with code {code}: {log_tail(launch.log_path)}")
+        return Outcome(0, None)
+
+    def cancel(self, step_id: int) -> bool:
+        with self._lock:
+            proc = self._procs.get(step_id)
+            if proc is None:
+                return False
+            self._cancelled.add(step_id)
+        kill_group(proc.pid)
+        return True
+
+    def kill_all(self) -> list[int]:
+        with self._lock:
+            self._stopping = True
+            ids = list(self._procs)
+        for step_id in ids:
+            self.cancel(step_id)
+        return ids
+
+
+def kill_group(pgid: int) -> None:
+    """SIGTERM the step's process group, then SIGKILL whatever is left after a grace period."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(_pgid(p) == pgid and p.status() != psutil.STATUS_ZOMBIE for p in _procs())
+
+
+def kill_orphans(step_id: int) -> int:
+    """Kill processes left by a step of an earlier server (found by their REEF_STEP_ID)."""
+    killed = 0
+    for proc in _procs():
+        try:
+            if proc.environ().get("REEF_STEP_ID") == str(step_id):
+                proc.kill()
+                killed += 1
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return killed
+
+
+def _procs() -> list[psutil.Process]:
+    return list(psutil.process_iter())
+
+
+def _pgid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return None
+
+
+def log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "(no output)"
+    return " | ".join(text[-lines:]) or "(no output)"
+
+
+def write_step_file(work_dir: Path, description: dict) -> Path:
+    path = work_dir / STEP_FILE
+    path.write_text(json.dumps(description, indent=2))
+    return path

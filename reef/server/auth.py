@@ -1,0 +1,139 @@
+"""Who is calling (bearer token, HTTP Basic, or session cookie) and what they may do."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.response import Redirect, Template
+
+from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied
+from reef.hub import Hub
+from reef.server.routes import Form, get, post
+from reef.store.people import Principal
+
+SESSION_COOKIE = "reef_session"
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    """Sets `request.user` to a Principal, or None for an anonymous caller."""
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        hub: Hub = connection.app.state.hub
+        header = connection.headers.get("authorization", "")
+        who = None
+        if header.lower().startswith("bearer "):
+            who = hub.people.resolve_token(header[7:].strip(), ("api", "run"))
+            if who is None:
+                raise NotAuthenticated("the bearer token is unknown, revoked or expired")
+        elif header.lower().startswith("basic "):
+            who = basic_principal(hub, header[6:].strip())
+        elif (cookie := connection.cookies.get(SESSION_COOKIE)) and not is_api(connection):
+            who = hub.people.resolve_token(cookie, ("session",))
+        return AuthenticationResult(user=who, auth=None)
+
+
+def basic_principal(hub: Hub, encoded: str) -> Principal:
+    """HTTP Basic: the password may be the user's password or one of their API tokens."""
+    try:
+        name, _, secret = base64.b64decode(encoded).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise NotAuthenticated("malformed HTTP Basic credentials") from None
+    token_user = hub.people.resolve_token(secret, ("api",))
+    if token_user is not None and token_user.name == name:
+        return token_user
+    return hub.people.check_password(name, secret)
+
+
+def is_api(connection: ASGIConnection) -> bool:
+    return connection.url.path.startswith("/api/")
+
+
+def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The one place that decides whether a caller may use a handler."""
+    access = handler.opt.get("access", "user")
+    if access == "public":
+        return
+    who: Principal | None = connection.user
+    if who is None:
+        raise NotAuthenticated("sign in first: send 'Authorization: Bearer <token>'")
+    if who.via == "run":
+        check_run_token(connection, handler, who)
+    if access == "user":
+        return
+    if access == "admin":
+        if not who.is_admin:
+            raise PermissionDenied("this needs an administrator")
+        return
+    project = connection.path_params.get("project")
+    hub: Hub = connection.app.state.hub
+    hub.projects.require(project, who, access)
+
+
+def check_run_token(connection: ASGIConnection, handler: BaseRouteHandler, who: Principal) -> None:
+    if not handler.opt.get("run_token") or connection.path_params.get("run_id") != who.run_id:
+        raise PermissionDenied("a run token may only report to its own run")
+
+
+@post("/api/tokens", access="user", status_code=201)
+def create_token(request: Request, hub: Hub, label: str = "api") -> dict:
+    """Exchange HTTP Basic credentials for an API token (only its hash is stored)."""
+    who: Principal = request.user
+    if who.via == "run":
+        raise PermissionDenied("a run token cannot create tokens")
+    token = hub.people.issue_token(who.user_id, "api", label)
+    hub.audit.record(who.name, "token.create", f"user {who.name}", label=label)
+    return {"token": token, "user": who.name}
+
+
+@get("/login", access="public")
+def login_page(next: str = "/") -> Template:
+    return Template("login.html", context={"next": safe_next(next), "error": None})
+
+
+@post("/login", access="public")
+def login(hub: Hub, data: Form) -> Response:
+    target = safe_next(data.get("next", "/"))
+    try:
+        who = hub.people.check_password(data.get("username", ""), data.get("password", ""))
+    except NotAuthenticated as e:
+        return Template("login.html", context={"next": target, "error": e.message}, status_code=401)
+    token = hub.people.issue_token(who.user_id, "session", "browser", ttl=hub.people.session_ttl())
+    hub.audit.record(who.name, "session.login", f"user {who.name}")
+    cookie = Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        max_age=int(hub.people.session_ttl().total_seconds()),
+    )
+    return Redirect(target, cookies=[cookie])
+
+
+@post("/logout", access="user")
+def logout(request: Request, hub: Hub) -> Response:
+    if token := request.cookies.get(SESSION_COOKIE):
+        hub.people.revoke_token(token)
+    return Redirect("/login", cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/")])
+
+
+def safe_next(target: str) -> str:
+    """Only same-site paths after login (no open redirect)."""
+    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def require_field(data: dict, key: str, kind: type = str) -> object:
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise InvalidInput(f"field '{key}' is required ({kind.__name__})")
+    return data[key]
+
+
+ROUTES = [create_token, login_page, login, logout]

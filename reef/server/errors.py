@@ -1,0 +1,65 @@
+"""One place that turns errors into HTTP: JSON `{"detail": ...}` for the API, a page for the UI."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect, Template
+
+from reef.errors import NotAuthenticated, ReefError
+
+log = logging.getLogger("reef.server")
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path == "/healthz" or path.startswith("/schema")
+
+
+def render_error(request: Request, status: int, message: str, extra: object = None) -> Response:
+    if _wants_json(request):
+        body: dict = {"detail": message, "status": status}
+        if extra:
+            body["extra"] = extra
+        headers = {"WWW-Authenticate": 'Bearer realm="reef"'} if status == 401 else None
+        return Response(body, status_code=status, headers=headers)
+    if status == 401 and request.method == "GET":
+        return Redirect(f"/login?next={quote(request.url.path)}")
+    if request.headers.get("hx-request"):
+        return Response(
+            f'<div class="error">{_escape(message)}</div>',
+            status_code=status,
+            media_type="text/html",
+        )
+    return Template(
+        "error.html", context={"status": status, "message": message}, status_code=status
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def reef_error(request: Request, exc: ReefError) -> Response:
+    return render_error(request, exc.status, exc.message)
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    extra = exc.extra if isinstance(exc, ValidationException) else None
+    return render_error(request, exc.status_code, exc.detail, extra)
+
+
+def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render_error(request, 500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+HANDLERS = {
+    NotAuthenticated: reef_error,
+    ReefError: reef_error,
+    HTTPException: http_error,
+    Exception: server_error,
+}

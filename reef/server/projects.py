@@ -1,0 +1,155 @@
+"""Projects and members: API under /api/projects, pages under /projects, one context each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Redirect, Template
+
+from reef.errors import Conflict, InvalidInput
+from reef.hub import Hub
+from reef.server.routes import Form, delete, get, patch, post
+from reef.store.people import Principal
+
+
+def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
+    p = hub.projects.get(project)
+    return {
+        "project": p,
+        "role": hub.projects.role_of(project, who),
+        "datasets": hub.catalog.datasets(p.id),
+        "modules": [_module_card(hub, project, m) for m in hub.modules.list_modules(project)],
+        "pipelines": hub.runs.pipelines(p.id),
+        "runs": hub.runs.list_runs(p.id, limit=20),
+        "models": hub.models.list(p.id),
+        "members": hub.projects.members(project),
+        "activity": hub.audit.list(project, limit=15),
+    }
+
+
+def _module_card(hub: Hub, project: str, name: str) -> dict[str, Any]:
+    m = hub.modules.manifest(project, name)
+    return {
+        "name": name,
+        "kind": m.kind,
+        "description": m.description,
+        "commit": hub.modules.head(project, name),
+    }
+
+
+def create_project(hub: Hub, who: Principal, data: dict) -> Any:
+    if not isinstance(data, dict):
+        raise InvalidInput("send a JSON object with 'name' (and optional 'description')")
+    name, description = data.get("name"), data.get("description") or ""
+    if not isinstance(description, str):
+        raise InvalidInput("'description' must be a string")
+    project = hub.projects.create(name, who, description)
+    hub.audit.record(who.name, "project.create", f"project {project.name}", project.name)
+    return project
+
+
+def add_member(hub: Hub, who: Principal, project: str, data: dict) -> list[dict]:
+    if not isinstance(data, dict) or not data.get("user") or not data.get("role"):
+        raise InvalidInput("send 'user' and 'role'")
+    user = hub.people.user(str(data["user"]))
+    hub.projects.set_member(project, user["id"], str(data["role"]))
+    hub.audit.record(who.name, "member.set", f"user {user['name']}", project, role=data["role"])
+    return hub.projects.members(project)
+
+
+# API ---------------------------------------------------------------------------------
+@get("/api/projects", access="user")
+def list_projects_api(request: Request, hub: Hub) -> list[dict]:
+    return hub.projects.visible_to(request.user)
+
+
+@post("/api/projects", access="user", status_code=201)
+def create_project_api(request: Request, hub: Hub, data: dict) -> Any:
+    return create_project(hub, request.user, data)
+
+
+@get("/api/projects/{project:str}", access="reporter")
+def project_api(request: Request, hub: Hub, project: str) -> dict:
+    return project_context(hub, project, request.user)
+
+
+@patch("/api/projects/{project:str}", access="maintainer")
+def update_project_api(request: Request, hub: Hub, project: str, data: dict) -> Any:
+    if not isinstance(data.get("description"), str):
+        raise InvalidInput("send 'description' (a string)")
+    hub.audit.record(request.user.name, "project.update", f"project {project}", project)
+    return hub.projects.update(project, data["description"])
+
+
+@delete("/api/projects/{project:str}", access="owner", status_code=204)
+def delete_project_api(request: Request, hub: Hub, project: str) -> None:
+    ctx = project_context(hub, project, request.user)
+    if ctx["datasets"] or ctx["runs"] or ctx["models"] or ctx["modules"]:
+        raise Conflict(f"project '{project}' still has datasets, modules, runs or models")
+    hub.projects.delete(project)
+    hub.audit.record(request.user.name, "project.delete", f"project {project}", project)
+
+
+@get("/api/projects/{project:str}/members", access="reporter")
+def members_api(hub: Hub, project: str) -> list[dict]:
+    return hub.projects.members(project)
+
+
+@post("/api/projects/{project:str}/members", access="maintainer", status_code=201)
+def add_member_api(request: Request, hub: Hub, project: str, data: dict) -> list[dict]:
+    return add_member(hub, request.user, project, data)
+
+
+@get("/api/users", access="admin")
+def users_api(hub: Hub) -> list[dict]:
+    return hub.people.list_users()
+
+
+@post("/api/users", access="admin", status_code=201)
+def create_user_api(request: Request, hub: Hub, data: dict) -> dict:
+    if not isinstance(data.get("name"), str) or not isinstance(data.get("password"), str):
+        raise InvalidInput("send 'name' and 'password'")
+    hub.people.create_user(data["name"], data["password"], bool(data.get("is_admin")))
+    hub.audit.record(request.user.name, "user.create", f"user {data['name']}")
+    return hub.people.user(data["name"])
+
+
+# pages -------------------------------------------------------------------------------
+@get("/", access="user")
+def home_page(request: Request, hub: Hub) -> Template:
+    return Template("projects.html", context={"projects": hub.projects.visible_to(request.user)})
+
+
+@post("/projects", access="user")
+def create_project_page(request: Request, hub: Hub, data: Form) -> Redirect:
+    project = create_project(hub, request.user, data)
+    return Redirect(f"/projects/{project.name}")
+
+
+@get("/projects/{project:str}", access="reporter")
+def project_page(request: Request, hub: Hub, project: str) -> Template:
+    return Template("project.html", context=project_context(hub, project, request.user))
+
+
+@post("/projects/{project:str}/members", access="maintainer")
+def add_member_page(request: Request, hub: Hub, project: str, data: Form) -> Redirect:
+    add_member(hub, request.user, project, data)
+    return Redirect(f"/projects/{project}")
+
+
+ROUTES = [
+    list_projects_api,
+    create_project_api,
+    project_api,
+    update_project_api,
+    delete_project_api,
+    members_api,
+    add_member_api,
+    users_api,
+    create_user_api,
+    home_page,
+    create_project_page,
+    project_page,
+    add_member_page,
+]

@@ -1,0 +1,39 @@
+"""Route decorators that carry each handler's access rule, checked by one guard.
+
+`access` is "public", "user" (signed in), "admin", or a project role ("reporter",
+"developer", "maintainer", "owner") checked against the `project` path parameter.
+`run_token=True` lets a run's step token call the handler for its own run.
+Sync handlers run in a worker thread: DuckDB, Lance and git calls block.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import litestar
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
+
+
+def _route(method: Callable[..., Any]) -> Callable[..., Any]:
+    def decorator(path: str, *, access: str, run_token: bool = False, **kwargs: Any) -> Any:
+        opt = {"access": access, "run_token": run_token, **kwargs.pop("opt", {})}
+
+        def wrap(fn: Callable[..., Any]) -> Any:
+            threaded = {} if inspect.iscoroutinefunction(fn) else {"sync_to_thread": True}
+            return method(path, opt=opt, **threaded, **kwargs)(fn)
+
+        return wrap
+
+    return decorator
+
+
+get = _route(litestar.get)
+post = _route(litestar.post)
+patch = _route(litestar.patch)
+delete = _route(litestar.delete)

@@ -1,0 +1,245 @@
+"""Runs: the run page (live status, log, metric chart), control, and what steps report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import UploadFile
+from litestar.response import Redirect, Stream, Template
+
+from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
+from reef.server.routes import Form, Multipart, get, post
+from reef.store.people import Principal
+
+LOG_TAIL_BYTES = 64_000
+MAX_POINTS = 100_000
+
+
+def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
+    p = hub.projects.get(project)
+    run = hub.runs.run(run_id, p.id)
+    return {
+        "project": p,
+        "run": run,
+        "steps": hub.runs.steps(run_id),
+        "params": hub.runs.params(run_id),
+        "metrics": hub.runs.latest_metrics(run_id),
+        "artifacts": hub.runs.artifacts(run_id),
+        "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
+    }
+
+
+def _run_models(hub: Hub, project_id: int, model: dict, run_id: int) -> list[dict]:
+    mid = hub.models.model_id(project_id, model["name"])
+    return [
+        {"model": model["name"], "version": v["version"]}
+        for v in hub.models.versions(mid)
+        if v["run_id"] == run_id
+    ]
+
+
+def read_log(hub: Hub, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:
+    """Log text of a step from byte `offset` (the last 64 kB when offset is 0), and the end."""
+    path: Path = hub.orchestrator.log_path(run_id, step)
+    if not path.exists():
+        return "", 0
+    size = path.stat().st_size
+    start = max(offset, size - LOG_TAIL_BYTES if offset == 0 else offset)
+    with path.open("rb") as f:
+        f.seek(start)
+        return f.read().decode(errors="replace"), size
+
+
+def step_logs(hub: Hub, run_id: int) -> dict[str, str]:
+    return {s.name: read_log(hub, run_id, s.name)[0] for s in hub.runs.steps(run_id)}
+
+
+def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
+    """A new run from the pinned spec of `run_id`: same commits, dataset versions, params."""
+    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    return hub.orchestrator.start(project, run.pipeline, run.spec, who, rerun_of=run.id)
+
+
+def metric_points(data: Any) -> tuple[str, list[dict]]:
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        raise InvalidInput("send {'step': NAME, 'points': [{'key', 'value', 'step'?}]}")
+    points = data["points"]
+    if len(points) > MAX_POINTS:
+        raise InvalidInput(f"at most {MAX_POINTS} points per request")
+    for i, p in enumerate(points):
+        if not isinstance(p, dict) or not isinstance(p.get("key"), str):
+            raise InvalidInput(f"point {i} needs a string 'key'")
+        if p.get("value") is not None and not isinstance(p["value"], int | float):
+            raise InvalidInput(f"point {i} ('{p['key']}'): value must be a number")
+        if p.get("step") is not None and not isinstance(p["step"], int):
+            raise InvalidInput(f"point {i} ('{p['key']}'): step must be an integer")
+        p.pop("ts", None)
+    return str(data.get("step") or "script"), points
+
+
+# API ---------------------------------------------------------------------------------
+@get("/api/projects/{project:str}/runs", access="reporter")
+def list_runs_api(hub: Hub, project: str, limit: int = 50, offset: int = 0) -> list[Any]:
+    if not 1 <= limit <= 500 or offset < 0:
+        raise InvalidInput("limit must be 1..500 and offset >= 0")
+    return hub.runs.list_runs(hub.projects.get(project).id, limit, offset)
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}", access="reporter", run_token=True)
+def run_api(hub: Hub, project: str, run_id: int) -> dict:
+    return run_context(hub, project, run_id)
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter", run_token=True)
+def metrics_api(hub: Hub, project: str, run_id: int) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    return hub.runs.metric_history(run_id)
+
+
+@post(
+    "/api/projects/{project:str}/runs/{run_id:int}/metrics",
+    access="developer",
+    run_token=True,
+    status_code=201,
+)
+def log_metrics_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    step, points = metric_points(data)
+    return {"stored": hub.runs.log_metrics(run_id, step, points)}
+
+
+@post(
+    "/api/projects/{project:str}/runs/{run_id:int}/params",
+    access="developer",
+    run_token=True,
+    status_code=201,
+)
+def log_params_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise InvalidInput("send {'step': NAME, 'params': {...}}")
+    hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
+    return {"stored": len(data["params"])}
+
+
+@post(
+    "/api/projects/{project:str}/runs/{run_id:int}/artifacts",
+    access="developer",
+    run_token=True,
+    status_code=201,
+    request_max_body_size=None,
+)
+def upload_artifact_api(hub: Hub, project: str, run_id: int, data: Multipart) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    file = data.get("file")
+    if not isinstance(file, UploadFile):
+        raise InvalidInput("send the file in multipart field 'file'")
+    file.file.seek(0)
+    digest, size = hub.artifacts.put_stream(file.file)
+    name = str(data.get("name") or file.filename)
+    hub.runs.add_artifact(run_id, str(data.get("step") or "script"), name, digest, size)
+    return {"name": name, "digest": digest, "size": size}
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}", access="reporter")
+def artifact_api(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+    return _artifact(hub, project, run_id, artifact_id)
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}/logs", access="reporter")
+def logs_api(hub: Hub, project: str, run_id: int, step: str | None = None, offset: int = 0) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    if step is None:
+        return {"logs": step_logs(hub, run_id)}
+    if step not in {s.name for s in hub.runs.steps(run_id)}:
+        raise NotFound(f"run {run_id} has no step '{step}'")
+    text, end = read_log(hub, run_id, step, offset)
+    return {"step": step, "text": text, "offset": end}
+
+
+@post("/api/projects/{project:str}/runs/{run_id:int}/cancel", access="developer")
+def cancel_api(request: Request, hub: Hub, project: str, run_id: int) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.orchestrator.cancel(run_id, request.user)
+    return {"id": run_id, "status": hub.runs.run(run_id).status}
+
+
+@post("/api/projects/{project:str}/runs/{run_id:int}/rerun", access="developer", status_code=201)
+def rerun_api(request: Request, hub: Hub, project: str, run_id: int) -> dict:
+    return {"id": rerun(hub, request.user, project, run_id)}
+
+
+# pages -------------------------------------------------------------------------------
+@get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
+def run_page(hub: Hub, project: str, run_id: int) -> Template:
+    ctx = run_context(hub, project, run_id)
+    return Template("run.html", context={**ctx, "logs": step_logs(hub, run_id)})
+
+
+@get("/projects/{project:str}/runs/{run_id:int}/live", access="reporter")
+def run_live(hub: Hub, project: str, run_id: int) -> Template:
+    ctx = run_context(hub, project, run_id)
+    return Template("_run_live.html", context={**ctx, "logs": step_logs(hub, run_id)})
+
+
+@get("/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter")
+def run_metrics_page(hub: Hub, project: str, run_id: int) -> dict:
+    return metrics_api.fn(hub, project, run_id)
+
+
+@get("/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}", access="reporter")
+def artifact_page(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+    return _artifact(hub, project, run_id, artifact_id)
+
+
+@post("/projects/{project:str}/runs/{run_id:int}/cancel", access="developer")
+def cancel_page(request: Request, hub: Hub, project: str, run_id: int, data: Form) -> Redirect:
+    cancel_api.fn(request, hub, project, run_id)
+    return Redirect(f"/projects/{project}/runs/{run_id}")
+
+
+@post("/projects/{project:str}/runs/{run_id:int}/rerun", access="developer")
+def rerun_page(request: Request, hub: Hub, project: str, run_id: int, data: Form) -> Redirect:
+    return Redirect(f"/projects/{project}/runs/{rerun(hub, request.user, project, run_id)}")
+
+
+def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    row = next((a for a in hub.runs.artifacts(run_id) if a["id"] == artifact_id), None)
+    if row is None:
+        raise NotFound(f"run {run_id} has no artifact {artifact_id}")
+    media = "application/json" if row["name"].endswith(".json") else "application/octet-stream"
+
+    def chunks() -> Any:
+        with hub.artifacts.open(row["digest"]) as f:
+            while chunk := f.read(1 << 16):
+                yield chunk
+
+    return Stream(
+        chunks(),
+        media_type=media,
+        headers={"Content-Disposition": f'inline; filename="{row["name"]}"'},
+    )
+
+
+ROUTES = [
+    list_runs_api,
+    run_api,
+    metrics_api,
+    log_metrics_api,
+    log_params_api,
+    upload_artifact_api,
+    artifact_api,
+    logs_api,
+    cancel_api,
+    rerun_api,
+    run_page,
+    run_live,
+    run_metrics_page,
+    artifact_page,
+    cancel_page,
+    rerun_page,
+]

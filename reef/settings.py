@@ -1,0 +1,41 @@
+"""The one settings object. The CLI builds it once; tests build it with a temp data dir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_MODULES = Path(__file__).resolve().parent.parent / "modules"
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _opt(Path("reef-data"), "directory holding everything reef owns")
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8080, "port to listen on")
+    workers: int = _opt(2, "queue consumer threads (steps that may run at once)")
+    step_timeout: float = _opt(3600.0, "default time limit of one step, in seconds")
+    modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
+    max_upload_mb: int = _opt(51200, "largest accepted upload, in MiB")
+    admin_password: str | None = _opt(
+        None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
+    )
+
+    @property
+    def url(self) -> str:
+        """The URL steps use to reach this server."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def path(self, *parts: str) -> Path:
+        return self.data_dir.joinpath(*parts)
+
+
+def describe() -> list[tuple[str, object, str]]:
+    """(name, default, help) of every setting, for --help and the docs."""
+    return [(f.name, f.default, f.metadata.get("help", "")) for f in fields(Settings)]

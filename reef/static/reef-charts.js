@@ -1,0 +1,53 @@
+// Metric charts on the run page: one uPlot chart per metric, refreshed while the run is live.
+(function () {
+  "use strict";
+
+  function series(points) {
+    var xs = [], ys = [];
+    points.forEach(function (p, i) {
+      xs.push(p[0] === null ? i : p[0]);
+      ys.push(p[1]);
+    });
+    return [xs, ys];
+  }
+
+  function draw(root, data, charts) {
+    Object.keys(data).sort().forEach(function (key) {
+      var d = series(data[key]);
+      if (charts[key]) { charts[key].setData(d); return; }
+      var box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.metric = key;
+      root.appendChild(box);
+      charts[key] = new uPlot({
+        title: key, width: Math.min(520, root.clientWidth || 520), height: 220,
+        scales: { x: { time: false } },
+        series: [{ label: "step" }, { label: key, stroke: "#0b6e99", width: 2 }],
+      }, d, box);
+    });
+    root.dataset.drawn = String(Object.keys(charts).length);
+  }
+
+  function finished() {
+    var el = document.getElementById("live-inner");
+    return el && ["succeeded", "failed", "cancelled"].indexOf(el.dataset.status) >= 0;
+  }
+
+  function start() {
+    var root = document.getElementById("charts");
+    if (!root) return;
+    var charts = {};
+    function load() {
+      fetch(root.dataset.src, { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          draw(root, data, charts);
+          if (root.dataset.live === "true" && !finished()) setTimeout(load, 2000);
+          else if (root.dataset.live === "true") { root.dataset.live = "false"; setTimeout(load, 500); }
+        });
+    }
+    load();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

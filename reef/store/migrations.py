@@ -1,0 +1,190 @@
+"""The schema, as an append-only list of named migrations. Never edit a step; add one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_people",
+        """
+        CREATE SEQUENCE users_id;
+        CREATE TABLE users (
+            id BIGINT PRIMARY KEY DEFAULT nextval('users_id'),
+            name VARCHAR NOT NULL UNIQUE,
+            password_hash VARCHAR NOT NULL,
+            is_admin BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE tokens (
+            hash VARCHAR PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,          -- api | session | run
+            label VARCHAR,
+            run_id BIGINT,                  -- set for a run's step token
+            created_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP,
+            revoked BOOLEAN NOT NULL DEFAULT false
+        );
+        CREATE SEQUENCE projects_id;
+        CREATE TABLE projects (
+            id BIGINT PRIMARY KEY DEFAULT nextval('projects_id'),
+            name VARCHAR NOT NULL UNIQUE,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE members (
+            project_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            role VARCHAR NOT NULL,
+            PRIMARY KEY (project_id, user_id)
+        );
+        CREATE SEQUENCE audit_id;
+        CREATE TABLE audit (
+            id BIGINT PRIMARY KEY DEFAULT nextval('audit_id'),
+            "at" TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            project VARCHAR,
+            target VARCHAR NOT NULL,
+            detail JSON
+        );
+        """,
+    ),
+    (
+        "0002_datasets",
+        """
+        CREATE SEQUENCE datasets_id;
+        CREATE TABLE datasets (
+            id BIGINT PRIMARY KEY DEFAULT nextval('datasets_id'),
+            project_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (project_id, name)
+        );
+        CREATE TABLE dataset_versions (
+            dataset_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,       -- the Lance version number
+            message VARCHAR NOT NULL DEFAULT '',
+            author VARCHAR NOT NULL,
+            num_rows BIGINT NOT NULL,
+            columns JSON NOT NULL,
+            source VARCHAR NOT NULL DEFAULT '',  -- file name, or run that produced it
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, version)
+        );
+        """,
+    ),
+    (
+        "0003_pipelines_runs",
+        """
+        CREATE SEQUENCE pipelines_id;
+        CREATE TABLE pipelines (
+            id BIGINT PRIMARY KEY DEFAULT nextval('pipelines_id'),
+            project_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            spec JSON NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            UNIQUE (project_id, name)
+        );
+        CREATE SEQUENCE runs_id;
+        CREATE TABLE runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('runs_id'),
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR,
+            status VARCHAR NOT NULL,        -- queued | running | succeeded | failed | cancelled
+            spec JSON NOT NULL,             -- the pipeline as pinned for this run
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            error VARCHAR,
+            rerun_of BIGINT
+        );
+        CREATE SEQUENCE steps_id;
+        CREATE TABLE steps (
+            id BIGINT PRIMARY KEY DEFAULT nextval('steps_id'),
+            run_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            module VARCHAR NOT NULL,        -- project/module
+            commit_sha VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            inputs JSON NOT NULL,           -- name -> pinned reference
+            outputs JSON NOT NULL,          -- name -> kind
+            status VARCHAR NOT NULL,  -- pending queued running succeeded failed skipped cancelled
+            timeout_s DOUBLE NOT NULL,
+            task_id VARCHAR,
+            pid INTEGER,
+            pid_started DOUBLE,
+            exit_code INTEGER,
+            error VARCHAR,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            UNIQUE (run_id, name)
+        );
+        CREATE TABLE run_params (
+            run_id BIGINT NOT NULL,
+            step VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, step, key)
+        );
+        CREATE TABLE metrics (
+            run_id BIGINT NOT NULL,
+            step_name VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE,
+            step BIGINT,
+            ts TIMESTAMP NOT NULL
+        );
+        CREATE SEQUENCE artifacts_id;
+        CREATE TABLE artifacts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('artifacts_id'),
+            run_id BIGINT NOT NULL,
+            step_name VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            digest VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
+        "0004_models",
+        """
+        CREATE SEQUENCE models_id;
+        CREATE TABLE models (
+            id BIGINT PRIMARY KEY DEFAULT nextval('models_id'),
+            project_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (project_id, name)
+        );
+        CREATE TABLE model_versions (
+            model_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,
+            run_id BIGINT NOT NULL,
+            step_name VARCHAR NOT NULL,
+            onnx_digest VARCHAR NOT NULL,
+            schema JSON NOT NULL,
+            parity_max_diff DOUBLE NOT NULL,
+            metrics JSON NOT NULL,
+            lineage JSON NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model_id, version)
+        );
+        CREATE TABLE model_aliases (
+            model_id BIGINT NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (model_id, alias)
+        );
+        """,
+    ),
+]

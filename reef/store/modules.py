@@ -1,0 +1,324 @@
+"""AI modules as bare git repositories, one per module, written with dulwich.
+
+Layout: `<root>/<project>/<module>.git`, HEAD -> refs/heads/main. The same repositories are
+what `git clone` / `git push` reach over smart HTTP, so every module version is a commit.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dulwich.errors import NotTreeError
+from dulwich.index import commit_tree
+from dulwich.object_store import iter_tree_contents, tree_lookup_path
+from dulwich.objects import Blob, Commit, Tag
+from dulwich.refs import check_ref_format
+from dulwich.repo import Repo
+
+from reef.errors import InvalidInput, NotFound
+from reef.manifest import InvalidManifest, Manifest, parse_manifest
+
+MANIFEST = "reef.toml"
+MAIN_REF = b"refs/heads/main"
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
+_SKIP_DIRS = {"__pycache__", ".git"}
+_FILE_MODE = 0o100644
+_EXEC_MODE = 0o100755
+
+
+class ModuleNotFound(NotFound):
+    """No such module, revision or file."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit of a module, as `log` lists it."""
+
+    sha: str
+    message: str
+    author: str
+    timestamp: datetime
+
+
+class ModuleStore:
+    """Bare git repositories of AI modules under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+
+    # --- paths and listing ----------------------------------------------------------
+
+    def repo_path(self, project: str, name: str) -> Path:
+        """Where the bare repository of `project/name` lives (it may not exist)."""
+        return self.root / _slug(project, "project") / f"{_slug(name, 'module')}.git"
+
+    def exists(self, project: str, name: str) -> bool:
+        """True when the module's repository exists (it may still have no commit)."""
+        return (self.repo_path(project, name) / "HEAD").is_file()
+
+    def list_modules(self, project: str) -> list[str]:
+        """Names of the modules of `project`, sorted."""
+        folder = self.root / _slug(project, "project")
+        if not folder.is_dir():
+            return []
+        names = (p.name.removesuffix(".git") for p in folder.glob("*.git"))
+        return sorted(n for n in names if (folder / f"{n}.git" / "HEAD").is_file())
+
+    # --- writing --------------------------------------------------------------------
+
+    def commit_files(
+        self, project: str, name: str, files: dict[str, bytes], message: str, author: str
+    ) -> str:
+        """Commit `files` (the whole module tree) onto main; return the head sha.
+
+        The manifest is validated first, so an invalid module stores nothing. When the tree
+        equals the current head's tree, no commit is made.
+        """
+        blobs = _blobs(files)
+        _validate_module(files)
+        with self._lock, self._open(project, name, create=True) as repo:
+            entries = [(path.encode(), blob.id, _FILE_MODE) for path, blob in blobs.items()]
+            for blob in blobs.values():
+                repo.object_store.add_object(blob)
+            tree_id = commit_tree(repo.object_store, entries)
+            parent = _ref_or_none(repo, MAIN_REF)
+            if parent is not None and repo[parent].tree == tree_id:
+                return parent.decode()
+            commit = _new_commit(tree_id, parent, message, author)
+            repo.object_store.add_object(commit)
+            if not _move_main(repo, parent, commit.id):
+                raise InvalidInput(f"module {project}/{name} changed during the commit; retry")
+            return commit.id.decode()
+
+    def commit_dir(self, project: str, name: str, src: Path, message: str, author: str) -> str:
+        """Commit every file under `src` (skipping __pycache__, *.pyc and .git)."""
+        return self.commit_files(project, name, read_tree(Path(src)), message, author)
+
+    # --- reading --------------------------------------------------------------------
+
+    def head(self, project: str, name: str) -> str:
+        """The sha of main's head; ModuleNotFound if the module has no commit."""
+        with self._open(project, name) as repo:
+            sha = _ref_or_none(repo, MAIN_REF)
+        if sha is None:
+            raise ModuleNotFound(f"module {project}/{name} has no commits yet")
+        return sha.decode()
+
+    def resolve(self, project: str, name: str, rev: str | None) -> str:
+        """Full commit sha for None/"main", a branch, a tag, or a full or short sha."""
+        if rev is None or rev in ("", "main", "HEAD"):
+            return self.head(project, name)
+        with self._open(project, name) as repo:
+            sha = _resolve_ref(repo, rev) or _resolve_sha(repo, rev)
+        if sha is None:
+            raise ModuleNotFound(f"module {project}/{name} has no revision {rev!r}")
+        return sha
+
+    def read_file(self, project: str, name: str, sha: str, path: str) -> bytes:
+        """The bytes of `path` in the given revision; ModuleNotFound if it is not there."""
+        commit = self.resolve(project, name, sha)
+        with self._open(project, name) as repo:
+            tree = repo[commit.encode()].tree
+            try:
+                mode, blob_id = tree_lookup_path(repo.__getitem__, tree, path.encode())
+            except (KeyError, NotTreeError):
+                mode, blob_id = 0, b""
+            if not stat.S_ISREG(mode):
+                raise ModuleNotFound(f"module {project}/{name}@{commit[:10]} has no file {path!r}")
+            return repo[blob_id].data
+
+    def manifest(self, project: str, name: str, sha: str | None = None) -> Manifest:
+        """The parsed reef.toml of a revision (main's head by default)."""
+        commit = self.resolve(project, name, sha)
+        try:
+            text = self.read_file(project, name, commit, MANIFEST)
+        except ModuleNotFound:
+            raise InvalidManifest(f"module {project}/{name} has no {MANIFEST}") from None
+        return parse_manifest(_decode(text))
+
+    def log(self, project: str, name: str, limit: int = 50) -> list[CommitInfo]:
+        """Commits reachable from main, newest first."""
+        head = self.head(project, name).encode()
+        with self._open(project, name) as repo:
+            walker = repo.get_walker(include=[head], max_entries=limit)
+            return [_commit_info(entry.commit) for entry in walker]
+
+    def checkout(self, project: str, name: str, sha: str, dest: Path) -> None:
+        """Write the files of a revision into `dest` (created if missing)."""
+        commit = self.resolve(project, name, sha)
+        dest = Path(dest)
+        with self._open(project, name) as repo:
+            tree = repo[commit.encode()].tree
+            for entry in iter_tree_contents(repo.object_store, tree):
+                _write_entry(repo, entry.path.decode(), entry.mode, entry.sha, dest)
+
+    # --- helpers --------------------------------------------------------------------
+
+    @contextmanager
+    def _open(self, project: str, name: str, create: bool = False) -> Iterator[Repo]:
+        path = self.repo_path(project, name)
+        if not (path / "HEAD").is_file():
+            if not create:
+                raise ModuleNotFound(f"no module {project}/{name}")
+            _init_bare(path)
+        repo = Repo(str(path))
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+
+def read_tree(src: Path) -> dict[str, bytes]:
+    """All files under `src` keyed by relative posix path, skipping caches and .git."""
+    if not src.is_dir():
+        raise InvalidInput(f"{src} is not a folder")
+    files = {}
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if any(part in _SKIP_DIRS for part in rel.parts) or path.suffix == ".pyc":
+            continue
+        if path.is_file() and not path.is_symlink():
+            files[rel.as_posix()] = path.read_bytes()
+    return files
+
+
+def _slug(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _SLUG_RE.match(value) or value.endswith(".git"):
+        raise InvalidInput(
+            f"invalid {what} name {value!r}: use lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (at most 63 characters)"
+        )
+    return value
+
+
+def _blobs(files: dict[str, bytes]) -> dict[str, Blob]:
+    if not files:
+        raise InvalidInput("a module needs at least one file")
+    blobs = {}
+    for path, data in files.items():
+        parts = path.split("/")
+        if path.startswith("/") or "\\" in path or any(p in ("", ".", "..", ".git") for p in parts):
+            raise InvalidInput(f"invalid file path {path!r}: use a relative posix path")
+        if not isinstance(data, bytes):
+            raise InvalidInput(f"file {path!r}: content must be bytes")
+        blobs[path] = Blob.from_string(data)
+    return blobs
+
+
+def _validate_module(files: dict[str, bytes]) -> Manifest:
+    if MANIFEST not in files:
+        raise InvalidManifest(f"a module needs a {MANIFEST} at its root")
+    manifest = parse_manifest(_decode(files[MANIFEST]))
+    if manifest.entrypoint not in files:
+        raise InvalidManifest(
+            f"reef.toml: entrypoint {manifest.entrypoint!r} is not among the module's files"
+        )
+    return manifest
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidManifest(f"{MANIFEST} is not UTF-8 text") from None
+
+
+def _init_bare(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        repo = Repo.init_bare(str(path), mkdir=True, default_branch=b"main")
+    except FileExistsError:
+        return  # another thread or process created it first
+    with repo:
+        repo.refs.set_symbolic_ref(b"HEAD", MAIN_REF)
+
+
+def _ref_or_none(repo: Repo, ref: bytes) -> bytes | None:
+    try:
+        return repo.refs[ref]
+    except KeyError:
+        return None
+
+
+def _move_main(repo: Repo, old: bytes | None, new: bytes) -> bool:
+    """Compare-and-swap main, so that a concurrent push is never overwritten."""
+    if old is None:
+        return repo.refs.add_if_new(MAIN_REF, new)
+    return repo.refs.set_if_equals(MAIN_REF, old, new)
+
+
+def _new_commit(tree_id: bytes, parent: bytes | None, message: str, author: str) -> Commit:
+    now = int(time.time())
+    commit = Commit()
+    commit.tree = tree_id
+    commit.parents = [parent] if parent is not None else []
+    commit.author = commit.committer = author.encode()
+    commit.author_time = commit.commit_time = now
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.encoding = b"UTF-8"
+    commit.message = message.encode() if message.endswith("\n") else f"{message}\n".encode()
+    return commit
+
+
+def _resolve_ref(repo: Repo, rev: str) -> str | None:
+    for prefix in ("refs/heads/", "refs/tags/", ""):
+        ref = f"{prefix}{rev}".encode()
+        if not check_ref_format(ref):
+            return None  # also keeps "../" and friends away from the refs folder
+        if (prefix or rev.startswith("refs/")) and ref in repo.refs:
+            obj = repo[repo.refs[ref]]
+            while isinstance(obj, Tag):
+                obj = repo[obj.object[1]]
+            return obj.id.decode() if isinstance(obj, Commit) else None
+    return None
+
+
+def _resolve_sha(repo: Repo, rev: str) -> str | None:
+    rev = rev.lower()
+    if not _HEX_RE.match(rev):
+        return None
+    if len(rev) == 40:
+        store = repo.object_store
+        obj = store.get_raw(rev.encode()) if rev.encode() in store else None
+        return rev if obj is not None and obj[0] == Commit.type_num else None
+    heads = [sha for ref, sha in repo.get_refs().items() if ref != b"HEAD"]
+    if not heads:
+        return None
+    matches = {
+        e.commit.id for e in repo.get_walker(include=heads) if e.commit.id.decode().startswith(rev)
+    }
+    if len(matches) > 1:
+        raise InvalidInput(f"revision {rev!r} is ambiguous; give more characters")
+    return matches.pop().decode() if matches else None
+
+
+def _commit_info(commit: Commit) -> CommitInfo:
+    return CommitInfo(
+        sha=commit.id.decode(),
+        message=commit.message.decode("utf-8", "replace").strip(),
+        author=commit.author.decode("utf-8", "replace"),
+        timestamp=datetime.fromtimestamp(commit.commit_time, tz=UTC),
+    )
+
+
+def _write_entry(repo: Repo, rel: str, mode: int, sha: bytes, dest: Path) -> None:
+    parts = rel.split("/")
+    if any(p in ("", ".", "..", ".git") for p in parts):
+        raise InvalidInput(f"refusing to check out unsafe path {rel!r}")
+    if not stat.S_ISREG(mode):
+        return  # symlinks and submodules are not part of a module's files
+    target = dest.joinpath(*parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(repo[sha].data)
+    if mode == _EXEC_MODE:
+        target.chmod(0o755)

@@ -1,0 +1,116 @@
+"""Projects, their members, and the roles that decide what each member may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from reef.store.db import Database, now
+from reef.store.people import Principal, check_name
+
+ROLES = ("reporter", "developer", "maintainer", "owner")
+LIBRARY = "library"  # built-in modules; readable by every signed-in user
+
+
+def rank(role: str | None) -> int:
+    return ROLES.index(role) + 1 if role in ROLES else 0
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    description: str
+    created_by: str
+    created_at: datetime
+
+
+class Projects:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, name: str, owner: Principal, description: str = "") -> Project:
+        check_name("project", name)
+        if self.db.one("SELECT id FROM projects WHERE name = ?", [name]):
+            raise Conflict(f"project '{name}' already exists")
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO projects (name, description, created_by, created_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                [name, description, owner.name, now()],
+            )
+            pid = cur.fetchone()[0]
+            cur.execute("INSERT INTO members VALUES (?, ?, 'owner')", [pid, owner.user_id])
+        return self.get(name)
+
+    def get(self, name: str) -> Project:
+        row = self.db.one("SELECT * FROM projects WHERE name = ?", [name])
+        if row is None:
+            raise NotFound(f"project '{name}' not found")
+        return Project(**row)
+
+    def exists(self, name: str) -> bool:
+        return self.db.one("SELECT id FROM projects WHERE name = ?", [name]) is not None
+
+    def visible_to(self, who: Principal) -> list[dict]:
+        """Projects the user belongs to (all of them for an admin), with the user's role."""
+        return self.db.query(
+            "SELECT p.name, p.description, p.created_at, m.role FROM projects p "
+            "LEFT JOIN members m ON m.project_id = p.id AND m.user_id = ? "
+            "WHERE m.role IS NOT NULL OR ? OR p.name = ? ORDER BY p.name",
+            [who.user_id, who.is_admin, LIBRARY],
+        )
+
+    def update(self, name: str, description: str) -> Project:
+        self.get(name)
+        self.db.execute("UPDATE projects SET description = ? WHERE name = ?", [description, name])
+        return self.get(name)
+
+    def role_of(self, project: str, who: Principal) -> str | None:
+        """The role `who` holds in `project`; admins act as owners, everyone reads the library."""
+        row = self.db.one(
+            "SELECT m.role FROM projects p JOIN members m ON m.project_id = p.id "
+            "WHERE p.name = ? AND m.user_id = ?",
+            [project, who.user_id],
+        )
+        if who.is_admin:
+            return "owner"
+        if row:
+            return row["role"]
+        return "reporter" if project == LIBRARY else None
+
+    def require(self, project: str, who: Principal, role: str) -> str:
+        """Raise unless `who` holds at least `role` in `project`; returns the role held."""
+        held = self.role_of(project, who)
+        if held is None:
+            if not self.exists(project):
+                raise NotFound(f"project '{project}' not found")
+            raise PermissionDenied(f"you are not a member of project '{project}'")
+        if rank(held) < rank(role):
+            raise PermissionDenied(
+                f"this needs the {role} role in project '{project}'; you are {held}"
+            )
+        return held
+
+    def members(self, project: str) -> list[dict]:
+        pid = self.get(project).id
+        return self.db.query(
+            "SELECT u.name AS user, m.role FROM members m JOIN users u ON u.id = m.user_id "
+            "WHERE m.project_id = ? ORDER BY u.name",
+            [pid],
+        )
+
+    def set_member(self, project: str, user_id: int, role: str) -> None:
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        pid = self.get(project).id
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, user_id])
+            cur.execute("INSERT INTO members VALUES (?, ?, ?)", [pid, user_id, role])
+
+    def delete(self, name: str) -> None:
+        pid = self.get(name).id
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM members WHERE project_id = ?", [pid])
+            cur.execute("DELETE FROM projects WHERE id = ?", [pid])

@@ -1,0 +1,266 @@
+"""Pipelines, runs, their steps, and what steps report: params, metrics, artifacts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from reef.errors import NotFound
+from reef.store.db import Database, now
+
+FINISHED = ("succeeded", "failed", "skipped", "cancelled")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    project_id: int
+    pipeline: str | None
+    status: str
+    spec: dict
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    rerun_of: int | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    run_id: int
+    name: str
+    position: int
+    module: str
+    commit_sha: str
+    params: dict
+    inputs: dict
+    outputs: dict
+    status: str
+    timeout_s: float
+    task_id: str | None
+    pid: int | None
+    pid_started: float | None
+    exit_code: int | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or now()) - self.started_at).total_seconds()
+
+
+def _run(row: dict) -> Run:
+    return Run(**{**row, "spec": json.loads(row["spec"])})
+
+
+def _step(row: dict) -> Step:
+    decoded = {k: json.loads(row[k]) for k in ("params", "inputs", "outputs")}
+    return Step(**{**row, **decoded})
+
+
+class Runs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # pipelines -----------------------------------------------------------------
+    def save_pipeline(self, project_id: int, name: str, spec: dict, author: str) -> bool:
+        """Create or replace a pipeline; True when it was new."""
+        text = json.dumps(spec)
+        if self.db.one(
+            "SELECT id FROM pipelines WHERE project_id = ? AND name = ?", [project_id, name]
+        ):
+            self.db.execute(
+                "UPDATE pipelines SET spec = ?, updated_at = ? WHERE project_id = ? AND name = ?",
+                [text, now(), project_id, name],
+            )
+            return False
+        self.db.execute(
+            "INSERT INTO pipelines (project_id, name, spec, created_by, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [project_id, name, text, author, now(), now()],
+        )
+        return True
+
+    def pipeline(self, project_id: int, name: str) -> dict:
+        row = self.db.one(
+            "SELECT name, spec, created_by, created_at, updated_at FROM pipelines "
+            "WHERE project_id = ? AND name = ?",
+            [project_id, name],
+        )
+        if row is None:
+            raise NotFound(f"pipeline '{name}' not found")
+        return {**row, "spec": json.loads(row["spec"])}
+
+    def pipelines(self, project_id: int) -> list[dict]:
+        rows = self.db.query(
+            "SELECT name, spec, created_by, updated_at FROM pipelines WHERE project_id = ? "
+            "ORDER BY name",
+            [project_id],
+        )
+        return [{**r, "spec": json.loads(r["spec"])} for r in rows]
+
+    # runs ------------------------------------------------------------------------
+    def create_run(
+        self,
+        project_id: int,
+        pipeline: str | None,
+        spec: dict,
+        steps: list[dict],
+        author: str,
+        rerun_of: int | None = None,
+    ) -> int:
+        """A run and its steps (all pending), in one transaction."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO runs (project_id, pipeline, status, spec, created_by, created_at, "
+                "rerun_of) VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+                [project_id, pipeline, json.dumps(spec), author, now(), rerun_of],
+            )
+            run_id = cur.fetchone()[0]
+            for pos, s in enumerate(steps):
+                cur.execute(
+                    "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
+                    "inputs, outputs, status, timeout_s) VALUES (?,?,?,?,?,?,?,?,'pending',?)",
+                    [
+                        run_id,
+                        s["name"],
+                        pos,
+                        s["module"],
+                        s["commit"],
+                        json.dumps(s["params"]),
+                        json.dumps(s["inputs"]),
+                        json.dumps(s["outputs"]),
+                        s["timeout_s"],
+                    ],
+                )
+        return int(run_id)
+
+    def run(self, run_id: int, project_id: int | None = None) -> Run:
+        row = self.db.one("SELECT * FROM runs WHERE id = ?", [run_id])
+        if row is None or (project_id is not None and row["project_id"] != project_id):
+            raise NotFound(f"run {run_id} not found")
+        return _run(row)
+
+    def list_runs(self, project_id: int, limit: int = 50, offset: int = 0) -> list[Run]:
+        rows = self.db.query(
+            "SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            [project_id, limit, offset],
+        )
+        return [_run(r) for r in rows]
+
+    def runs_in(self, statuses: tuple[str, ...]) -> list[Run]:
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.query(f"SELECT * FROM runs WHERE status IN ({marks})", list(statuses))
+        return [_run(r) for r in rows]
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+
+    # steps -----------------------------------------------------------------------
+    def steps(self, run_id: int) -> list[Step]:
+        rows = self.db.query("SELECT * FROM steps WHERE run_id = ? ORDER BY position", [run_id])
+        return [_step(r) for r in rows]
+
+    def step(self, step_id: int) -> Step:
+        row = self.db.one("SELECT * FROM steps WHERE id = ?", [step_id])
+        if row is None:
+            raise NotFound(f"step {step_id} not found")
+        return _step(row)
+
+    def steps_in(self, statuses: tuple[str, ...]) -> list[Step]:
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.query(f"SELECT * FROM steps WHERE status IN ({marks})", list(statuses))
+        return [_step(r) for r in rows]
+
+    def update_step(self, step_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE steps SET {sets} WHERE id = ?", [*fields.values(), step_id])
+
+    def move_step(self, step_id: int, old: str, new: str, **fields: Any) -> bool:
+        """Compare-and-set a step's status; False when it was no longer `old`."""
+        sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
+        rows = self.db.execute(
+            f"UPDATE steps SET {sets} WHERE id = ? AND status = ? RETURNING id",
+            [new, *fields.values(), step_id, old],
+        )
+        return bool(rows)
+
+    # what steps report -----------------------------------------------------------
+    def log_params(self, run_id: int, step: str, params: dict[str, Any]) -> None:
+        with self.db.transaction() as cur:
+            for key, value in params.items():
+                cur.execute(
+                    "INSERT OR REPLACE INTO run_params VALUES (?, ?, ?, ?)",
+                    [run_id, step, str(key), json.dumps(value, default=str)],
+                )
+
+    def params(self, run_id: int) -> list[dict]:
+        rows = self.db.query(
+            "SELECT step, key, value FROM run_params WHERE run_id = ? ORDER BY step, key", [run_id]
+        )
+        return [{**r, "value": json.loads(r["value"])} for r in rows]
+
+    def log_metrics(self, run_id: int, step_name: str, points: list[dict]) -> int:
+        """Append metric points ({key, value, step?, ts?}) in one bulk insert."""
+        if not points:
+            return 0
+        stamp = now()
+        table = pa.table(
+            {
+                "run_id": pa.array([run_id] * len(points), pa.int64()),
+                "step_name": pa.array([step_name] * len(points), pa.string()),
+                "key": pa.array([p["key"] for p in points], pa.string()),
+                "value": pa.array([p["value"] for p in points], pa.float64()),
+                "step": pa.array([p.get("step") for p in points], pa.int64()),
+                "ts": pa.array([p.get("ts") or stamp for p in points], pa.timestamp("us")),
+            }
+        )
+        self.db.insert_arrow("metrics", table)
+        return len(points)
+
+    def metric_history(self, run_id: int) -> dict[str, list[tuple[int | None, float]]]:
+        rows = self.db.query(
+            "SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step, ts",
+            [run_id],
+        )
+        out: dict[str, list[tuple[int | None, float]]] = {}
+        for r in rows:
+            out.setdefault(r["key"], []).append((r["step"], r["value"]))
+        return out
+
+    def latest_metrics(self, run_id: int) -> dict[str, float]:
+        rows = self.db.query(
+            "SELECT key, last(value ORDER BY ts, step) AS value FROM metrics WHERE run_id = ? "
+            "GROUP BY key "
+            "ORDER BY key",
+            [run_id],
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    def add_artifact(self, run_id: int, step: str, name: str, digest: str, size: int) -> None:
+        self.db.execute(
+            "INSERT INTO artifacts (run_id, step_name, name, digest, size, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, step, name, digest, size, now()],
+        )
+
+    def artifacts(self, run_id: int) -> list[dict]:
+        return self.db.query(
+            "SELECT id, step_name, name, digest, size, created_at FROM artifacts "
+            "WHERE run_id = ? ORDER BY id",
+            [run_id],
+        )
