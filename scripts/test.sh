@@ -16,5 +16,5 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check reef tests
+.venv/bin/ruff check reef tests modules
 exec .venv/bin/python -m pytest -q "$@"

@@ -55,6 +55,9 @@ def main() -> None:
     pq.write_table(table.filter(pa.array(train_mask)), ctx.output_path("train"))
     pq.write_table(table.take(pa.array(test)), ctx.output_path("test"))
     ctx.log_metrics({"train_rows": int(train_mask.sum()), "test_rows": len(test)})
+    print(
+        f"split {table.num_rows} rows: {int(train_mask.sum())} train, {len(test)} test", flush=True
+    )
 
 
 if __name__ == "__main__":

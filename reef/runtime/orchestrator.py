@@ -66,7 +66,10 @@ class Orchestrator:
         except NotFound as e:
             raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
         manifest = self.hub.modules.manifest(module_project, s.module, sha)
-        params = manifest.resolve_params(s.params)
+        try:
+            params = manifest.resolve_params(s.params)
+        except InvalidInput as e:
+            raise type(e)(f"{where}: {e.message}") from e
         inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
         return {
             "name": s.name,
@@ -98,7 +101,10 @@ class Orchestrator:
                 raise InvalidInput(
                     f"{where}, input '{key}': expects a {wanted[key]}, but {ref} is a {kind}"
                 )
-            pinned[key] = self._pin_ref(project, ref)
+            try:
+                pinned[key] = self._pin_ref(project, ref)
+            except NotFound as e:
+                raise InvalidInput(f"{where}, input '{key}': {e.message}") from e
         return pinned
 
     def _ref_kind(self, project: str, ref: Any, outputs: dict, where: str) -> str:
@@ -321,8 +327,10 @@ class Orchestrator:
 
 
 def _pinned_spec(planned: dict) -> dict:
-    keep = ("name", "module", "commit", "params", "inputs", "register", "timeout_s")
-    return {k: planned[k] for k in keep if planned.get(k) is not None}
+    """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
+    keep = ("name", "params", "inputs", "register", "timeout_s")
+    pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
+    return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 
 
 def _output_path(out_dir: Path, name: str, kind: str) -> str:

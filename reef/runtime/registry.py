@@ -62,21 +62,16 @@ class ModelService:
         return self.hub.orchestrator.step_dir(run.id, step["name"]) / "outputs" / name
 
     def lineage(self, run: Run) -> dict[str, Any]:
-        steps = run.spec["steps"]
-        datasets = sorted(
-            {
-                v.removeprefix("dataset:")
-                for s in steps
-                for v in s["inputs"].values()
-                if v.startswith("dataset:")
-            }
-        )
+        steps = self.hub.runs.steps(run.id)
+        inputs = [v for s in steps for v in s.inputs.values()]
         return {
             "run_id": run.id,
             "modules": [
-                {"step": s["name"], "module": s["module"], "commit": s["commit"]} for s in steps
+                {"step": s.name, "module": s.module, "commit": s.commit_sha} for s in steps
             ],
-            "datasets": datasets,
+            "datasets": sorted(
+                {v.removeprefix("dataset:") for v in inputs if v.startswith("dataset:")}
+            ),
         }
 
     def predictor(self, model_id: int, version: int) -> Predictor:

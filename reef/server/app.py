@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -51,16 +51,23 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
 
     secret = Hub.secret_for(settings)
     return Litestar(
+        # One Router: Litestar 2.25 re-registers the handlers already on a path each time
+        # another joins it, and wraps sync handlers twice when a path has three or more.
         route_handlers=[
-            healthz,
-            static_router(),
-            *auth.ROUTES,
-            *projects.ROUTES,
-            *datasets.ROUTES,
-            *modules.ROUTES,
-            *pipelines.ROUTES,
-            *runs.ROUTES,
-            *models.ROUTES,
+            Router(
+                path="/",
+                route_handlers=[
+                    healthz,
+                    static_router(),
+                    *auth.ROUTES,
+                    *projects.ROUTES,
+                    *datasets.ROUTES,
+                    *modules.ROUTES,
+                    *pipelines.ROUTES,
+                    *runs.ROUTES,
+                    *models.ROUTES,
+                ],
+            )
         ],
         lifespan=[lifespan],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
@@ -83,6 +90,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     js_url=f"{SWAGGER}-bundle.js",
                     css_url=f"{SWAGGER}.css",
                     standalone_preset_js_url=f"{SWAGGER}-standalone-preset.js",
+                    favicon="<link rel='icon' href='data:,'>",
                     path="/",
                 )
             ],

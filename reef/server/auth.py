@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied
 from reef.hub import Hub
-from reef.server.routes import Form, get, post
+from reef.server.routes import Form, FromQuery, HubDep, get, post
 from reef.store.people import Principal
 
 SESSION_COOKIE = "reef_session"
@@ -38,7 +38,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=who, auth=None)
 
 
-def basic_principal(hub: Hub, encoded: str) -> Principal:
+def basic_principal(hub: HubDep, encoded: str) -> Principal:
     """HTTP Basic: the password may be the user's password or one of their API tokens."""
     try:
         name, _, secret = base64.b64decode(encoded).decode().partition(":")
@@ -81,7 +81,7 @@ def check_run_token(connection: ASGIConnection, handler: BaseRouteHandler, who: 
 
 
 @post("/api/tokens", access="user", status_code=201)
-def create_token(request: Request, hub: Hub, label: str = "api") -> dict:
+def create_token(request: Request, hub: HubDep, label: FromQuery[str] = "api") -> dict:
     """Exchange HTTP Basic credentials for an API token (only its hash is stored)."""
     who: Principal = request.user
     if who.via == "run":
@@ -92,12 +92,12 @@ def create_token(request: Request, hub: Hub, label: str = "api") -> dict:
 
 
 @get("/login", access="public")
-def login_page(next: str = "/") -> Template:
+def login_page(next: FromQuery[str] = "/") -> Template:
     return Template("login.html", context={"next": safe_next(next), "error": None})
 
 
 @post("/login", access="public")
-def login(hub: Hub, data: Form) -> Response:
+def login(hub: HubDep, data: Form) -> Response:
     target = safe_next(data.get("next", "/"))
     try:
         who = hub.people.check_password(data.get("username", ""), data.get("password", ""))
@@ -117,7 +117,7 @@ def login(hub: Hub, data: Form) -> Response:
 
 
 @post("/logout", access="user")
-def logout(request: Request, hub: Hub) -> Response:
+def logout(request: Request, hub: HubDep) -> Response:
     if token := request.cookies.get(SESSION_COOKIE):
         hub.people.revoke_token(token)
     return Redirect("/login", cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/")])

@@ -11,14 +11,13 @@ from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput, NotFound, TooLarge
-from reef.hub import Hub
-from reef.server.routes import Multipart, get, post
+from reef.server.routes import FromPath, FromQuery, HubDep, Multipart, get, post
 from reef.store.people import Principal, check_name
 
 PAGE = 50
 
 
-def upload(hub: Hub, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
+def upload(hub: HubDep, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
     """Store an uploaded file as the next version of dataset `name` (version 1 when new)."""
     file = data.get("file")
     if not isinstance(file, UploadFile):
@@ -69,7 +68,7 @@ def _spool(file: UploadFile, dest: Path, limit: int) -> None:
         raise InvalidInput(f"the uploaded file {file.filename!r} is empty")
 
 
-def dataset_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
+def dataset_context(hub: HubDep, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
     try:
         dataset_id = hub.catalog.dataset_id(p.id, name)
@@ -86,7 +85,7 @@ def dataset_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
 
 
 def rows_context(
-    hub: Hub, project: str, name: str, version: int | None, offset: int, limit: int
+    hub: HubDep, project: str, name: str, version: int | None, offset: int, limit: int
 ) -> dict[str, Any]:
     if offset < 0 or not 1 <= limit <= 1000:
         raise InvalidInput("offset must be >= 0 and limit between 1 and 1000")
@@ -106,7 +105,7 @@ def rows_context(
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/datasets", access="reporter")
-def list_datasets_api(hub: Hub, project: str) -> list[dict]:
+def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.catalog.datasets(hub.projects.get(project).id)
 
 
@@ -116,17 +115,17 @@ def list_datasets_api(hub: Hub, project: str) -> list[dict]:
     status_code=201,
     request_max_body_size=None,
 )
-def upload_api(request: Request, hub: Hub, project: str, data: Multipart) -> dict:
+def upload_api(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
     return upload(hub, request.user, project, data)
 
 
 @get("/api/projects/{project:str}/datasets/{dataset:str}", access="reporter")
-def dataset_api(hub: Hub, project: str, dataset: str) -> dict:
+def dataset_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> dict:
     return dataset_context(hub, project, dataset)
 
 
 @get("/api/projects/{project:str}/datasets/{dataset:str}/versions", access="reporter")
-def versions_api(hub: Hub, project: str, dataset: str) -> list[dict]:
+def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[dict]:
     return dataset_context(hub, project, dataset)["versions"]
 
 
@@ -137,14 +136,16 @@ def versions_api(hub: Hub, project: str, dataset: str) -> list[dict]:
     request_max_body_size=None,
 )
 def new_version_api(
-    request: Request, hub: Hub, project: str, dataset: str, data: Multipart
+    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Multipart
 ) -> dict:
     dataset_context(hub, project, dataset)
     return upload(hub, request.user, project, data, name=dataset)
 
 
 @get("/api/projects/{project:str}/datasets/{dataset:str}/versions/{version:int}", access="reporter")
-def version_api(hub: Hub, project: str, dataset: str, version: int) -> dict:
+def version_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[int]
+) -> dict:
     ctx = dataset_context(hub, project, dataset)
     for v in ctx["versions"]:
         if v["version"] == version:
@@ -157,27 +158,43 @@ def version_api(hub: Hub, project: str, dataset: str, version: int) -> dict:
     access="reporter",
 )
 def rows_api(
-    hub: Hub, project: str, dataset: str, version: int, offset: int = 0, limit: int = PAGE
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    version: FromPath[int],
+    offset: FromQuery[int] = 0,
+    limit: FromQuery[int] = PAGE,
 ) -> dict:
     return rows_context(hub, project, dataset, version, offset, limit)
 
 
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/datasets/{dataset:str}", access="reporter")
-def dataset_page(hub: Hub, project: str, dataset: str, version: int | None = None) -> Template:
+def dataset_page(
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    version: FromQuery[int | None] = None,
+) -> Template:
     ctx = dataset_context(hub, project, dataset)
     rows = rows_context(hub, project, dataset, version or ctx["latest"], 0, PAGE)
     return Template("dataset.html", context={**ctx, **rows})
 
 
 @get("/projects/{project:str}/datasets/{dataset:str}/rows", access="reporter")
-def rows_partial(hub: Hub, project: str, dataset: str, version: int, offset: int = 0) -> Template:
+def rows_partial(
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    version: FromQuery[int],
+    offset: FromQuery[int] = 0,
+) -> Template:
     ctx = rows_context(hub, project, dataset, version, offset, PAGE)
     return Template("_rows.html", context=ctx)
 
 
 @post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-def upload_page(request: Request, hub: Hub, project: str, data: Multipart) -> Redirect:
+def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Redirect:
     result = upload(hub, request.user, project, data)
     return Redirect(f"/projects/{project}/datasets/{result['dataset']}")
 

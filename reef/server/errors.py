@@ -26,6 +26,8 @@ def render_error(request: Request, status: int, message: str, extra: object = No
             body["extra"] = extra
         headers = {"WWW-Authenticate": 'Bearer realm="reef"'} if status == 401 else None
         return Response(body, status_code=status, headers=headers)
+    if status == 401 and request.headers.get("hx-request"):
+        return Response("", status_code=401, headers={"HX-Redirect": "/login"})
     if status == 401 and request.method == "GET":
         return Redirect(f"/login?next={quote(request.url.path)}")
     if request.headers.get("hx-request"):

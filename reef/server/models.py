@@ -10,12 +10,11 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
-from reef.hub import Hub
-from reef.server.routes import Form, get, post
+from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store.people import Principal
 
 
-def model_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
+def model_context(hub: HubDep, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
     model_id = hub.models.model_id(p.id, name)
     versions = hub.models.versions(model_id)
@@ -29,7 +28,7 @@ def model_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
     }
 
 
-def predict(hub: Hub, project: str, name: str, data: Any) -> dict[str, Any]:
+def predict(hub: HubDep, project: str, name: str, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or "rows" not in data:
         raise InvalidInput('send {"rows": [[...], ...]} (lists of numbers or objects by feature)')
     model_id = hub.models.model_id(hub.projects.get(project).id, name)
@@ -44,7 +43,7 @@ def predict(hub: Hub, project: str, name: str, data: Any) -> dict[str, Any]:
     }
 
 
-def promote(hub: Hub, who: Principal, project: str, name: str, version: int, alias: str) -> dict:
+def promote(hub: HubDep, who: Principal, project: str, name: str, version: int, alias: str) -> dict:
     model_id = hub.models.model_id(hub.projects.get(project).id, name)
     hub.models.set_alias(model_id, alias, version)
     hub.audit.record(who.name, "model.promote", f"model {name} v{version}", project, alias=alias)
@@ -53,39 +52,49 @@ def promote(hub: Hub, who: Principal, project: str, name: str, version: int, ali
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/models", access="reporter")
-def list_models_api(hub: Hub, project: str) -> list[dict]:
+def list_models_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.models.list(hub.projects.get(project).id)
 
 
 @get("/api/projects/{project:str}/models/{model:str}", access="reporter")
-def model_api(hub: Hub, project: str, model: str) -> dict:
+def model_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict:
     return model_context(hub, project, model)
 
 
 @get("/api/projects/{project:str}/models/{model:str}/versions/{version:int}", access="reporter")
-def model_version_api(hub: Hub, project: str, model: str, version: int) -> dict:
+def model_version_api(
+    hub: HubDep, project: FromPath[str], model: FromPath[str], version: FromPath[int]
+) -> dict:
     return hub.models.version(hub.models.model_id(hub.projects.get(project).id, model), version)
 
 
 @post(
     "/api/projects/{project:str}/models/{model:str}/versions/{version:int}/promote",
     access="maintainer",
+    status_code=200,
 )
 def promote_api(
-    request: Request, hub: Hub, project: str, model: str, version: int, data: Any = None
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    version: FromPath[int],
+    data: JSONBody[Any] = None,
 ) -> dict:
     alias = (data or {}).get("alias", "production") if isinstance(data, dict) else "production"
     return promote(hub, request.user, project, model, version, str(alias))
 
 
-@post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter")
-def predict_api(hub: Hub, project: str, model: str, data: Any) -> dict:
+@post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
+def predict_api(
+    hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict:
     return predict(hub, project, model, data)
 
 
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/models/{model:str}", access="reporter")
-def model_page(hub: Hub, project: str, model: str) -> Template:
+def model_page(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> Template:
     ctx = model_context(hub, project, model)
     example = ""
     if ctx["versions"]:
@@ -94,8 +103,8 @@ def model_page(hub: Hub, project: str, model: str) -> Template:
     return Template("model.html", context={**ctx, "example": example})
 
 
-@post("/projects/{project:str}/models/{model:str}/predict", access="reporter")
-def predict_page(hub: Hub, project: str, model: str, data: Form) -> Template:
+@post("/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
+def predict_page(hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form) -> Template:
     try:
         rows = json.loads(data.get("rows", ""))
     except json.JSONDecodeError as e:
@@ -108,7 +117,12 @@ def predict_page(hub: Hub, project: str, model: str, data: Form) -> Template:
     "/projects/{project:str}/models/{model:str}/versions/{version:int}/promote", access="maintainer"
 )
 def promote_page(
-    request: Request, hub: Hub, project: str, model: str, version: int, data: Form
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    version: FromPath[int],
+    data: Form,
 ) -> Redirect:
     promote(hub, request.user, project, model, version, data.get("alias") or "production")
     return Redirect(f"/projects/{project}/models/{model}")

@@ -6,11 +6,10 @@ from typing import Any
 
 from litestar.response import Template
 
-from reef.hub import Hub
-from reef.server.routes import get
+from reef.server.routes import FromPath, FromQuery, HubDep, get
 
 
-def module_context(hub: Hub, project: str, name: str, rev: str | None = None) -> dict[str, Any]:
+def module_context(hub: HubDep, project: str, name: str, rev: str | None = None) -> dict[str, Any]:
     p = hub.projects.get(project)
     sha = hub.modules.resolve(project, name, rev)
     manifest = hub.modules.manifest(project, name, sha)
@@ -29,7 +28,7 @@ def module_context(hub: Hub, project: str, name: str, rev: str | None = None) ->
 
 
 @get("/api/projects/{project:str}/modules", access="reporter")
-def list_modules_api(hub: Hub, project: str) -> list[dict]:
+def list_modules_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     out = []
     for name in hub.modules.list_modules(project):
         m = hub.modules.manifest(project, name)
@@ -45,12 +44,16 @@ def list_modules_api(hub: Hub, project: str) -> list[dict]:
 
 
 @get("/api/projects/{project:str}/modules/{module:str}", access="reporter")
-def module_api(hub: Hub, project: str, module: str, rev: str | None = None) -> dict:
+def module_api(
+    hub: HubDep, project: FromPath[str], module: FromPath[str], rev: FromQuery[str | None] = None
+) -> dict:
     return module_context(hub, project, module, rev)
 
 
 @get("/projects/{project:str}/modules/{module:str}", access="reporter")
-def module_page(hub: Hub, project: str, module: str, rev: str | None = None) -> Template:
+def module_page(
+    hub: HubDep, project: FromPath[str], module: FromPath[str], rev: FromQuery[str | None] = None
+) -> Template:
     return Template("module.html", context=module_context(hub, project, module, rev))
 
 

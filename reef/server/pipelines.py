@@ -8,13 +8,12 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
-from reef.hub import Hub
 from reef.manifest import Manifest
-from reef.server.routes import Form, get, post
+from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store.people import Principal, check_name
 
 
-def save_pipeline(hub: Hub, who: Principal, project: str, data: Any) -> dict:
+def save_pipeline(hub: HubDep, who: Principal, project: str, data: Any) -> dict:
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object with 'name' and 'steps'")
     name = check_name("pipeline", data.get("name"))
@@ -43,12 +42,12 @@ def with_params(spec: dict, overrides: Any) -> dict:
     return {**spec, "steps": steps}
 
 
-def start_run(hub: Hub, who: Principal, project: str, name: str, overrides: Any) -> int:
+def start_run(hub: HubDep, who: Principal, project: str, name: str, overrides: Any) -> int:
     pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
     return hub.orchestrator.start(project, name, with_params(pipeline["spec"], overrides), who)
 
 
-def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[str, Any]:
+def pipeline_context(hub: HubDep, who: Principal, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
     pipeline = hub.runs.pipeline(p.id, name)
     planned = hub.orchestrator.plan(project, pipeline["spec"], who)
@@ -73,34 +72,46 @@ def form_overrides(form: dict[str, str]) -> dict[str, dict[str, str]]:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/pipelines", access="reporter")
-def list_pipelines_api(hub: Hub, project: str) -> list[dict]:
+def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.runs.pipelines(hub.projects.get(project).id)
 
 
 @post("/api/projects/{project:str}/pipelines", access="developer", status_code=201)
-def save_pipeline_api(request: Request, hub: Hub, project: str, data: Any) -> dict:
+def save_pipeline_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Any]
+) -> dict:
     return save_pipeline(hub, request.user, project, data)
 
 
 @get("/api/projects/{project:str}/pipelines/{name:str}", access="reporter")
-def pipeline_api(hub: Hub, project: str, name: str) -> dict:
+def pipeline_api(hub: HubDep, project: FromPath[str], name: FromPath[str]) -> dict:
     return hub.runs.pipeline(hub.projects.get(project).id, name)
 
 
 @post("/api/projects/{project:str}/pipelines/{name:str}/runs", access="developer", status_code=201)
-def run_pipeline_api(request: Request, hub: Hub, project: str, name: str, data: Any = None) -> dict:
+def run_pipeline_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    name: FromPath[str],
+    data: JSONBody[Any] = None,
+) -> dict:
     overrides = data.get("params") if isinstance(data, dict) else None
     return {"id": start_run(hub, request.user, project, name, overrides)}
 
 
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/pipelines/{name:str}", access="reporter")
-def pipeline_page(request: Request, hub: Hub, project: str, name: str) -> Template:
+def pipeline_page(
+    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str]
+) -> Template:
     return Template("pipeline.html", context=pipeline_context(hub, request.user, project, name))
 
 
 @post("/projects/{project:str}/pipelines/{name:str}/runs", access="developer")
-def run_pipeline_page(request: Request, hub: Hub, project: str, name: str, data: Form) -> Redirect:
+def run_pipeline_page(
+    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: Form
+) -> Redirect:
     run_id = start_run(hub, request.user, project, name, form_overrides(data))
     return Redirect(f"/projects/{project}/runs/{run_id}")
 

@@ -8,12 +8,11 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import Conflict, InvalidInput
-from reef.hub import Hub
-from reef.server.routes import Form, delete, get, patch, post
+from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.store.people import Principal
 
 
-def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
+def project_context(hub: HubDep, project: str, who: Principal) -> dict[str, Any]:
     p = hub.projects.get(project)
     return {
         "project": p,
@@ -28,7 +27,7 @@ def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
     }
 
 
-def _module_card(hub: Hub, project: str, name: str) -> dict[str, Any]:
+def _module_card(hub: HubDep, project: str, name: str) -> dict[str, Any]:
     m = hub.modules.manifest(project, name)
     return {
         "name": name,
@@ -38,7 +37,7 @@ def _module_card(hub: Hub, project: str, name: str) -> dict[str, Any]:
     }
 
 
-def create_project(hub: Hub, who: Principal, data: dict) -> Any:
+def create_project(hub: HubDep, who: Principal, data: dict) -> Any:
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object with 'name' (and optional 'description')")
     name, description = data.get("name"), data.get("description") or ""
@@ -49,7 +48,7 @@ def create_project(hub: Hub, who: Principal, data: dict) -> Any:
     return project
 
 
-def add_member(hub: Hub, who: Principal, project: str, data: dict) -> list[dict]:
+def add_member(hub: HubDep, who: Principal, project: str, data: dict) -> list[dict]:
     if not isinstance(data, dict) or not data.get("user") or not data.get("role"):
         raise InvalidInput("send 'user' and 'role'")
     user = hub.people.user(str(data["user"]))
@@ -60,22 +59,24 @@ def add_member(hub: Hub, who: Principal, project: str, data: dict) -> list[dict]
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects", access="user")
-def list_projects_api(request: Request, hub: Hub) -> list[dict]:
+def list_projects_api(request: Request, hub: HubDep) -> list[dict]:
     return hub.projects.visible_to(request.user)
 
 
 @post("/api/projects", access="user", status_code=201)
-def create_project_api(request: Request, hub: Hub, data: dict) -> Any:
+def create_project_api(request: Request, hub: HubDep, data: JSONBody[dict]) -> Any:
     return create_project(hub, request.user, data)
 
 
 @get("/api/projects/{project:str}", access="reporter")
-def project_api(request: Request, hub: Hub, project: str) -> dict:
+def project_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
     return project_context(hub, project, request.user)
 
 
 @patch("/api/projects/{project:str}", access="maintainer")
-def update_project_api(request: Request, hub: Hub, project: str, data: dict) -> Any:
+def update_project_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+) -> Any:
     if not isinstance(data.get("description"), str):
         raise InvalidInput("send 'description' (a string)")
     hub.audit.record(request.user.name, "project.update", f"project {project}", project)
@@ -83,7 +84,7 @@ def update_project_api(request: Request, hub: Hub, project: str, data: dict) -> 
 
 
 @delete("/api/projects/{project:str}", access="owner", status_code=204)
-def delete_project_api(request: Request, hub: Hub, project: str) -> None:
+def delete_project_api(request: Request, hub: HubDep, project: FromPath[str]) -> None:
     ctx = project_context(hub, project, request.user)
     if ctx["datasets"] or ctx["runs"] or ctx["models"] or ctx["modules"]:
         raise Conflict(f"project '{project}' still has datasets, modules, runs or models")
@@ -92,22 +93,24 @@ def delete_project_api(request: Request, hub: Hub, project: str) -> None:
 
 
 @get("/api/projects/{project:str}/members", access="reporter")
-def members_api(hub: Hub, project: str) -> list[dict]:
+def members_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.projects.members(project)
 
 
 @post("/api/projects/{project:str}/members", access="maintainer", status_code=201)
-def add_member_api(request: Request, hub: Hub, project: str, data: dict) -> list[dict]:
+def add_member_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+) -> list[dict]:
     return add_member(hub, request.user, project, data)
 
 
 @get("/api/users", access="admin")
-def users_api(hub: Hub) -> list[dict]:
+def users_api(hub: HubDep) -> list[dict]:
     return hub.people.list_users()
 
 
 @post("/api/users", access="admin", status_code=201)
-def create_user_api(request: Request, hub: Hub, data: dict) -> dict:
+def create_user_api(request: Request, hub: HubDep, data: JSONBody[dict]) -> dict:
     if not isinstance(data.get("name"), str) or not isinstance(data.get("password"), str):
         raise InvalidInput("send 'name' and 'password'")
     hub.people.create_user(data["name"], data["password"], bool(data.get("is_admin")))
@@ -117,23 +120,23 @@ def create_user_api(request: Request, hub: Hub, data: dict) -> dict:
 
 # pages -------------------------------------------------------------------------------
 @get("/", access="user")
-def home_page(request: Request, hub: Hub) -> Template:
+def home_page(request: Request, hub: HubDep) -> Template:
     return Template("projects.html", context={"projects": hub.projects.visible_to(request.user)})
 
 
 @post("/projects", access="user")
-def create_project_page(request: Request, hub: Hub, data: Form) -> Redirect:
+def create_project_page(request: Request, hub: HubDep, data: Form) -> Redirect:
     project = create_project(hub, request.user, data)
     return Redirect(f"/projects/{project.name}")
 
 
 @get("/projects/{project:str}", access="reporter")
-def project_page(request: Request, hub: Hub, project: str) -> Template:
+def project_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
     return Template("project.html", context=project_context(hub, project, request.user))
 
 
 @post("/projects/{project:str}/members", access="maintainer")
-def add_member_page(request: Request, hub: Hub, project: str, data: Form) -> Redirect:
+def add_member_page(request: Request, hub: HubDep, project: FromPath[str], data: Form) -> Redirect:
     add_member(hub, request.user, project, data)
     return Redirect(f"/projects/{project}")
 

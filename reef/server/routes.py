@@ -13,9 +13,26 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import litestar
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 
+from reef.hub import Hub
+
+__all__ = [
+    "Form",
+    "FromPath",
+    "FromQuery",
+    "HubDep",
+    "JSONBody",
+    "Multipart",
+    "delete",
+    "get",
+    "patch",
+    "post",
+]
+
+HubDep = NamedDependency[Hub]  # the hub the lifespan opened (app.state.hub)
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
 

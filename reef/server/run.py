@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import FrameType
+
 import uvicorn
 from litestar import Litestar
 
@@ -9,7 +11,16 @@ from reef.server.app import create_app
 from reef.settings import Settings
 
 
-def server_for(settings: Settings) -> tuple[Litestar, uvicorn.Server]:
+class Server(uvicorn.Server):
+    """uvicorn, but a graceful stop on SIGINT/SIGTERM ends with exit code 0: uvicorn would
+    re-raise the signal after shutting down. A second Ctrl-C still forces the exit."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def server_for(settings: Settings) -> tuple[Litestar, Server]:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -19,7 +30,7 @@ def server_for(settings: Settings) -> tuple[Litestar, uvicorn.Server]:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    return app, uvicorn.Server(config)
+    return app, Server(config)
 
 
 def serve(settings: Settings) -> int:

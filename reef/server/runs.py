@@ -10,15 +10,14 @@ from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
 from reef.errors import InvalidInput, NotFound
-from reef.hub import Hub
-from reef.server.routes import Form, Multipart, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
 from reef.store.people import Principal
 
 LOG_TAIL_BYTES = 64_000
 MAX_POINTS = 100_000
 
 
-def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
+def run_context(hub: HubDep, project: str, run_id: int) -> dict[str, Any]:
     p = hub.projects.get(project)
     run = hub.runs.run(run_id, p.id)
     return {
@@ -32,7 +31,7 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
     }
 
 
-def _run_models(hub: Hub, project_id: int, model: dict, run_id: int) -> list[dict]:
+def _run_models(hub: HubDep, project_id: int, model: dict, run_id: int) -> list[dict]:
     mid = hub.models.model_id(project_id, model["name"])
     return [
         {"model": model["name"], "version": v["version"]}
@@ -41,7 +40,7 @@ def _run_models(hub: Hub, project_id: int, model: dict, run_id: int) -> list[dic
     ]
 
 
-def read_log(hub: Hub, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:
+def read_log(hub: HubDep, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:
     """Log text of a step from byte `offset` (the last 64 kB when offset is 0), and the end."""
     path: Path = hub.orchestrator.log_path(run_id, step)
     if not path.exists():
@@ -53,11 +52,11 @@ def read_log(hub: Hub, run_id: int, step: str, offset: int = 0) -> tuple[str, in
         return f.read().decode(errors="replace"), size
 
 
-def step_logs(hub: Hub, run_id: int) -> dict[str, str]:
+def step_logs(hub: HubDep, run_id: int) -> dict[str, str]:
     return {s.name: read_log(hub, run_id, s.name)[0] for s in hub.runs.steps(run_id)}
 
 
-def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
+def rerun(hub: HubDep, who: Principal, project: str, run_id: int) -> int:
     """A new run from the pinned spec of `run_id`: same commits, dataset versions, params."""
     run = hub.runs.run(run_id, hub.projects.get(project).id)
     return hub.orchestrator.start(project, run.pipeline, run.spec, who, rerun_of=run.id)
@@ -82,19 +81,21 @@ def metric_points(data: Any) -> tuple[str, list[dict]]:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/runs", access="reporter")
-def list_runs_api(hub: Hub, project: str, limit: int = 50, offset: int = 0) -> list[Any]:
+def list_runs_api(
+    hub: HubDep, project: FromPath[str], limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
+) -> list[Any]:
     if not 1 <= limit <= 500 or offset < 0:
         raise InvalidInput("limit must be 1..500 and offset >= 0")
     return hub.runs.list_runs(hub.projects.get(project).id, limit, offset)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}", access="reporter", run_token=True)
-def run_api(hub: Hub, project: str, run_id: int) -> dict:
+def run_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     return run_context(hub, project, run_id)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter", run_token=True)
-def metrics_api(hub: Hub, project: str, run_id: int) -> dict:
+def metrics_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     return hub.runs.metric_history(run_id)
 
@@ -105,7 +106,9 @@ def metrics_api(hub: Hub, project: str, run_id: int) -> dict:
     run_token=True,
     status_code=201,
 )
-def log_metrics_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
+def log_metrics_api(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     step, points = metric_points(data)
     return {"stored": hub.runs.log_metrics(run_id, step, points)}
@@ -117,7 +120,9 @@ def log_metrics_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
     run_token=True,
     status_code=201,
 )
-def log_params_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
+def log_params_api(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
@@ -132,7 +137,9 @@ def log_params_api(hub: Hub, project: str, run_id: int, data: Any) -> dict:
     status_code=201,
     request_max_body_size=None,
 )
-def upload_artifact_api(hub: Hub, project: str, run_id: int, data: Multipart) -> dict:
+def upload_artifact_api(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
+) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     file = data.get("file")
     if not isinstance(file, UploadFile):
@@ -145,12 +152,20 @@ def upload_artifact_api(hub: Hub, project: str, run_id: int, data: Multipart) ->
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}", access="reporter")
-def artifact_api(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+def artifact_api(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], artifact_id: FromPath[int]
+) -> Response:
     return _artifact(hub, project, run_id, artifact_id)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/logs", access="reporter")
-def logs_api(hub: Hub, project: str, run_id: int, step: str | None = None, offset: int = 0) -> dict:
+def logs_api(
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    step: FromQuery[str | None] = None,
+    offset: FromQuery[int] = 0,
+) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     if step is None:
         return {"logs": step_logs(hub, run_id)}
@@ -160,53 +175,61 @@ def logs_api(hub: Hub, project: str, run_id: int, step: str | None = None, offse
     return {"step": step, "text": text, "offset": end}
 
 
-@post("/api/projects/{project:str}/runs/{run_id:int}/cancel", access="developer")
-def cancel_api(request: Request, hub: Hub, project: str, run_id: int) -> dict:
+@post("/api/projects/{project:str}/runs/{run_id:int}/cancel", access="developer", status_code=200)
+def cancel_api(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
+) -> dict:
     hub.runs.run(run_id, hub.projects.get(project).id)
     hub.orchestrator.cancel(run_id, request.user)
     return {"id": run_id, "status": hub.runs.run(run_id).status}
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/rerun", access="developer", status_code=201)
-def rerun_api(request: Request, hub: Hub, project: str, run_id: int) -> dict:
+def rerun_api(request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     return {"id": rerun(hub, request.user, project, run_id)}
 
 
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
-def run_page(hub: Hub, project: str, run_id: int) -> Template:
+def run_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
     ctx = run_context(hub, project, run_id)
     return Template("run.html", context={**ctx, "logs": step_logs(hub, run_id)})
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/live", access="reporter")
-def run_live(hub: Hub, project: str, run_id: int) -> Template:
+def run_live(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
     ctx = run_context(hub, project, run_id)
     return Template("_run_live.html", context={**ctx, "logs": step_logs(hub, run_id)})
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter")
-def run_metrics_page(hub: Hub, project: str, run_id: int) -> dict:
+def run_metrics_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     return metrics_api.fn(hub, project, run_id)
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}", access="reporter")
-def artifact_page(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+def artifact_page(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], artifact_id: FromPath[int]
+) -> Response:
     return _artifact(hub, project, run_id, artifact_id)
 
 
 @post("/projects/{project:str}/runs/{run_id:int}/cancel", access="developer")
-def cancel_page(request: Request, hub: Hub, project: str, run_id: int, data: Form) -> Redirect:
+def cancel_page(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Form
+) -> Redirect:
     cancel_api.fn(request, hub, project, run_id)
     return Redirect(f"/projects/{project}/runs/{run_id}")
 
 
 @post("/projects/{project:str}/runs/{run_id:int}/rerun", access="developer")
-def rerun_page(request: Request, hub: Hub, project: str, run_id: int, data: Form) -> Redirect:
+def rerun_page(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Form
+) -> Redirect:
     return Redirect(f"/projects/{project}/runs/{rerun(hub, request.user, project, run_id)}")
 
 
-def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
+def _artifact(hub: HubDep, project: str, run_id: int, artifact_id: int) -> Response:
     hub.runs.run(run_id, hub.projects.get(project).id)
     row = next((a for a in hub.runs.artifacts(run_id) if a["id"] == artifact_id), None)
     if row is None:

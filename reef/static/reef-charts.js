@@ -11,6 +11,21 @@
     return [xs, ys];
   }
 
+  // Tick labels that stay distinct for tiny values (e.g. an ONNX parity diff of 2e-7).
+  function ticks(u, splits) {
+    return splits.map(function (v) {
+      if (v === 0) return "0";
+      var a = Math.abs(v);
+      return a < 1e-3 || a >= 1e6 ? v.toExponential(1) : String(Number(v.toPrecision(4)));
+    });
+  }
+
+  // A metric logged once has one x value: centre it instead of uPlot's default 0..100.
+  function xRange(u, min, max) {
+    var xs = u.data[0];
+    return xs.length === 1 ? [xs[0] - 1, xs[0] + 1] : [min, max];
+  }
+
   function draw(root, data, charts) {
     Object.keys(data).sort().forEach(function (key) {
       var d = series(data[key]);
@@ -21,7 +36,8 @@
       root.appendChild(box);
       charts[key] = new uPlot({
         title: key, width: Math.min(520, root.clientWidth || 520), height: 220,
-        scales: { x: { time: false } },
+        scales: { x: { time: false, range: xRange } },
+        axes: [{}, { values: ticks, size: 60 }],
         series: [{ label: "step" }, { label: key, stroke: "#0b6e99", width: 2 }],
       }, d, box);
     });

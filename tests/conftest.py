@@ -1,0 +1,158 @@
+"""Fixtures: real servers on free loopback ports, in-process apps over temp data dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reef.settings import REPO_MODULES, Settings
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+TEST_MODULES = Path(__file__).parent / "modules"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def modules_dir(root: Path) -> Path:
+    """The built-in modules plus the test modules (sleeper), in one folder."""
+    dest = root / "modules"
+    for src in [*REPO_MODULES.iterdir(), *TEST_MODULES.iterdir()]:
+        if (src / "reef.toml").exists():
+            shutil.copytree(src, dest / src.name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+@dataclass
+class Server:
+    """A `reef serve` subprocess."""
+
+    url: str
+    data: Path
+    proc: subprocess.Popen
+    log: Path
+
+    def token(self, user: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+        resp = httpx.post(f"{self.url}/api/tokens", auth=(user, password))
+        resp.raise_for_status()
+        return resp.json()["token"]
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        token = token or self.token()
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(data: Path, modules: Path | None = None, port: int | None = None) -> Server:
+    port = port or free_port()
+    log = data.parent / f"server-{port}.log"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "REEF_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
+    if modules:
+        cmd += ["--modules-dir", str(modules)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}", data, proc, log)
+    wait_healthy(server)
+    return server
+
+
+def wait_healthy(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"reef serve exited early:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"reef serve not healthy in {timeout} s:\n{server.output()}")
+
+
+def wait_run(client: httpx.Client, project: str, run_id: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/projects/{project}/runs/{run_id}").json()
+        if state["run"]["status"] in ("succeeded", "failed", "cancelled"):
+            return state
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} still {state['run']['status']} after {timeout} s")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A fresh `reef serve` with the built-in and test modules."""
+    srv = start_server(tmp_path / "data", modules_dir(tmp_path))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict]]:
+    """One server on which the demo flow ran once (shared by the slow tests that read it)."""
+    from reef.demo import DemoResult, drive
+    from reef.sdk import Client
+
+    root = tmp_path_factory.mktemp("demo")
+    srv = start_server(root / "data", modules_dir(root))
+    client = Client(srv.url, srv.token())
+    result = DemoResult()
+    drive(client, result)
+    assert result.ok, "\n".join(result.lines) + "\n" + srv.output()
+    yield srv, {"run_id": result.run_id, "accuracy": result.accuracy, "token": srv.token()}
+    client.close()
+    srv.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        modules_dir=modules_dir(tmp_path),
+        admin_password=ADMIN_PASSWORD,
+        port=free_port(),
+    )
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator:
+    """The app in-process (Litestar's TestClient) over a temp data dir: for API behaviour that
+    needs no step process."""
+    from litestar.testing import TestClient
+
+    from reef.server.app import create_app
+
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def api_token(client, user: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+    resp = client.post("/api/tokens", auth=(user, password))
+    assert resp.status_code == 201, resp.text
+    return {"Authorization": f"Bearer {resp.json()['token']}"}

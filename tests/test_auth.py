@@ -1,0 +1,135 @@
+"""People, tokens, sessions, CSRF and roles: one mechanism, checked from the outside."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ADMIN_PASSWORD, api_token
+
+
+def add_user(client, headers, name: str, password: str = "password-123") -> dict[str, str]:
+    resp = client.post("/api/users", json={"name": name, "password": password}, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return api_token(client, name, password)
+
+
+def test_healthz_is_public(app_client):
+    assert app_client.get("/healthz").json()["status"] == "ok"
+
+
+def test_api_without_token_is_401_with_message(app_client):
+    resp = app_client.get("/api/projects")
+    assert resp.status_code == 401
+    assert "Bearer" in resp.json()["detail"]
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_bad_token_and_bad_password(app_client):
+    resp = app_client.get("/api/projects", headers={"Authorization": "Bearer nope"})
+    assert resp.status_code == 401
+    assert "unknown" in resp.json()["detail"]
+    resp = app_client.post("/api/tokens", auth=("admin", "wrong-password"))
+    assert resp.status_code == 401
+    assert resp.json()["detail"] == "wrong user name or password"
+
+
+def test_token_is_stored_hashed(app_client, settings):
+    token = api_token(app_client)["Authorization"].split()[1]
+    assert app_client.get("/api/projects", headers={"Authorization": f"Bearer {token}"}).is_success
+    raw = (settings.data_dir / "reef.duckdb").read_bytes()
+    assert token.encode() not in raw
+
+
+def test_roles_gate_every_endpoint(app_client):
+    admin = api_token(app_client)
+    assert app_client.post("/api/projects", json={"name": "p1"}, headers=admin).status_code == 201
+    dev = add_user(app_client, admin, "dev")
+    rep = add_user(app_client, admin, "rep")
+    outsider = add_user(app_client, admin, "outsider")
+    for user, role in (("dev", "developer"), ("rep", "reporter")):
+        resp = app_client.post(
+            "/api/projects/p1/members", json={"user": user, "role": role}, headers=admin
+        )
+        assert resp.status_code == 201, resp.text
+    files = {"file": ("t.csv", b"a,b\n1,2\n")}
+    resp = app_client.post(
+        "/api/projects/p1/datasets", files=files, data={"name": "t"}, headers=outsider
+    )
+    assert resp.status_code == 403
+    assert resp.json()["detail"] == "you are not a member of project 'p1'"
+    resp = app_client.post(
+        "/api/projects/p1/datasets", files=files, data={"name": "t"}, headers=rep
+    )
+    assert resp.status_code == 403
+    assert "developer role" in resp.json()["detail"]
+    assert app_client.get("/api/projects/p1", headers=rep).status_code == 200
+    resp = app_client.post(
+        "/api/projects/p1/datasets", files=files, data={"name": "t"}, headers=dev
+    )
+    assert resp.status_code == 201, resp.text
+    assert app_client.get("/api/projects/p1", headers=outsider).status_code == 403
+    assert app_client.get("/api/projects/nope", headers=outsider).status_code == 404
+    assert [p["name"] for p in app_client.get("/api/projects", headers=outsider).json()] == [
+        "library"
+    ]
+    resp = app_client.post(
+        "/api/projects/p1/members", json={"user": "rep", "role": "owner"}, headers=dev
+    )
+    assert resp.status_code == 403
+
+
+def test_every_change_is_audited(app_client):
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "audited"}, headers=admin)
+    app_client.post(
+        "/api/projects/audited/datasets",
+        files={"file": ("t.csv", b"a\n1\n")},
+        data={"name": "t", "message": "first"},
+        headers=admin,
+    )
+    activity = app_client.get("/api/projects/audited", headers=admin).json()["activity"]
+    actions = [(a["actor"], a["action"], a["target"]) for a in activity]
+    assert ("admin", "project.create", "project audited") in actions
+    assert ("admin", "dataset.version", "dataset t@1") in actions
+
+
+def csrf_from(html: str) -> str:
+    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_browser_login_session_and_csrf(app_client):
+    resp = app_client.get("/", follow_redirects=False)
+    assert resp.status_code in (302, 303) and resp.headers["location"].startswith("/login")
+    page = app_client.get("/login")
+    token = csrf_from(page.text)
+    resp = app_client.post(
+        "/login", data={"username": "admin", "password": "bad-password", "_csrf_token": token}
+    )
+    assert resp.status_code == 401 and "wrong user name or password" in resp.text
+    resp = app_client.post(
+        "/login",
+        data={"username": "admin", "password": ADMIN_PASSWORD, "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert resp.status_code in (302, 303)
+    home = app_client.get("/")
+    assert home.status_code == 200 and "library" in home.text
+    # a form post without the CSRF token is refused, and nothing is created
+    resp = app_client.post("/projects", data={"name": "sneaky"})
+    assert resp.status_code == 403
+    resp = app_client.post("/projects", data={"name": "fine", "_csrf_token": csrf_from(home.text)})
+    assert resp.status_code == 200 and "fine" in resp.text
+    assert "sneaky" not in app_client.get("/").text
+    # the session cookie does not authenticate the JSON API (API calls carry tokens)
+    assert app_client.get("/api/projects").status_code == 401
+
+
+def test_logout_ends_the_session(app_client):
+    token = csrf_from(app_client.get("/login").text)
+    app_client.post(
+        "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "_csrf_token": token}
+    )
+    home = app_client.get("/")
+    app_client.post("/logout", data={"_csrf_token": csrf_from(home.text)})
+    resp = app_client.get("/", follow_redirects=False)
+    assert resp.status_code in (302, 303)

@@ -1,0 +1,141 @@
+"""Steps as child processes: failure, time limit, cancel, crash recovery, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from conftest import start_server, wait_run
+
+pytestmark = pytest.mark.slow
+
+
+def step_processes(step_id: int | None = None) -> list[psutil.Process]:
+    """Live processes started for a reef step (by the REEF_STEP_ID in their environment)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            value = proc.environ().get("REEF_STEP_ID")
+            if (
+                value
+                and (step_id is None or value == str(step_id))
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def start_sleeper(client, name: str = "nap", **params) -> int:
+    step = {"name": "sleep", "module": "sleeper", "params": params}
+    if "timeout_s" in params:
+        step["timeout_s"] = params.pop("timeout_s")
+    after = {
+        "name": "after",
+        "module": "split",
+        "inputs": {"data": "sleep.out"},
+        "params": {"test_size": 0.5},
+    }
+    spec = {"name": name, "steps": [step, after]}
+    client.post("/api/projects", json={"name": "ops"})
+    resp = client.post("/api/projects/ops/pipelines", json=spec)
+    assert resp.status_code == 201, resp.text
+    return client.post(f"/api/projects/ops/pipelines/{name}/runs", json={}).json()["id"]
+
+
+def wait_step_running(client, run_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = client.get(f"/api/projects/ops/runs/{run_id}").json()["steps"]
+        step = steps[0]
+        if step["status"] == "running" and step["pid"]:
+            logs = client.get(f"/api/projects/ops/runs/{run_id}/logs?step=sleep").json()
+            if "started" in logs["text"]:
+                return step
+        time.sleep(0.1)
+    raise TimeoutError("the step did not start")
+
+
+def test_failing_step_fails_the_run_with_its_log(server):
+    with server.client() as client:
+        run_id = start_sleeper(client, fail=True)
+        state = wait_run(client, "ops", run_id)
+    assert state["run"]["status"] == "failed"
+    sleep = state["steps"][0]
+    assert sleep["exit_code"] == 3
+    assert "exited with code 3" in sleep["error"] and "failing on purpose" in sleep["error"]
+    assert "step 'sleep'" in state["run"]["error"]
+
+
+def test_time_limit_kills_the_step(server):
+    with server.client() as client:
+        run_id = start_sleeper(client, seconds=60, timeout_s=1)
+        state = wait_run(client, "ops", run_id, timeout=30)
+    assert state["run"]["status"] == "failed"
+    assert state["steps"][0]["error"] == "time limit of 1 s exceeded"
+    assert not step_processes(state["steps"][0]["id"])
+
+
+def test_cancel_kills_the_process_tree(server):
+    with server.client() as client:
+        run_id = start_sleeper(client, seconds=60)
+        step = wait_step_running(client, run_id)
+        resp = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
+        assert resp.status_code == 200
+        state = wait_run(client, "ops", run_id, timeout=30)
+        assert state["run"]["status"] == "cancelled"
+        assert [s["status"] for s in state["steps"]] == ["cancelled", "cancelled"]
+        assert not step_processes(step["id"])
+        again = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
+        assert again.status_code == 409
+
+
+def test_sigkill_while_a_step_runs_then_restart(server):
+    with server.client() as client:
+        run_id = start_sleeper(client, seconds=120)
+        step = wait_step_running(client, run_id)
+        datasets_before = client.get("/api/projects/ops").json()["pipelines"]
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while step_processes(step["id"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not step_processes(step["id"]), "the step outlived the server"
+    restarted = start_server(server.data, server.data.parent / "modules")
+    try:
+        with restarted.client() as client:
+            state = client.get(f"/api/projects/ops/runs/{run_id}").json()
+            assert state["run"]["status"] == "failed"
+            assert state["steps"][0]["status"] == "failed"
+            assert "reef stopped while this step was running" in state["steps"][0]["error"]
+            assert state["steps"][1]["status"] == "skipped"
+            assert client.get("/api/projects/ops").json()["pipelines"] == datasets_before
+            fresh = start_sleeper(client, name="nap2", seconds=0)
+            assert wait_run(client, "ops", fresh)["run"]["status"] == "succeeded"
+    finally:
+        restarted.stop()
+    assert not step_processes(step["id"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_serve_cleanly_and_kill_steps(server, sig):
+    with server.client() as client:
+        run_id = start_sleeper(client, seconds=120)
+        step = wait_step_running(client, run_id)
+    started = time.monotonic()
+    assert server.stop(sig, timeout=30) == 0, server.output()
+    assert time.monotonic() - started < 20
+    assert not step_processes(step["id"])
+    assert os.path.exists(server.data / "reef.duckdb")
+    restarted = start_server(server.data, server.data.parent / "modules")
+    try:
+        with restarted.client() as client:
+            state = client.get(f"/api/projects/ops/runs/{run_id}").json()
+            assert state["run"]["status"] == "failed"
+            assert "reef stopped" in state["steps"][0]["error"]
+    finally:
+        restarted.stop()
