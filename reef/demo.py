@@ -159,7 +159,10 @@ def run_demo(settings: Settings, exit_after: bool) -> int:
         finally:
             client.close()
         result.say(f"{'done' if result.ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
-        login = hub.initial_password or "(set at first start; REEF_ADMIN_PASSWORD chooses it)"
+        login = hub.initial_password or (
+            "the password in REEF_ADMIN_PASSWORD" if settings.admin_password
+            else "the password printed when this data dir was first used"
+        )
         result.say(
             f"open {settings.url}/projects/{PROJECT}/runs/{result.run_id} "
             f"and log in as admin / {login}"

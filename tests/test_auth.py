@@ -133,3 +133,46 @@ def test_logout_ends_the_session(app_client):
     app_client.post("/logout", data={"_csrf_token": csrf_from(home.text)})
     resp = app_client.get("/", follow_redirects=False)
     assert resp.status_code in (302, 303)
+
+
+def test_a_run_token_only_reports_to_its_own_run(app_client):
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "p2"}, headers=admin)
+    hub = app_client.app.state.hub
+    pid = hub.projects.get("p2").id
+    runs = [hub.runs.create_run(pid, None, {"steps": []}, [], "admin") for _ in range(2)]
+    who = hub.people.user("admin")
+    token = hub.people.issue_token(who["id"], "run", "test", run_id=runs[0])
+    run_headers = {"Authorization": f"Bearer {token}"}
+    point = {"step": "s", "points": [{"key": "loss", "value": 0.5, "step": 1}]}
+    ok = app_client.post(
+        f"/api/projects/p2/runs/{runs[0]}/metrics", json=point, headers=run_headers
+    )
+    assert ok.status_code == 201, ok.text
+    other = app_client.post(
+        f"/api/projects/p2/runs/{runs[1]}/metrics", json=point, headers=run_headers
+    )
+    assert other.status_code == 403
+    assert other.json()["detail"] == "a run token may only report to its own run"
+    assert (
+        app_client.post("/api/projects", json={"name": "x"}, headers=run_headers).status_code == 403
+    )
+    assert app_client.post("/api/tokens", headers=run_headers).status_code == 403
+    hub.people.revoke_run_tokens(runs[0])
+    late = app_client.post(
+        f"/api/projects/p2/runs/{runs[0]}/metrics", json=point, headers=run_headers
+    )
+    assert late.status_code == 401
+    history = app_client.get(f"/api/projects/p2/runs/{runs[0]}/metrics", headers=admin).json()
+    assert history == {"loss": [[1, 0.5]]}
+
+
+def test_bad_metric_points_are_refused_whole(app_client):
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "p3"}, headers=admin)
+    hub = app_client.app.state.hub
+    run = hub.runs.create_run(hub.projects.get("p3").id, None, {"steps": []}, [], "admin")
+    bad = {"points": [{"key": "loss", "value": 1.0}, {"key": "loss", "value": "high"}]}
+    resp = app_client.post(f"/api/projects/p3/runs/{run}/metrics", json=bad, headers=admin)
+    assert resp.status_code == 400 and "point 1" in resp.json()["detail"]
+    assert app_client.get(f"/api/projects/p3/runs/{run}/metrics", headers=admin).json() == {}

@@ -85,6 +85,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
             title="reef",
             version=reef.__version__,
             path="/schema",
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"access": "public"}
+            ),
             render_plugins=[
                 SwaggerRenderPlugin(
                     js_url=f"{SWAGGER}-bundle.js",

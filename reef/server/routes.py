@@ -40,6 +40,7 @@ Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_
 def _route(method: Callable[..., Any]) -> Callable[..., Any]:
     def decorator(path: str, *, access: str, run_token: bool = False, **kwargs: Any) -> Any:
         opt = {"access": access, "run_token": run_token, **kwargs.pop("opt", {})}
+        kwargs.setdefault("include_in_schema", path.startswith("/api/"))  # pages: HTML only
 
         def wrap(fn: Callable[..., Any]) -> Any:
             threaded = {} if inspect.iscoroutinefunction(fn) else {"sync_to_thread": True}
