@@ -141,7 +141,7 @@ def test_login_to_run_page_draws_charts(tab: Tab, run_id: int, tmp_path: Path) -
     expect(page.locator("#run-status")).to_have_text("succeeded")
     steps = page.locator("#live-inner table.grid tbody tr td:first-child")
     expect(steps).to_have_text(["split", "train", "evaluate"])
-    for metric in ("loss", "accuracy"):
+    for metric in ("loss", "train_accuracy"):
         ink = canvas_ink(chart_canvas(tab, metric))
         assert ink["width"] > 0 and ink["height"] > 0, (metric, ink)
         assert ink["alpha"] > 0, f"the {metric} chart's canvas is blank"

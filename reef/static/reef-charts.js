@@ -1,4 +1,5 @@
-// Metric charts on the run page: one uPlot chart per metric, refreshed while the run is live.
+// Metric charts on the run page: one uPlot chart per metric curve, refreshed while the run
+// is live.
 (function () {
   "use strict";
 
@@ -28,6 +29,7 @@
 
   function draw(root, data, charts) {
     Object.keys(data).sort().forEach(function (key) {
+      if (data[key].length < 2) return;  // single values are listed with the run's status
       var d = series(data[key]);
       if (charts[key]) { charts[key].setData(d); return; }
       var box = document.createElement("div");
