@@ -160,7 +160,8 @@ def run_demo(settings: Settings, exit_after: bool) -> int:
             client.close()
         result.say(f"{'done' if result.ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
         login = hub.initial_password or (
-            "the password in REEF_ADMIN_PASSWORD" if settings.admin_password
+            "the password in REEF_ADMIN_PASSWORD"
+            if settings.admin_password
             else "the password printed when this data dir was first used"
         )
         result.say(

@@ -16,7 +16,8 @@ from reef.errors import InvalidInput, InvalidParameter
 
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
 PORT_KINDS = ("dataset", "model")
-PARAM_TYPES = ("int", "float", "bool", "string", "enum")
+PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column")
+COLUMN_DTYPES = ("any", "numeric", "string")
 
 _TOP_KEYS = {
     "name",
@@ -28,7 +29,7 @@ _TOP_KEYS = {
     "params",
     "requirements",
 }
-_PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required"}
+_PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required", "input", "dtype"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _PORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 _TRUE = {"true", "on", "yes", "1"}
@@ -51,6 +52,8 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     required: bool = False
+    input: str | None = None  # column: the dataset input the column belongs to
+    dtype: str | None = None  # column: any | numeric | string
 
     def coerce(self, value: Any) -> Any:
         """Return `value` as this parameter's type, range-checked; raise InvalidParameter."""
@@ -121,7 +124,7 @@ def parse_manifest(text: str) -> Manifest:
         entrypoint=_entrypoint(data),
         inputs=_ports(data, "inputs"),
         outputs=_ports(data, "outputs"),
-        params=_params(data.get("params", {})),
+        params=_params(data.get("params", {}), _ports(data, "inputs")),
         requirements=_requirements(data.get("requirements", [])),
     )
 
@@ -197,7 +200,7 @@ def _requirements(value: Any) -> list[str]:
 # --- params -----------------------------------------------------------------------------
 
 
-def _params(table: Any) -> dict[str, Param]:
+def _params(table: Any, inputs: dict[str, str]) -> dict[str, Param]:
     if not isinstance(table, dict):
         raise InvalidManifest("reef.toml: [params] must hold one table per parameter")
     params = {}
@@ -206,11 +209,11 @@ def _params(table: Any) -> dict[str, Param]:
             raise InvalidManifest(f"reef.toml: params.{name}: invalid parameter name")
         if not isinstance(spec, dict):
             raise InvalidManifest(f"reef.toml: params.{name} must be a table ([params.{name}])")
-        params[name] = _param(name, spec)
+        params[name] = _param(name, spec, inputs)
     return params
 
 
-def _param(name: str, spec: dict[str, Any]) -> Param:
+def _param(name: str, spec: dict[str, Any], inputs: dict[str, str]) -> Param:
     where = f"reef.toml: params.{name}"
     unknown = sorted(set(spec) - _PARAM_KEYS)
     if unknown:
@@ -232,8 +235,31 @@ def _param(name: str, spec: dict[str, Any]) -> Param:
         raise InvalidManifest(f"{where}: needs a 'default' (or required = true)")
     bounds = _bounds(where, ptype, spec)
     choices = _choices(where, ptype, spec)
-    param = Param(name, ptype, None, help_text, *bounds, choices, required)
+    column = _column(where, ptype, spec, inputs)
+    param = Param(name, ptype, None, help_text, *bounds, choices, required, *column)
     return _with_default(where, param, spec)
+
+
+def _column(
+    where: str, ptype: str, spec: dict[str, Any], inputs: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """(input, dtype) of a column parameter: which dataset input, and what type of column."""
+    if ptype != "column":
+        for key in ("input", "dtype"):
+            if key in spec:
+                raise InvalidManifest(f'{where}: {key!r} only applies to type = "column"')
+        return None, None
+    datasets = [k for k, kind in inputs.items() if kind == "dataset"]
+    source = spec.get("input", datasets[0] if datasets else None)
+    if source not in datasets:
+        raise InvalidManifest(
+            f"{where}: 'input' must name a dataset input of the module "
+            f"(dataset inputs: {', '.join(datasets) or 'none'})"
+        )
+    dtype = spec.get("dtype", "any")
+    if dtype not in COLUMN_DTYPES:
+        raise InvalidManifest(f"{where}: 'dtype' must be one of {', '.join(COLUMN_DTYPES)}")
+    return source, dtype
 
 
 def _bounds(where: str, ptype: str, spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -273,7 +299,7 @@ def _with_default(where: str, param: Param, spec: dict[str, Any]) -> Param:
         raise InvalidManifest(f"{where}: a required parameter cannot have a 'default'")
     value = spec["default"]
     try:
-        if isinstance(value, str) and param.type not in ("string", "enum"):
+        if isinstance(value, str) and param.type not in ("string", "enum", "column"):
             raise _wrong(param, value)  # a TOML default must already be typed: "3" is no int
         default = param.coerce(value)
     except InvalidParameter as exc:
@@ -341,6 +367,12 @@ def _to_string(param: Param, value: Any) -> str:
     raise _wrong(param, value)
 
 
+def _to_column(param: Param, value: Any) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise InvalidParameter(f"parameter {param.name!r} must name a column, got {value!r}")
+
+
 def _to_enum(param: Param, value: Any) -> str:
     choices = param.choices or ()
     if isinstance(value, str) and value in choices:
@@ -356,4 +388,5 @@ _COERCERS = {
     "bool": _to_bool,
     "string": _to_string,
     "enum": _to_enum,
+    "column": _to_column,
 }

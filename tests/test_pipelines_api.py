@@ -165,3 +165,9 @@ def test_upload_versions_and_paged_preview(api):
     old = client.get("/api/projects/p/datasets/d/versions/1/rows?offset=39", headers=headers)
     assert old.json()["rows"] == [[39, 78, 1]]
     assert client.get("/api/projects/p/datasets/d/versions/9", headers=headers).status_code == 404
+
+
+def test_a_column_parameter_must_name_a_column_of_its_dataset(api):
+    steps = good_steps()
+    steps[0]["params"] = {"label": "lable"}
+    refused(api, steps, "step 'split'", "no column 'lable' in d@1", "columns: x1, x2, label")

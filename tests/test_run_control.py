@@ -139,3 +139,18 @@ def test_ctrl_c_and_sigterm_stop_serve_cleanly_and_kill_steps(server, sig):
             assert "reef stopped" in state["steps"][0]["error"]
     finally:
         restarted.stop()
+
+
+def test_missing_requirements_fail_fast_with_the_list(server):
+    with server.client() as client:
+        client.post("/api/projects", json={"name": "ops"})
+        spec = {"name": "needy", "steps": [{"name": "needy", "module": "needs-missing"}]}
+        assert client.post("/api/projects/ops/pipelines", json=spec).status_code == 201
+        run_id = client.post("/api/projects/ops/pipelines/needy/runs", json={}).json()["id"]
+        state = wait_run(client, "ops", run_id)
+    error = state["steps"][0]["error"]
+    assert state["run"]["status"] == "failed"
+    assert "surely-not-installed-package>=1.0 (not installed)" in error
+    assert "numpy<1.0 (installed: " in error
+    assert "numpy>=1.0 (" not in error  # the requirement that is met is not listed
+    assert state["steps"][0]["pid"] is None

@@ -8,10 +8,11 @@ import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reef.errors import Conflict, InvalidInput, NotFound
-from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline, upstream
+from reef.errors import Conflict
+from reef.pipeline import upstream
+from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.steps import (
     STOPPED,
     Launch,
@@ -22,7 +23,6 @@ from reef.runtime.steps import (
 )
 from reef.store.db import now
 from reef.store.people import Principal
-from reef.store.projects import LIBRARY
 from reef.store.runs import Run, Step
 
 if TYPE_CHECKING:
@@ -31,98 +31,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("reef.runs")
 
 
+class StepRefused(Exception):
+    """A step that must not start (e.g. its requirements are missing); the message says why."""
+
+
 class Orchestrator:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.planner = Planner(hub)
         self.procs = ProcessTable()
         self._advance_lock = threading.Lock()
-
-    # planning --------------------------------------------------------------------
-    def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
-        """Validate a spec and pin it: module commits, parameters, dataset versions."""
-        steps = parse_pipeline(spec)
-        outputs: dict[str, dict[str, str]] = {}
-        planned = []
-        for s in steps:
-            module_project = self._module_project(project, s, who)
-            planned.append(self._plan_step(project, module_project, s, outputs))
-            outputs[s.name] = planned[-1]["outputs"]
-        return planned
-
-    def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
-        if s.project:
-            self.hub.projects.require(s.project, who, "reporter")
-            return s.project
-        return project if self.hub.modules.exists(project, s.module) else LIBRARY
-
-    def _plan_step(
-        self, project: str, module_project: str, s: StepSpec, outputs: dict[str, dict[str, str]]
-    ) -> dict:
-        where = f"step '{s.name}'"
-        if not self.hub.modules.exists(module_project, s.module):
-            raise InvalidInput(f"{where}: no module '{s.module}' in project '{module_project}'")
-        try:
-            sha = self.hub.modules.resolve(module_project, s.module, s.rev)
-        except NotFound as e:
-            raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
-        manifest = self.hub.modules.manifest(module_project, s.module, sha)
-        try:
-            params = manifest.resolve_params(s.params)
-        except InvalidInput as e:
-            raise type(e)(f"{where}: {e.message}") from e
-        inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
-        return {
-            "name": s.name,
-            "module": f"{module_project}/{s.module}",
-            "commit": sha,
-            "params": params,
-            "inputs": inputs,
-            "outputs": dict(manifest.outputs),
-            "entrypoint": manifest.entrypoint,
-            "register": s.register,
-            "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
-        }
-
-    def _pin_inputs(
-        self, project: str, s: StepSpec, wanted: dict[str, str], outputs: dict[str, dict[str, str]]
-    ) -> dict[str, str]:
-        where = f"step '{s.name}'"
-        if extra := set(s.inputs) - set(wanted):
-            raise InvalidInput(
-                f"{where}: module has no input(s) {', '.join(sorted(extra))} "
-                f"(its inputs: {', '.join(wanted) or 'none'})"
-            )
-        if missing := set(wanted) - set(s.inputs):
-            raise InvalidInput(f"{where}: input(s) {', '.join(sorted(missing))} not connected")
-        pinned = {}
-        for key, ref in s.inputs.items():
-            kind = self._ref_kind(project, ref, outputs, f"{where}, input '{key}'")
-            if kind != wanted[key]:
-                raise InvalidInput(
-                    f"{where}, input '{key}': expects a {wanted[key]}, but {ref} is a {kind}"
-                )
-            try:
-                pinned[key] = self._pin_ref(project, ref)
-            except NotFound as e:
-                raise InvalidInput(f"{where}, input '{key}': {e.message}") from e
-        return pinned
-
-    def _ref_kind(self, project: str, ref: Any, outputs: dict, where: str) -> str:
-        if isinstance(ref, DatasetRef):
-            return "dataset"
-        assert isinstance(ref, OutputRef)
-        if ref.output not in outputs[ref.step]:
-            raise InvalidInput(
-                f"{where}: step '{ref.step}' has no output '{ref.output}' "
-                f"(its outputs: {', '.join(outputs[ref.step]) or 'none'})"
-            )
-        return outputs[ref.step][ref.output]
-
-    def _pin_ref(self, project: str, ref: Any) -> str:
-        if isinstance(ref, OutputRef):
-            return str(ref)
-        info = self.hub.datasets.info(project, ref.name, ref.version)
-        return f"dataset:{ref.name}@{info.version}"
 
     # starting --------------------------------------------------------------------
     def start(
@@ -133,7 +51,7 @@ class Orchestrator:
         who: Principal,
         rerun_of: int | None = None,
     ) -> int:
-        planned = self.plan(project, spec, who)
+        planned = self.planner.plan(project, spec, who)
         pinned = {**spec, "steps": [_pinned_spec(p) for p in planned]}
         project_id = self.hub.projects.get(project).id
         run_id = self.hub.runs.create_run(project_id, pipeline, pinned, planned, who.name, rerun_of)
@@ -198,6 +116,8 @@ class Orchestrator:
             runs.update_step(step_id, pid=proc.pid, pid_started=now().timestamp())
             outcome = self.procs.wait(launch, proc)
             error = outcome.error or self._check_outputs(step)
+        except StepRefused as e:
+            outcome, error = None, str(e)
         except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"
@@ -222,8 +142,13 @@ class Orchestrator:
             d.mkdir(parents=True)
         project = hub.project_name(run.project_id)
         module_project, module = step.module.split("/", 1)
-        hub.modules.checkout(module_project, module, step.commit_sha, work)
         manifest = hub.modules.manifest(module_project, module, step.commit_sha)
+        if missing := missing_requirements(manifest.requirements):
+            raise StepRefused(
+                f"requirements not met in this environment: {'; '.join(missing)}. reef does "
+                "not install packages at run time: install them where steps run"
+            )
+        hub.modules.checkout(module_project, module, step.commit_sha, work)
         description = {
             "project": project,
             "run_id": run.id,

@@ -18,7 +18,7 @@ def save_pipeline(hub: HubDep, who: Principal, project: str, data: Any) -> dict:
         raise InvalidInput("send a JSON object with 'name' and 'steps'")
     name = check_name("pipeline", data.get("name"))
     spec = {k: v for k, v in data.items() if k != "name"}
-    hub.orchestrator.plan(project, spec, who)  # refuse a pipeline that could not run
+    hub.orchestrator.planner.plan(project, spec, who)  # refuse a pipeline that could not run
     created = hub.runs.save_pipeline(hub.projects.get(project).id, name, spec, who.name)
     hub.audit.record(
         who.name, "pipeline.create" if created else "pipeline.update", f"pipeline {name}", project
@@ -50,7 +50,7 @@ def start_run(hub: HubDep, who: Principal, project: str, name: str, overrides: A
 def pipeline_context(hub: HubDep, who: Principal, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
     pipeline = hub.runs.pipeline(p.id, name)
-    planned = hub.orchestrator.plan(project, pipeline["spec"], who)
+    planned = hub.orchestrator.planner.plan(project, pipeline["spec"], who)
     forms = []
     for step, spec in zip(planned, pipeline["spec"]["steps"], strict=False):
         module_project, module = step["module"].split("/", 1)

@@ -1,0 +1,163 @@
+"""Planning a run: validate a pipeline spec completely and pin it (module commits, resolved
+parameters, dataset versions) before anything is queued."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from reef.errors import InvalidInput, NotFound
+from reef.manifest import Manifest
+from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
+from reef.store.people import Principal
+from reef.store.projects import LIBRARY
+
+if TYPE_CHECKING:
+    from reef.hub import Hub
+
+NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
+
+
+class Planner:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
+        """Validate a spec and pin it: module commits, parameters, dataset versions."""
+        steps = parse_pipeline(spec)
+        outputs: dict[str, dict[str, str]] = {}
+        planned = []
+        for s in steps:
+            module_project = self._module_project(project, s, who)
+            planned.append(self._plan_step(project, module_project, s, outputs))
+            outputs[s.name] = planned[-1]["outputs"]
+        return planned
+
+    def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
+        if s.project:
+            self.hub.projects.require(s.project, who, "reporter")
+            return s.project
+        return project if self.hub.modules.exists(project, s.module) else LIBRARY
+
+    def _plan_step(
+        self, project: str, module_project: str, s: StepSpec, outputs: dict[str, dict[str, str]]
+    ) -> dict:
+        where = f"step '{s.name}'"
+        if not self.hub.modules.exists(module_project, s.module):
+            raise InvalidInput(f"{where}: no module '{s.module}' in project '{module_project}'")
+        try:
+            sha = self.hub.modules.resolve(module_project, s.module, s.rev)
+        except NotFound as e:
+            raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
+        manifest = self.hub.modules.manifest(module_project, s.module, sha)
+        try:
+            params = manifest.resolve_params(s.params)
+        except InvalidInput as e:
+            raise type(e)(f"{where}: {e.message}") from e
+        inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
+        self._check_columns(project, where, manifest, params, inputs)
+        return {
+            "name": s.name,
+            "module": f"{module_project}/{s.module}",
+            "commit": sha,
+            "params": params,
+            "inputs": inputs,
+            "outputs": dict(manifest.outputs),
+            "entrypoint": manifest.entrypoint,
+            "requirements": manifest.requirements,
+            "register": s.register,
+            "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
+        }
+
+    def _pin_inputs(
+        self, project: str, s: StepSpec, wanted: dict[str, str], outputs: dict[str, dict[str, str]]
+    ) -> dict[str, str]:
+        where = f"step '{s.name}'"
+        if extra := set(s.inputs) - set(wanted):
+            raise InvalidInput(
+                f"{where}: module has no input(s) {', '.join(sorted(extra))} "
+                f"(its inputs: {', '.join(wanted) or 'none'})"
+            )
+        if missing := set(wanted) - set(s.inputs):
+            raise InvalidInput(f"{where}: input(s) {', '.join(sorted(missing))} not connected")
+        pinned = {}
+        for key, ref in s.inputs.items():
+            kind = self._ref_kind(ref, outputs, f"{where}, input '{key}'")
+            if kind != wanted[key]:
+                raise InvalidInput(
+                    f"{where}, input '{key}': expects a {wanted[key]}, but {ref} is a {kind}"
+                )
+            try:
+                pinned[key] = self._pin_ref(project, ref)
+            except NotFound as e:
+                raise InvalidInput(f"{where}, input '{key}': {e.message}") from e
+        return pinned
+
+    def _ref_kind(self, ref: Any, outputs: dict, where: str) -> str:
+        if isinstance(ref, DatasetRef):
+            return "dataset"
+        assert isinstance(ref, OutputRef)
+        if ref.output not in outputs[ref.step]:
+            raise InvalidInput(
+                f"{where}: step '{ref.step}' has no output '{ref.output}' "
+                f"(its outputs: {', '.join(outputs[ref.step]) or 'none'})"
+            )
+        return outputs[ref.step][ref.output]
+
+    def _pin_ref(self, project: str, ref: Any) -> str:
+        if isinstance(ref, OutputRef):
+            return str(ref)
+        info = self.hub.datasets.info(project, ref.name, ref.version)
+        return f"dataset:{ref.name}@{info.version}"
+
+    def _check_columns(
+        self, project: str, where: str, manifest: Manifest, params: dict, inputs: dict[str, str]
+    ) -> None:
+        """Column parameters name a column of their dataset input (when it is a dataset)."""
+        for name, param in manifest.params.items():
+            ref = inputs.get(param.input or "")
+            if param.type != "column" or not ref or not ref.startswith("dataset:"):
+                continue
+            dataset, version = ref.removeprefix("dataset:").split("@")
+            columns = dict(self.hub.datasets.info(project, dataset, int(version)).columns)
+            value, source = params[name], ref.removeprefix("dataset:")
+            if value not in columns:
+                raise InvalidInput(
+                    f"{where}: parameter '{name}': no column '{value}' in {source}"
+                    f" (columns: {', '.join(columns)})"
+                )
+            if not column_fits(columns[value], param.dtype):
+                raise InvalidInput(
+                    f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
+                    f"not {param.dtype}"
+                )
+
+
+def column_fits(arrow_type: str, dtype: str | None) -> bool:
+    numeric = arrow_type.startswith(NUMERIC)
+    if dtype == "numeric":
+        return numeric
+    if dtype == "string":
+        return arrow_type in ("string", "large_string")
+    return True
+
+
+def missing_requirements(requirements: list[str]) -> list[str]:
+    """The pip requirements this Python environment does not satisfy (nothing is installed)."""
+    missing = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            missing.append(f"{text} (not a valid requirement)")
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            missing.append(f"{text} (not installed)")
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            missing.append(f"{text} (installed: {installed})")
+    return missing

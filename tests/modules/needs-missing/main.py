@@ -1,0 +1,1 @@
+raise SystemExit("this step must never start")
