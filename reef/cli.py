@@ -48,11 +48,38 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after the demo; exit 0 only if every step succeeded",
     )
+    module = sub.add_parser("module", help="work with AI modules")
+    module_sub = module.add_subparsers(dest="module_command", required=True)
+    new = module_sub.add_parser("new", help="scaffold a new module folder from the template")
+    new.add_argument("name", help="module name (lower-case letters, digits, - _ .)")
+    new.add_argument(
+        "--kind", default="data-processor", help="data-processor, model, evaluator or visualization"
+    )
+    new.add_argument("--description", default="", help="one line saying what it does")
+    new.add_argument("--dir", type=Path, default=Path("."), help="where to create it")
     return p
+
+
+def module_new(args: argparse.Namespace) -> int:
+    from reef.errors import ReefError
+    from reef.scaffold import write
+
+    try:
+        target = write(args.dir, args.name, args.kind, args.description)
+    except ReefError as e:
+        print(f"reef: {e.message}", file=sys.stderr)
+        return 2
+    print(
+        f"created {target}: edit main.py and reef.toml, then git init, commit and push to "
+        f"http://HOST:PORT/git/PROJECT/{args.name}.git"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "module":
+        return module_new(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "huey", "huey.consumer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

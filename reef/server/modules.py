@@ -1,60 +1,281 @@
-"""AI modules: the catalog of a project's git-backed modules, each with manifest and versions."""
+"""AI modules: the catalog, a module's page, new modules from the template, and running one
+module on a dataset by filling the form generated from its manifest."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar.response import Template
+from litestar import Request
+from litestar.response import Redirect, Template
 
-from reef.server.routes import FromPath, FromQuery, HubDep, get
+from reef import scaffold
+from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
+from reef.manifest import Manifest
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
+from reef.store.people import Principal
+from reef.store.projects import LIBRARY
 
 
-def module_context(hub: HubDep, project: str, name: str, rev: str | None = None) -> dict[str, Any]:
+def module_card(hub: Hub, project: str, name: str) -> dict[str, Any]:
+    manifest = hub.modules.manifest(project, name)
+    last = hub.modules.log(project, name, limit=1)[0]
+    return {
+        "project": project,
+        "name": name,
+        "kind": manifest.kind,
+        "description": manifest.description,
+        "commit": last.sha,
+        "updated": last.timestamp,
+        "params": list(manifest.params),
+    }
+
+
+def catalog(hub: Hub, project: str, q: str = "", kind: str = "") -> list[dict[str, Any]]:
+    """Modules usable in `project` (its own, then the library), filtered by text and kind."""
+    sources = [project] if project == LIBRARY else [project, LIBRARY]
+    cards = [module_card(hub, p, m) for p in sources for m in hub.modules.list_modules(p)]
+    words = q.lower().split()
+    return [
+        c
+        for c in cards
+        if (not kind or c["kind"] == kind)
+        and all(w in f"{c['name']} {c['description']}".lower() for w in words)
+    ]
+
+
+def module_context(
+    hub: Hub, who: Principal, project: str, name: str, rev: str | None = None
+) -> dict[str, Any]:
     p = hub.projects.get(project)
+    if not hub.modules.exists(project, name):
+        raise NotFound(f"module '{name}' not found in project '{project}'")
     sha = hub.modules.resolve(project, name, rev)
     manifest = hub.modules.manifest(project, name, sha)
-    try:
-        readme = hub.modules.read_file(project, name, sha, "README.md").decode(errors="replace")
-    except Exception:  # a module without README is fine
-        readme = ""
     return {
         "project": p,
         "module": name,
         "commit": sha,
         "manifest": manifest.to_dict(),
         "versions": hub.modules.log(project, name),
-        "readme": readme,
+        "readme": _readme(hub, project, name, sha),
+        "used_in": used_in(hub, who, f"{project}/{name}"),
     }
 
 
-@get("/api/projects/{project:str}/modules", access="reporter")
-def list_modules_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    out = []
-    for name in hub.modules.list_modules(project):
-        m = hub.modules.manifest(project, name)
-        out.append(
-            {
-                "name": name,
-                "kind": m.kind,
-                "description": m.description,
-                "commit": hub.modules.head(project, name),
-            }
+def _readme(hub: Hub, project: str, name: str, sha: str) -> str:
+    try:
+        return hub.modules.read_file(project, name, sha, "README.md").decode(errors="replace")
+    except (NotFound, KeyError, FileNotFoundError):
+        return ""
+
+
+def used_in(hub: Hub, who: Principal, module: str, limit: int = 50) -> list[dict]:
+    """Recent runs that ran `module`, in projects `who` may read."""
+    rows = hub.db.query(
+        "SELECT DISTINCT r.id, p.name AS project, r.status, r.created_by, r.created_at, "
+        "s.commit_sha FROM steps s JOIN runs r ON r.id = s.run_id "
+        "JOIN projects p ON p.id = r.project_id WHERE s.module = ? "
+        "ORDER BY r.id DESC LIMIT ?",
+        [module, limit],
+    )
+    return [r for r in rows if hub.projects.role_of(r["project"], who)]
+
+
+def new_module(hub: Hub, who: Principal, project: str, data: dict) -> str:
+    name = str(data.get("name") or "")
+    if hub.modules.exists(project, name):
+        raise InvalidInput(f"module '{name}' already exists in project '{project}'")
+    files = scaffold.files(
+        name, str(data.get("kind") or "data-processor"), str(data.get("description") or "")
+    )
+    sha = hub.modules.commit_files(
+        project, name, files, "new module from the template", f"{who.name} <{who.name}@reef.local>"
+    )
+    hub.audit.record(who.name, "module.create", f"module {name}", project, sha=sha)
+    return name
+
+
+# running one module ------------------------------------------------------------------
+def module_ref(hub: Hub, who: Principal, text: str) -> tuple[str, str, Manifest]:
+    """`PROJECT/MODULE` -> (project, module, manifest at head), checking read access."""
+    project, _, name = (text or "").partition("/")
+    if not name:
+        raise InvalidInput("choose a module as PROJECT/MODULE")
+    hub.projects.require(project, who, "reporter")
+    if not hub.modules.exists(project, name):
+        raise NotFound(f"module '{name}' not found in project '{project}'")
+    return project, name, hub.modules.manifest(project, name)
+
+
+def run_form_context(
+    hub: Hub, who: Principal, project: str, module: str, chosen: dict[str, str]
+) -> dict[str, Any]:
+    """What the form shows: dataset choices per input, and columns for column parameters."""
+    module_project, name, manifest = module_ref(hub, who, module)
+    p = hub.projects.get(project)
+    datasets = hub.catalog.datasets(p.id)
+    inputs = {}
+    for key, kind in manifest.inputs.items():
+        options = (
+            [f"dataset:{d['name']}@{d['latest']}" for d in datasets] if kind == "dataset" else []
         )
+        inputs[key] = {
+            "kind": kind,
+            "options": options,
+            "selected": chosen.get(key) or (options[0] if options else ""),
+        }
+    columns = {key: _columns(hub, project, i["selected"]) for key, i in inputs.items()}
+    return {
+        "project": p,
+        "module": f"{module_project}/{name}",
+        "manifest": manifest,
+        "inputs": inputs,
+        "columns": columns,
+        "given": {},
+    }
+
+
+def _columns(hub: Hub, project: str, ref: str) -> list[str]:
+    if not ref.startswith("dataset:"):
+        return []
+    dataset, _, version = ref.removeprefix("dataset:").partition("@")
+    return [c for c, _ in hub.datasets.info(project, dataset, int(version)).columns]
+
+
+def start_module_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
+    """One module as a one-step run: {module, inputs: {name: ref}, params, register?}."""
+    _, name, _ = module_ref(hub, who, str(data.get("module") or ""))
+    step = {
+        "name": name.replace(".", "-")[:63],
+        "module": data["module"],
+        "inputs": data.get("inputs") or {},
+        "params": data.get("params") or {},
+    }
+    if data.get("register"):
+        step["register"] = data["register"]
+    return hub.orchestrator.start(project, None, {"steps": [step]}, who)
+
+
+def form_to_run(form: dict[str, str]) -> dict[str, Any]:
+    """Form fields `module`, `input.NAME`, `param.NAME`, `register` -> a module run request."""
+    out: dict[str, Any] = {"module": form.get("module", ""), "inputs": {}, "params": {}}
+    for key, value in form.items():
+        kind, _, name = key.partition(".")
+        if kind == "input":
+            out["inputs"][name] = value
+        elif kind == "param":
+            out["params"][name] = value
+    if form.get("register"):
+        out["register"] = form["register"]
     return out
+
+
+# API ---------------------------------------------------------------------------------
+@get("/api/projects/{project:str}/modules", access="reporter")
+def list_modules_api(
+    hub: HubDep, project: FromPath[str], q: FromQuery[str] = "", kind: FromQuery[str] = ""
+) -> list[dict]:
+    hub.projects.get(project)
+    return [c for c in catalog(hub, project, q, kind) if c["project"] == project]
+
+
+@post("/api/projects/{project:str}/modules", access="developer", status_code=201)
+def new_module_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+) -> dict:
+    name = new_module(hub, request.user, project, data)
+    return module_context(hub, request.user, project, name)
 
 
 @get("/api/projects/{project:str}/modules/{module:str}", access="reporter")
 def module_api(
-    hub: HubDep, project: FromPath[str], module: FromPath[str], rev: FromQuery[str | None] = None
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    rev: FromQuery[str | None] = None,
 ) -> dict:
-    return module_context(hub, project, module, rev)
+    return module_context(hub, request.user, project, module, rev)
+
+
+@post("/api/projects/{project:str}/runs", access="developer", status_code=201)
+def run_module_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+) -> dict:
+    return {"id": start_module_run(hub, request.user, project, data)}
+
+
+# pages -------------------------------------------------------------------------------
+@get("/projects/{project:str}/modules", access="reporter")
+def catalog_page(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    q: FromQuery[str] = "",
+    kind: FromQuery[str] = "",
+) -> Template:
+    cards = catalog(hub, project, q, kind)
+    template = "_module_cards.html" if request.headers.get("hx-request") else "catalog.html"
+    return Template(
+        template,
+        context={
+            "project": hub.projects.get(project),
+            "cards": cards,
+            "q": q,
+            "kind": kind,
+            "role": hub.projects.role_of(project, request.user),
+        },
+    )
+
+
+@post("/projects/{project:str}/modules", access="developer")
+def new_module_page(request: Request, hub: HubDep, project: FromPath[str], data: Form) -> Redirect:
+    name = new_module(hub, request.user, project, data)
+    return Redirect(f"/projects/{project}/modules/{name}")
 
 
 @get("/projects/{project:str}/modules/{module:str}", access="reporter")
 def module_page(
-    hub: HubDep, project: FromPath[str], module: FromPath[str], rev: FromQuery[str | None] = None
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    rev: FromQuery[str | None] = None,
 ) -> Template:
-    return Template("module.html", context=module_context(hub, project, module, rev))
+    return Template("module.html", context=module_context(hub, request.user, project, module, rev))
 
 
-ROUTES = [list_modules_api, module_api, module_page]
+@get("/projects/{project:str}/run", access="developer")
+def run_module_page(
+    request: Request, hub: HubDep, project: FromPath[str], module: FromQuery[str]
+) -> Template:
+    chosen = {
+        k.removeprefix("input."): v
+        for k, v in request.query_params.items()
+        if k.startswith("input.")
+    }
+    ctx = run_form_context(hub, request.user, project, module, chosen)
+    template = "_run_form.html" if request.headers.get("hx-request") else "run_module.html"
+    return Template(template, context=ctx)
+
+
+@post("/projects/{project:str}/run", access="developer")
+def run_module_submit(
+    request: Request, hub: HubDep, project: FromPath[str], data: Form
+) -> Redirect:
+    run_id = start_module_run(hub, request.user, project, form_to_run(data))
+    return Redirect(f"/projects/{project}/runs/{run_id}")
+
+
+ROUTES = [
+    list_modules_api,
+    new_module_api,
+    module_api,
+    run_module_api,
+    catalog_page,
+    new_module_page,
+    module_page,
+    run_module_page,
+    run_module_submit,
+]

@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import Conflict, InvalidInput
+from reef.server.modules import module_card
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.store.people import Principal
 
@@ -18,22 +19,12 @@ def project_context(hub: HubDep, project: str, who: Principal) -> dict[str, Any]
         "project": p,
         "role": hub.projects.role_of(project, who),
         "datasets": hub.catalog.datasets(p.id),
-        "modules": [_module_card(hub, project, m) for m in hub.modules.list_modules(project)],
+        "modules": [module_card(hub, project, m) for m in hub.modules.list_modules(project)],
         "pipelines": hub.runs.pipelines(p.id),
         "runs": hub.runs.list_runs(p.id, limit=20),
         "models": hub.models.list(p.id),
         "members": hub.projects.members(project),
         "activity": hub.audit.list(project, limit=15),
-    }
-
-
-def _module_card(hub: HubDep, project: str, name: str) -> dict[str, Any]:
-    m = hub.modules.manifest(project, name)
-    return {
-        "name": name,
-        "kind": m.kind,
-        "description": m.description,
-        "commit": hub.modules.head(project, name),
     }
 
 
