@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -156,3 +157,19 @@ def api_token(client, user: str = "admin", password: str = ADMIN_PASSWORD) -> di
     resp = client.post("/api/tokens", auth=(user, password))
     assert resp.status_code == 201, resp.text
     return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+def csrf(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client, user: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    """Sign a test client in through the login form (session cookie)."""
+    token = csrf(client.get("/login").text)
+    resp = client.post(
+        "/login",
+        data={"username": user, "password": password, "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert resp.status_code in (302, 303), resp.text

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from conftest import ADMIN_PASSWORD, api_token
+from conftest import ADMIN_PASSWORD, api_token, csrf
 
 
 def add_user(client, headers, name: str, password: str = "password-123") -> dict[str, str]:
@@ -93,15 +91,11 @@ def test_every_change_is_audited(app_client):
     assert ("admin", "dataset.version", "dataset t@1") in actions
 
 
-def csrf_from(html: str) -> str:
-    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
-
-
 def test_browser_login_session_and_csrf(app_client):
     resp = app_client.get("/", follow_redirects=False)
     assert resp.status_code in (302, 303) and resp.headers["location"].startswith("/login")
     page = app_client.get("/login")
-    token = csrf_from(page.text)
+    token = csrf(page.text)
     resp = app_client.post(
         "/login", data={"username": "admin", "password": "bad-password", "_csrf_token": token}
     )
@@ -117,7 +111,7 @@ def test_browser_login_session_and_csrf(app_client):
     # a form post without the CSRF token is refused, and nothing is created
     resp = app_client.post("/projects", data={"name": "sneaky"})
     assert resp.status_code == 403
-    resp = app_client.post("/projects", data={"name": "fine", "_csrf_token": csrf_from(home.text)})
+    resp = app_client.post("/projects", data={"name": "fine", "_csrf_token": csrf(home.text)})
     assert resp.status_code == 200 and "fine" in resp.text
     assert "sneaky" not in app_client.get("/").text
     # the session cookie does not authenticate the JSON API (API calls carry tokens)
@@ -125,12 +119,12 @@ def test_browser_login_session_and_csrf(app_client):
 
 
 def test_logout_ends_the_session(app_client):
-    token = csrf_from(app_client.get("/login").text)
+    token = csrf(app_client.get("/login").text)
     app_client.post(
         "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "_csrf_token": token}
     )
     home = app_client.get("/")
-    app_client.post("/logout", data={"_csrf_token": csrf_from(home.text)})
+    app_client.post("/logout", data={"_csrf_token": csrf(home.text)})
     resp = app_client.get("/", follow_redirects=False)
     assert resp.status_code in (302, 303)
 

@@ -6,13 +6,9 @@ import re
 
 import httpx
 import pytest
-from conftest import api_token, wait_run
+from conftest import api_token, csrf, login, wait_run
 
 CSV = b"a,b,y\n" + b"".join(f"{i},{i % 7},{i % 3}\n".encode() for i in range(60))
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
@@ -73,18 +69,6 @@ def test_run_form_offers_the_columns_of_the_chosen_dataset(api):
         "label (not in this dataset)",
     ]
     assert 'name="input.data"' in page.text and "dataset:d@1" in page.text
-
-
-def login(client, user: str = "admin", password: str | None = None) -> None:
-    from conftest import ADMIN_PASSWORD
-
-    token = csrf(client.get("/login").text)
-    resp = client.post(
-        "/login",
-        data={"username": user, "password": password or ADMIN_PASSWORD, "_csrf_token": token},
-        follow_redirects=False,
-    )
-    assert resp.status_code in (302, 303), resp.text
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
 from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
 from reef.store.people import Principal
 
@@ -26,7 +27,7 @@ def run_context(hub: HubDep, project: str, run_id: int) -> dict[str, Any]:
         "steps": hub.runs.steps(run_id),
         "params": hub.runs.params(run_id),
         "metrics": hub.runs.latest_metrics(run_id),
-        "artifacts": hub.runs.artifacts(run_id),
+        "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
         "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
     }
 
@@ -229,23 +230,45 @@ def rerun_page(
     return Redirect(f"/projects/{project}/runs/{rerun(hub, request.user, project, run_id)}")
 
 
-def _artifact(hub: HubDep, project: str, run_id: int, artifact_id: int) -> Response:
+def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
     hub.runs.run(run_id, hub.projects.get(project).id)
     row = next((a for a in hub.runs.artifacts(run_id) if a["id"] == artifact_id), None)
     if row is None:
         raise NotFound(f"run {run_id} has no artifact {artifact_id}")
-    media = "application/json" if row["name"].endswith(".json") else "application/octet-stream"
 
     def chunks() -> Any:
         with hub.artifacts.open(row["digest"]) as f:
             while chunk := f.read(1 << 16):
                 yield chunk
 
-    return Stream(
-        chunks(),
-        media_type=media,
-        headers={"Content-Disposition": f'inline; filename="{row["name"]}"'},
-    )
+    # Module-written HTML and SVG must not run scripts on reef's origin: sandbox them.
+    headers = {
+        "Content-Disposition": f'inline; filename="{row["name"]}"',
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Stream(chunks(), media_type=media_type(row["name"]), headers=headers)
+
+
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".html": "text/html",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+}
+
+
+def media_type(name: str) -> str:
+    return MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def visual(name: str) -> str | None:
+    """How the run page shows an artifact inline: "image", "html", or not at all."""
+    suffix = Path(name).suffix.lower()
+    return "image" if suffix in (".svg", ".png") else "html" if suffix == ".html" else None
 
 
 ROUTES = [
