@@ -14,3 +14,16 @@ def step():
     from reef.sdk import step as _step
 
     return _step()
+
+
+def init(
+    project: str,
+    name: str | None = None,
+    params: dict | None = None,
+    url: str | None = None,
+    token: str | None = None,
+):
+    """Open a run for a script or notebook to report to (see reef.sdk.Run)."""
+    from reef.sdk import init as _init
+
+    return _init(project, name, params, url, token)

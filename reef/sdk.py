@@ -1,7 +1,7 @@
-"""The reef SDK: how a module step (or any script) talks to a reef server over HTTP.
+"""The reef SDK: how module steps, scripts and notebooks talk to a reef server over HTTP.
 
 Inside a step, `reef.step()` returns a StepContext built from the step file the runner wrote
-and the environment (REEF_URL, REEF_TOKEN: a token that is valid for this run only):
+and the environment (REEF_URL, and REEF_TOKEN: a token valid for this run only):
 
     import reef
     ctx = reef.step()
@@ -9,7 +9,15 @@ and the environment (REEF_URL, REEF_TOKEN: a token that is valid for this run on
     ctx.log_metric("loss", 0.25, step=3)
     ctx.save_model(net, sample_x, feature_names, class_names)   # ONNX export + parity check
 
-Metric points are buffered and sent in batches; the buffer is flushed at exit.
+From any script or notebook, `reef.init` opens a run to report to (REEF_URL and REEF_TOKEN,
+an API token, or url= and token=):
+
+    with reef.init(project="churn", name="baseline", params={"lr": 0.01}) as run:
+        for epoch in range(10):
+            run.log_metric("loss", loss, step=epoch)
+
+Metric points are buffered and sent in batches by a background thread; a batch that cannot
+be delivered (the server restarting, say) is kept and sent again, so no point is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import atexit
 import json
 import math
 import os
+import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,8 +35,10 @@ from typing import Any
 
 import httpx
 
-FLUSH_POINTS = 500
-FLUSH_SECONDS = 1.0
+FLUSH_POINTS = 1000
+FLUSH_SECONDS = 0.5
+MAX_BUFFERED = 5_000_000
+DELIVERY_DEADLINE_S = 120.0
 
 
 class ReefClientError(RuntimeError):
@@ -70,23 +82,139 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text
 
 
-class StepContext:
+class MetricSender:
+    """Buffers metric points and posts them in batches from a background thread. A batch the
+    server did not take because it was unreachable stays in the buffer and is sent again."""
+
+    def __init__(self, client: Client, path: str, step: str) -> None:
+        self.client, self.path, self.step = client, path, step
+        self._points: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="reef-metrics", daemon=True)
+        self._thread.start()
+
+    def add(self, points: list[dict[str, Any]]) -> None:
+        with self._cond:
+            if len(self._points) + len(points) > MAX_BUFFERED:
+                raise ReefClientError(f"more than {MAX_BUFFERED} metric points not yet sent")
+            self._points.extend(points)
+            if len(self._points) >= FLUSH_POINTS:
+                self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._closed or len(self._points) >= FLUSH_POINTS, timeout=FLUSH_SECONDS
+                )
+                batch = self._points[: FLUSH_POINTS * 10]
+                closed = self._closed
+            if batch and not self._send(batch):
+                time.sleep(0.5)
+            if closed and not self.pending():
+                return
+
+    def _send(self, batch: list[dict[str, Any]]) -> bool:
+        try:
+            self.client.request(
+                "POST", self.path, retries=0, json={"step": self.step, "points": batch}
+            )
+        except httpx.TransportError:
+            return False  # unreachable: keep the points, try again
+        except ReefClientError as e:
+            self.error = str(e)  # refused: report it, do not resend what will be refused again
+        with self._cond:
+            del self._points[: len(batch)]
+            self._cond.notify_all()
+        return True
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._points)
+
+    def flush(self, timeout: float = DELIVERY_DEADLINE_S) -> bool:
+        """Wait until every point so far was delivered (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify()
+            while self._points and time.monotonic() < deadline:
+                self._cond.wait(timeout=0.1)
+                self._cond.notify()
+            return not self._points
+
+    def close(self, timeout: float = DELIVERY_DEADLINE_S) -> bool:
+        delivered = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+        return delivered
+
+
+class Reporter:
+    """What a step and a script run share: params, metrics, artifacts for one run."""
+
+    def __init__(self, client: Client, project: str, run_id: int, step: str) -> None:
+        self.client = client
+        self.project = project
+        self.run_id = int(run_id)
+        self._base = f"/api/projects/{project}/runs/{run_id}"
+        self._step = step
+        self._metrics = MetricSender(client, f"{self._base}/metrics", step)
+        atexit.register(self.flush)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.client.request(
+            "POST", f"{self._base}/params", json={"step": self._step, "params": params}
+        )
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        stamp = time.time()
+        points = []
+        for key, value in metrics.items():
+            number = float(value)
+            points.append(
+                {
+                    "key": key,
+                    "value": None if math.isnan(number) else number,
+                    "step": step,
+                    "ts": stamp,
+                }
+            )
+        self._metrics.add(points)
+
+    def flush(self) -> None:
+        """Block until every metric point logged so far reached the server."""
+        if not self._metrics.flush():
+            raise ReefClientError(f"{self._metrics.pending()} metric points could not be sent")
+        if self._metrics.error:
+            raise ReefClientError(f"the server refused metric points: {self._metrics.error}")
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> dict:
+        path = Path(path)
+        with path.open("rb") as f:
+            return self.client.request(
+                "POST",
+                f"{self._base}/artifacts",
+                data={"step": self._step, "name": name or path.name},
+                files={"file": (path.name, f, "application/octet-stream")},
+            )
+
+
+class StepContext(Reporter):
     """What a step can read (params, inputs) and report (params, metrics, artifacts, models)."""
 
     def __init__(self, description: dict[str, Any], client: Client) -> None:
+        super().__init__(client, description["project"], description["run_id"], description["step"])
         self.description = description
         self.params: dict[str, Any] = description["params"]
-        self.client = client
-        self._base = f"/api/projects/{description['project']}/runs/{description['run_id']}"
-        self._step = description["step"]
-        self._points: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-        atexit.register(self.flush)
-
-    @property
-    def run_id(self) -> int:
-        return int(self.description["run_id"])
+        self.seed: int = int(description.get("seed", 0))
+        seed_everything(self.seed)
 
     def input_path(self, name: str) -> Path:
         try:
@@ -102,53 +230,6 @@ class StepContext:
             known = ", ".join(self.description["outputs"]) or "none"
             raise KeyError(f"this step has no output '{name}' (outputs: {known})") from None
 
-    def log_params(self, params: dict[str, Any]) -> None:
-        self.client.request(
-            "POST", f"{self._base}/params", json={"step": self._step, "params": params}
-        )
-
-    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        self.log_metrics({key: value}, step)
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        stamp = time.time()
-        with self._lock:
-            for key, value in metrics.items():
-                number = float(value)
-                self._points.append(
-                    {
-                        "key": key,
-                        "value": None if math.isnan(number) else number,
-                        "step": step,
-                        "ts": stamp,
-                    }
-                )
-            due = (
-                len(self._points) >= FLUSH_POINTS
-                or time.monotonic() - self._last_flush > FLUSH_SECONDS
-            )
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            points, self._points = self._points, []
-            self._last_flush = time.monotonic()
-        if points:
-            self.client.request(
-                "POST", f"{self._base}/metrics", json={"step": self._step, "points": points}
-            )
-
-    def log_artifact(self, path: str | Path, name: str | None = None) -> dict:
-        path = Path(path)
-        with path.open("rb") as f:
-            return self.client.request(
-                "POST",
-                f"{self._base}/artifacts",
-                data={"step": self._step, "name": name or path.name},
-                files={"file": (path.name, f, "application/octet-stream")},
-            )
-
     def save_model(
         self,
         model: Any,
@@ -158,11 +239,12 @@ class StepContext:
         output: str = "model",
         tolerance: float = 1e-4,
     ) -> float:
-        """Export a torch model to ONNX into output `output`, checking parity on the sample;
-        raises (and so fails the step) when torch and onnxruntime disagree beyond tolerance."""
-        from reef.runtime.export import export_torch
+        """Export a model to ONNX into output `output`, checking parity on the sample: a torch
+        nn.Module (torch vs onnxruntime) or a scikit-learn classifier (predict_proba vs
+        onnxruntime). Raises (and so fails the step) when they disagree beyond tolerance."""
+        from reef.runtime.export import export_model
 
-        result = export_torch(
+        result = export_model(
             model,
             sample_inputs,
             self.output_path(output),
@@ -172,6 +254,55 @@ class StepContext:
         )
         self.log_metric("onnx_parity_max_abs_diff", result.max_abs_diff)
         return result.max_abs_diff
+
+
+class Run(Reporter):
+    """A run that a script or notebook reports to; finish it (or use it as a context manager)."""
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.request(
+            "POST",
+            f"{self._base}/params",
+            json={"step": "tags", "params": {k: str(v) for k, v in tags.items()}},
+        )
+
+    def finish(self, status: str = "succeeded", error: str | None = None) -> None:
+        self.flush()
+        self.client.request("POST", f"{self._base}/finish", json={"status": status, "error": error})
+        self._metrics.close(timeout=1)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.finish("failed", f"{kind.__name__}: {exc}")
+
+
+def init(
+    project: str,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    url: str | None = None,
+    token: str | None = None,
+) -> Run:
+    """Open a new run in `project` for a script or notebook to report to."""
+    client = Client(url, token)
+    created = client.request(
+        "POST", f"/api/projects/{project}/runs", json={"name": name, "params": params or {}}
+    )
+    return Run(client, project, created["id"], "script")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and (when the step imported it) torch's generators."""
+    random.seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def step() -> StepContext:

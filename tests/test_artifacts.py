@@ -37,3 +37,22 @@ def test_visualization_artifacts_show_inline_and_are_sandboxed(app_client):
     assert f'<img src="/projects/viz/runs/{run}/artifacts/{by_name["plot.svg"]["id"]}"' in page
     assert "<iframe sandbox" in page
     assert f'artifacts/{by_name["data.bin"]["id"]}" alt' not in page
+
+
+def test_run_page_has_comments_and_the_record(app_client):
+    headers = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "c"}, headers=headers)
+    run_id = app_client.post(
+        "/api/projects/c/runs", json={"name": "manual"}, headers=headers
+    ).json()["id"]
+    login(app_client)
+    page = app_client.get(f"/projects/c/runs/{run_id}").text
+    assert "Reproducibility record" in page and "No comments yet." in page
+    from conftest import csrf
+
+    resp = app_client.post(
+        f"/projects/c/runs/{run_id}/comments",
+        data={"text": "looks <b>good</b>", "_csrf_token": csrf(page)},
+    )
+    assert resp.status_code == 200
+    assert "looks &lt;b&gt;good&lt;/b&gt;" in resp.text  # escaped, shown on the page

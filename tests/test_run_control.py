@@ -13,17 +13,14 @@ from conftest import start_server, wait_run
 pytestmark = pytest.mark.slow
 
 
-def step_processes(step_id: int | None = None) -> list[psutil.Process]:
-    """Live processes started for a reef step (by the REEF_STEP_ID in their environment)."""
+def step_processes(step_id: int, server) -> list[psutil.Process]:
+    """Live processes of one server's step (REEF_STEP_ID and REEF_URL in their environment)."""
     found = []
     for proc in psutil.process_iter():
         try:
-            value = proc.environ().get("REEF_STEP_ID")
-            if (
-                value
-                and (step_id is None or value == str(step_id))
-                and proc.status() != psutil.STATUS_ZOMBIE
-            ):
+            env = proc.environ()
+            mine = env.get("REEF_STEP_ID") == str(step_id) and env.get("REEF_URL") == server.url
+            if mine and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
@@ -77,7 +74,7 @@ def test_time_limit_kills_the_step(server):
         state = wait_run(client, "ops", run_id, timeout=30)
     assert state["run"]["status"] == "failed"
     assert state["steps"][0]["error"] == "time limit of 1 s exceeded"
-    assert not step_processes(state["steps"][0]["id"])
+    assert not step_processes(state["steps"][0]["id"], server)
 
 
 def test_cancel_kills_the_process_tree(server):
@@ -89,7 +86,7 @@ def test_cancel_kills_the_process_tree(server):
         state = wait_run(client, "ops", run_id, timeout=30)
         assert state["run"]["status"] == "cancelled"
         assert [s["status"] for s in state["steps"]] == ["cancelled", "cancelled"]
-        assert not step_processes(step["id"])
+        assert not step_processes(step["id"], server)
         again = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
         assert again.status_code == 409
 
@@ -102,9 +99,9 @@ def test_sigkill_while_a_step_runs_then_restart(server):
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     deadline = time.monotonic() + 10
-    while step_processes(step["id"]) and time.monotonic() < deadline:
+    while step_processes(step["id"], server) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not step_processes(step["id"]), "the step outlived the server"
+    assert not step_processes(step["id"], server), "the step outlived the server"
     restarted = start_server(server.data, server.data.parent / "modules")
     try:
         with restarted.client() as client:
@@ -118,7 +115,7 @@ def test_sigkill_while_a_step_runs_then_restart(server):
             assert wait_run(client, "ops", fresh)["run"]["status"] == "succeeded"
     finally:
         restarted.stop()
-    assert not step_processes(step["id"])
+    assert not step_processes(step["id"], server)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -129,7 +126,7 @@ def test_ctrl_c_and_sigterm_stop_serve_cleanly_and_kill_steps(server, sig):
     started = time.monotonic()
     assert server.stop(sig, timeout=30) == 0, server.output()
     assert time.monotonic() - started < 20
-    assert not step_processes(step["id"])
+    assert not step_processes(step["id"], server)
     assert os.path.exists(server.data / "reef.duckdb")
     restarted = start_server(server.data, server.data.parent / "modules")
     try:

@@ -1,7 +1,11 @@
-"""Export a torch model to ONNX and prove the export computes what the model computes.
+"""Export a model to ONNX and prove the export computes what the model computes.
 
-Pure: arrays and a module in, files and numbers out. torch is imported inside the functions
-so that importing this module (and serving) stays cheap.
+torch modules go through `export_torch`, scikit-learn classifiers through `export_sklearn`;
+`export_model` picks one. Both write the same layout: model.onnx (input `x`, float32
+(batch, features); output `y`, float32 (batch, outputs)) and schema.json.
+
+Pure: arrays and a model in, files and numbers out. torch, scikit-learn and skl2onnx are
+imported inside the functions so that importing this module (and serving) stays cheap.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import contextlib
 import copy
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,15 +71,128 @@ def export_torch(
     _check_classes(expected, class_names)
     _export_onnx(model, x, onnx_path)
     diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
-    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance)
-    if not diff <= tolerance:
-        raise ParityError(
-            f"ONNX export differs from torch: max abs diff {diff:.3g} > tolerance {tolerance:.3g}"
-            f" on {min(len(x), PARITY_ROWS)} sample rows"
-        )
+    producer = {"framework": "torch", "version": torch.__version__}
+    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance, producer)
+    _check_parity(diff, tolerance, "torch", min(len(x), PARITY_ROWS))
     torch.save(model.state_dict(), dest_dir / "model.pt")
     (dest_dir / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
     return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
+
+
+def export_sklearn(
+    model: Any,
+    sample: np.ndarray,
+    dest_dir: Path,
+    feature_names: list[str],
+    class_names: list[str] | None = None,
+    tolerance: float = 1e-4,
+) -> ExportResult:
+    """Write model.onnx and schema.json for a fitted scikit-learn classifier (or a Pipeline
+    ending in one); check `predict_proba` against onnxruntime on `sample`.
+
+    The ONNX model has the same interface as `export_torch`'s: `x` float32 (batch, features)
+    in, `y` float32 (batch, classes) = the probabilities out, in the order of the model's
+    `classes_` (which `class_names` name). Raises ParityError beyond `tolerance`.
+    """
+    import sklearn
+
+    if not callable(getattr(model, "predict_proba", None)):
+        raise InvalidInput(f"{type(model).__name__} has no predict_proba: not a classifier")
+    x = _check_sample(sample, feature_names)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = dest_dir / "model.onnx"
+    expected = np.asarray(model.predict_proba(x[:PARITY_ROWS]), dtype=np.float32)
+    _check_classes(expected, class_names)
+    _sklearn_to_onnx(model, x.shape[1], expected.shape[1], onnx_path)
+    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
+    producer = {
+        "framework": "scikit-learn",
+        "version": sklearn.__version__,
+        "estimator": type(model).__name__,
+    }
+    kind = "probabilities" if class_names else "raw"
+    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance, producer)
+    _check_parity(diff, tolerance, "scikit-learn", min(len(x), PARITY_ROWS))
+    (dest_dir / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
+
+
+def export_model(
+    model: Any,
+    sample: np.ndarray,
+    dest_dir: Path,
+    feature_names: list[str],
+    class_names: list[str] | None = None,
+    tolerance: float = 1e-4,
+) -> ExportResult:
+    """`export_torch` for a torch nn.Module, `export_sklearn` for an estimator with
+    predict_proba; InvalidInput for anything else."""
+    torch = sys.modules.get("torch")  # a torch module exists only if torch was imported
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return export_torch(model, sample, dest_dir, feature_names, class_names, tolerance)
+    if callable(getattr(model, "predict_proba", None)):
+        return export_sklearn(model, sample, dest_dir, feature_names, class_names, tolerance)
+    raise InvalidInput(
+        f"cannot export a {type(model).__name__}: expected a torch nn.Module or a "
+        "scikit-learn classifier (with predict_proba)"
+    )
+
+
+def _sklearn_to_onnx(model: Any, n_features: int, n_classes: int, path: Path) -> None:
+    """skl2onnx without ZipMap, then only the probabilities, renamed `y`."""
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    try:
+        with _quiet():
+            proto = convert_sklearn(
+                model,
+                initial_types=[("x", FloatTensorType([None, n_features]))],
+                options={"zipmap": False},
+            )
+    except Exception as e:  # skl2onnx raises many kinds, some with megabytes of message
+        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise InvalidInput(f"skl2onnx cannot convert {type(model).__name__}: {reason}") from e
+    probabilities = [o.name for o in proto.graph.output if o.name == "probabilities"]
+    if not probabilities:
+        names = [o.name for o in proto.graph.output]
+        raise InvalidInput(f"skl2onnx gave no 'probabilities' output (outputs: {names})")
+    graph = proto.graph
+    graph.node.append(onnx.helper.make_node("Identity", probabilities, ["y"], name="y"))
+    del graph.output[:]
+    graph.output.append(
+        onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", n_classes])
+    )
+    graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    graph.name = "main_graph"  # skl2onnx names it with a random UUID: same model, same bytes
+    _prune(graph)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _prune(graph: Any) -> None:
+    """Drop the nodes and initializers that no graph output depends on (the label branch)."""
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(node.input)
+    initializers = [i for i in graph.initializer if i.name in needed]
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def _check_parity(diff: float, tolerance: float, framework: str, rows: int) -> None:
+    if not diff <= tolerance:
+        raise ParityError(
+            f"ONNX export differs from {framework}: max abs diff {diff:.3g} > tolerance "
+            f"{tolerance:.3g} on {rows} sample rows"
+        )
 
 
 def _check_sample(sample: np.ndarray, feature_names: list[str]) -> np.ndarray:
@@ -192,9 +310,8 @@ def _schema(
     n_outputs: int,
     diff: float,
     tolerance: float,
+    producer: dict[str, Any],
 ) -> dict[str, Any]:
-    import torch
-
     return {
         "inputs": {"name": "x", "dtype": "float32", "features": list(features)},
         "outputs": {
@@ -205,5 +322,5 @@ def _schema(
             "classes": [str(c) for c in classes] if classes is not None else None,
         },
         "parity": {"max_abs_diff": diff, "tolerance": tolerance},
-        "producer": {"framework": "torch", "version": torch.__version__},
+        "producer": producer,
     }

@@ -4,6 +4,7 @@ cancel, and recover after a crash."""
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import threading
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from reef.errors import Conflict
 from reef.pipeline import upstream
+from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.steps import (
     STOPPED,
@@ -39,6 +41,7 @@ class Orchestrator:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.planner = Planner(hub)
+        self.environment = Environment()
         self.procs = ProcessTable()
         self._advance_lock = threading.Lock()
 
@@ -52,7 +55,8 @@ class Orchestrator:
         rerun_of: int | None = None,
     ) -> int:
         planned = self.planner.plan(project, spec, who)
-        pinned = {**spec, "steps": [_pinned_spec(p) for p in planned]}
+        seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
+        pinned = {**spec, "seed": seed, "steps": [_pinned_spec(p) for p in planned]}
         project_id = self.hub.projects.get(project).id
         run_id = self.hub.runs.create_run(project_id, pipeline, pinned, planned, who.name, rerun_of)
         self.hub.audit.record(who.name, "run.create", f"run {run_id}", project, pipeline=pipeline)
@@ -65,7 +69,7 @@ class Orchestrator:
             run = self.hub.runs.run(run_id)
             steps = self.hub.runs.steps(run_id)
             state = {s.name: s.status for s in steps}
-            if run.finished:
+            if run.finished or not steps:  # a script's run is finished by the script
                 return
             for s in steps:
                 if s.status != "pending":
@@ -134,6 +138,7 @@ class Orchestrator:
         self.advance(step.run_id)
 
     def _prepare(self, run: Run, step: Step) -> Launch:
+        """Work dir with the module at its commit, inputs, the step file; env; the record."""
         hub = self.hub
         base = self.step_dir(run.id, step.name)
         work, inputs_dir, out_dir = base / "work", base / "inputs", base / "outputs"
@@ -149,40 +154,66 @@ class Orchestrator:
                 "not install packages at run time: install them where steps run"
             )
         hub.modules.checkout(module_project, module, step.commit_sha, work)
-        description = {
-            "project": project,
-            "run_id": run.id,
-            "step": step.name,
-            "module": step.module,
-            "commit": step.commit_sha,
-            "params": step.params,
-            "inputs": {
-                k: self._materialize(project, run.id, v, inputs_dir, k)
-                for k, v in step.inputs.items()
-            },
-            "outputs": {k: _output_path(out_dir, k, kind) for k, kind in step.outputs.items()},
+        inputs = {
+            k: self._materialize(project, run.id, v, inputs_dir, k) for k, v in step.inputs.items()
         }
-        step_file = write_step_file(work, description)
-        owner = hub.people.user(run.created_by)
-        token = hub.people.issue_token(
+        outputs = {k: _output_path(out_dir, k, kind) for k, kind in step.outputs.items()}
+        step_file = write_step_file(
+            work,
+            {
+                "project": project,
+                "run_id": run.id,
+                "step": step.name,
+                "module": step.module,
+                "commit": step.commit_sha,
+                "params": step.params,
+                "inputs": inputs,
+                "outputs": outputs,
+                "seed": run.spec.get("seed", 0),
+            },
+        )
+        env = self._env(run, step, project, step_file)
+        command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
+        hub.runs.set_record(
+            step.id,
+            self.environment.record(
+                {
+                    "run_id": run.id,
+                    "step": step.name,
+                    "module": step.module,
+                    "commit": step.commit_sha,
+                    "params": step.params,
+                    "inputs": step.inputs,
+                    "seed": run.spec.get("seed"),
+                    "command": command,
+                },
+                env,
+            ),
+        )
+        return Launch(step.id, work, base / "log.txt", manifest.entrypoint, env, step.timeout_s)
+
+    def _env(self, run: Run, step: Step, project: str, step_file: Path) -> dict[str, str]:
+        """The child's environment, with a token valid for this run only."""
+        owner = self.hub.people.user(run.created_by)
+        token = self.hub.people.issue_token(
             owner["id"],
             "run",
             f"run {run.id} step {step.name}",
             run_id=run.id,
             ttl=timedelta(seconds=step.timeout_s + 600),
         )
-        env = child_env(
+        return child_env(
             {
-                "REEF_URL": hub.settings.url,
+                "REEF_URL": self.hub.settings.url,
                 "REEF_TOKEN": token,
                 "REEF_PROJECT": project,
                 "REEF_RUN_ID": str(run.id),
                 "REEF_STEP": step.name,
                 "REEF_STEP_ID": str(step.id),
                 "REEF_STEP_FILE": str(step_file),
+                "REEF_SEED": str(run.spec.get("seed", 0)),
             }
         )
-        return Launch(step.id, work, base / "log.txt", manifest.entrypoint, env, step.timeout_s)
 
     def _materialize(self, project: str, run_id: int, ref: str, inputs_dir: Path, key: str) -> str:
         if ref.startswith("dataset:"):
@@ -216,13 +247,18 @@ class Orchestrator:
         run = self.hub.runs.run(run_id)
         if run.finished:
             raise Conflict(f"run {run_id} already {run.status}")
-        for s in self.hub.runs.steps(run_id):
-            if s.status in ("pending", "queued") and self.hub.runs.move_step(
-                s.id, s.status, "cancelled", finished_at=now(), error="cancelled"
+        steps = self.hub.runs.steps(run_id)
+        for s in steps:  # first what has not started, so nothing downstream starts meanwhile
+            if (
+                s.status in ("pending", "queued")
+                and self.hub.runs.move_step(
+                    s.id, s.status, "cancelled", finished_at=now(), error="cancelled"
+                )
+                and s.task_id
             ):
-                if s.task_id:
-                    self.hub.queue.revoke(s.task_id)
-            elif s.status == "running":
+                self.hub.queue.revoke(s.task_id)
+        for s in steps:
+            if s.status == "running":
                 self.procs.cancel(s.id)
         self.hub.audit.record(
             who.name, "run.cancel", f"run {run_id}", self.hub.project_name(run.project_id)

@@ -22,7 +22,17 @@ from litestar.template import TemplateConfig
 
 import reef
 from reef.hub import Hub
-from reef.server import auth, datasets, errors, models, modules, pipelines, projects, runs
+from reef.server import (
+    auth,
+    datasets,
+    errors,
+    git,
+    models,
+    modules,
+    pipelines,
+    projects,
+    runs,
+)
 from reef.settings import Settings
 from reef.store.db import now
 
@@ -50,7 +60,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
             await anyio.to_thread.run_sync(opened.close)
 
     secret = Hub.secret_for(settings)
-    return Litestar(
+    app = Litestar(
         # One Router: Litestar 2.25 re-registers the handlers already on a path each time
         # another joins it, and wraps sync handlers twice when a path has three or more.
         route_handlers=[
@@ -100,6 +110,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         ),
         request_max_body_size=32 << 20,
     )
+    return git.mount(app)  # /git/* goes to dulwich, ahead of the router
 
 
 def provide_hub(state: State) -> Hub:

@@ -199,13 +199,6 @@ def module_api(
     return module_context(hub, request.user, project, module, rev)
 
 
-@post("/api/projects/{project:str}/runs", access="developer", status_code=201)
-def run_module_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
-) -> dict:
-    return {"id": start_module_run(hub, request.user, project, data)}
-
-
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/modules", access="reporter")
 def catalog_page(
@@ -272,7 +265,6 @@ ROUTES = [
     list_modules_api,
     new_module_api,
     module_api,
-    run_module_api,
     catalog_page,
     new_module_page,
     module_page,

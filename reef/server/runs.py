@@ -9,9 +9,11 @@ from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
-from reef.errors import InvalidInput, NotFound
+from reef.errors import Conflict, InvalidInput, NotFound
 from reef.hub import Hub
+from reef.server.modules import start_module_run
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
+from reef.store.db import now
 from reef.store.people import Principal
 
 LOG_TAIL_BYTES = 64_000
@@ -28,6 +30,7 @@ def run_context(hub: HubDep, project: str, run_id: int) -> dict[str, Any]:
         "params": hub.runs.params(run_id),
         "metrics": hub.runs.latest_metrics(run_id),
         "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
+        "comments": hub.runs.comments(run_id),
         "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
     }
 
@@ -80,7 +83,119 @@ def metric_points(data: Any) -> tuple[str, list[dict]]:
     return str(data.get("step") or "script"), points
 
 
+def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
+    """A run that a script or notebook reports to through the SDK (no steps to execute)."""
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("'name' must be a string")
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidInput("'params' must be an object")
+    run_id = hub.runs.create_run(
+        hub.projects.get(project).id, None, {"steps": []}, [], who.name, name=name
+    )
+    hub.runs.update_run(run_id, status="running", started_at=now())
+    hub.runs.log_params(run_id, "script", params)
+    hub.audit.record(who.name, "run.create", f"run {run_id}", project, name=name)
+    return run_id
+
+
+def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
+    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    status = (data or {}).get("status", "succeeded") if isinstance(data, dict) else "succeeded"
+    if status not in ("succeeded", "failed"):
+        raise InvalidInput("'status' must be succeeded or failed")
+    if hub.runs.steps(run_id):
+        raise Conflict(f"run {run_id} runs a pipeline; it finishes by itself")
+    if run.finished:
+        raise Conflict(f"run {run_id} already {run.status}")
+    hub.runs.update_run(
+        run_id,
+        status=status,
+        finished_at=now(),
+        error=(data or {}).get("error") if status == "failed" else None,
+    )
+    return {"id": run_id, "status": status}
+
+
+def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
+    text = data.get("text") if isinstance(data, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("send {'text': ...}: a comment cannot be empty")
+    if len(text) > 10_000:
+        raise InvalidInput("a comment is at most 10,000 characters")
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    comment_id = hub.runs.add_comment(run_id, who.name, text.strip())
+    hub.audit.record(who.name, "run.comment", f"run {run_id}", project, text=text.strip()[:200])
+    return {"id": comment_id, "author": who.name, "text": text.strip()}
+
+
+def record(hub: Hub, project: str, run_id: int) -> dict:
+    """Everything that went into a run: the pinned spec and each step's environment."""
+    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    return {
+        "run": run.id,
+        "project": project,
+        "pipeline": run.pipeline,
+        "spec": run.spec,
+        "created_by": run.created_by,
+        "created_at": run.created_at,
+        "steps": [
+            s.record or {"step": s.name, "note": "not started"} for s in hub.runs.steps(run_id)
+        ],
+    }
+
+
 # API ---------------------------------------------------------------------------------
+@post("/api/projects/{project:str}/runs", access="developer", status_code=201)
+def create_run_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+) -> dict:
+    """With `module`: run that module (one step). Without: a run a script reports to."""
+    if not isinstance(data, dict):
+        raise InvalidInput("send a JSON object")
+    if "module" in data:
+        return {"id": start_module_run(hub, request.user, project, data)}
+    return {"id": start_script_run(hub, request.user, project, data)}
+
+
+@post("/api/projects/{project:str}/runs/{run_id:int}/finish", access="developer", status_code=200)
+def finish_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any] = None,
+) -> dict:
+    return finish_script_run(hub, request.user, project, run_id, data)
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter")
+def comments_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> list[dict]:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    return hub.runs.comments(run_id)
+
+
+@post("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter", status_code=201)
+def comment_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any],
+) -> dict:
+    return add_comment(hub, request.user, project, run_id, data)
+
+
+@get("/api/projects/{project:str}/runs/{run_id:int}/record", access="reporter")
+def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Response:
+    body = record(hub, project, run_id)
+    return Response(
+        body,
+        headers={"Content-Disposition": f'attachment; filename="reef-{project}-run-{run_id}.json"'},
+    )
+
+
 @get("/api/projects/{project:str}/runs", access="reporter")
 def list_runs_api(
     hub: HubDep, project: FromPath[str], limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
@@ -191,6 +306,19 @@ def rerun_api(request: Request, hub: HubDep, project: FromPath[str], run_id: Fro
 
 
 # pages -------------------------------------------------------------------------------
+@post("/projects/{project:str}/runs/{run_id:int}/comments", access="reporter")
+def comment_page(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Form
+) -> Redirect:
+    add_comment(hub, request.user, project, run_id, data)
+    return Redirect(f"/projects/{project}/runs/{run_id}#comments")
+
+
+@get("/projects/{project:str}/runs/{run_id:int}/record", access="reporter")
+def record_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Response:
+    return record_api.fn(hub, project, run_id)
+
+
 @get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
 def run_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
     ctx = run_context(hub, project, run_id)
@@ -272,6 +400,13 @@ def visual(name: str) -> str | None:
 
 
 ROUTES = [
+    create_run_api,
+    finish_api,
+    comments_api,
+    comment_api,
+    record_api,
+    comment_page,
+    record_page,
     list_runs_api,
     run_api,
     metrics_api,

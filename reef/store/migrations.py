@@ -187,4 +187,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0005_tracking",
+        """
+        ALTER TABLE runs ADD COLUMN name VARCHAR;
+        ALTER TABLE steps ADD COLUMN record JSON;
+        CREATE SEQUENCE comments_id;
+        CREATE TABLE comments (
+            id BIGINT PRIMARY KEY DEFAULT nextval('comments_id'),
+            run_id BIGINT NOT NULL,
+            author VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

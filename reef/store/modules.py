@@ -6,7 +6,9 @@ what `git clone` / `git push` reach over smart HTTP, so every module version is 
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
 import stat
 import threading
 import time
@@ -15,15 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from dulwich.diff_tree import CHANGE_ADD, CHANGE_DELETE, TreeChange, tree_changes
 from dulwich.errors import NotTreeError
+from dulwich.graph import can_fast_forward
 from dulwich.index import commit_tree
-from dulwich.object_store import iter_tree_contents, tree_lookup_path
-from dulwich.objects import Blob, Commit, Tag
+from dulwich.object_store import BaseObjectStore, iter_tree_contents, tree_lookup_path
+from dulwich.objects import Blob, Commit, Tag, Tree, TreeEntry
+from dulwich.patch import write_object_diff
 from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 
-from reef.errors import InvalidInput, NotFound
+from reef.errors import Conflict, InvalidInput, NotFound
 from reef.manifest import InvalidManifest, Manifest, parse_manifest
 
 MANIFEST = "reef.toml"
@@ -33,6 +39,7 @@ _HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
 _SKIP_DIRS = {"__pycache__", ".git"}
 _FILE_MODE = 0o100644
 _EXEC_MODE = 0o100755
+_DIFF_STATUS = {CHANGE_ADD: "added", CHANGE_DELETE: "deleted"}
 
 
 class ModuleNotFound(NotFound):
@@ -161,6 +168,98 @@ class ModuleStore:
             tree = repo[commit.encode()].tree
             for entry in iter_tree_contents(repo.object_store, tree):
                 _write_entry(repo, entry.path.decode(), entry.mode, entry.sha, dest)
+
+    # --- browsing -------------------------------------------------------------------
+
+    def tree(self, project: str, name: str, sha: str, path: str = "") -> list[dict[str, Any]]:
+        """The folder `path` of a revision: folders first, then files, each by name.
+
+        Entries are `{name, path, type: "tree" | "blob", size}` (size is None for folders);
+        symlinks and submodules are left out, as `checkout` leaves them out.
+        """
+        commit = self.resolve(project, name, sha)
+        folder = path.strip("/")
+        with self._open(project, name) as repo:
+            tree = _subtree(repo, repo[commit.encode()].tree, folder)
+            if tree is None:
+                raise ModuleNotFound(
+                    f"module {project}/{name}@{commit[:10]} has no folder {path!r}"
+                )
+            entries = [_tree_entry(repo, folder, e) for e in tree.iteritems()]
+        listed = [e for e in entries if e is not None]
+        return sorted(listed, key=lambda e: (e["type"] != "tree", e["name"]))
+
+    def diff(self, project: str, name: str, from_sha: str, to_sha: str) -> list[dict[str, str]]:
+        """What changed from one revision to another: `{path, status, patch}` per file, where
+        status is added, deleted or modified and patch is the file's unified diff."""
+        old = self.resolve(project, name, from_sha)
+        new = self.resolve(project, name, to_sha)
+        with self._open(project, name) as repo:
+            store = repo.object_store
+            changes = tree_changes(store, repo[old.encode()].tree, repo[new.encode()].tree)
+            return [_file_diff(store, change) for change in changes]
+
+    def tags(self, project: str, name: str) -> list[dict[str, str]]:
+        """Tags that point at commits, by name: `{name, sha}` with the commit's sha."""
+        with self._open(project, name) as repo:
+            tags = repo.refs.as_dict(b"refs/tags")
+            peeled = {tag: _peel_commit(repo, sha) for tag, sha in tags.items()}
+        return [
+            {"name": tag.decode(), "sha": commit.id.decode()}
+            for tag, commit in sorted(peeled.items())
+            if commit is not None
+        ]
+
+    # --- pushes (git smart HTTP) ----------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store's write lock: commits and pushed ref updates never interleave."""
+        with self._lock:
+            yield
+
+    def init(self, project: str, name: str) -> bool:
+        """Create the empty bare repository of a new module; False if it already exists."""
+        path = self.repo_path(project, name)
+        if (path / "HEAD").is_file():
+            return False
+        _init_bare(path)
+        return True
+
+    def remove_if_empty(self, project: str, name: str) -> bool:
+        """Delete the module's repository if no ref points anywhere (a refused first push)."""
+        path = self.repo_path(project, name)
+        with self._lock:
+            if not (path / "HEAD").is_file():
+                return False
+            with self._open(project, name) as repo:
+                if repo.refs.as_dict(b"refs"):
+                    return False
+            shutil.rmtree(path)
+            return True
+
+    def check_update(
+        self, project: str, name: str, ref: str, old: str | None, new: str | None
+    ) -> None:
+        """Refuse a pushed ref update that reef does not allow. Call it under `writing()`.
+
+        `old` is None for a new ref and `new` None for a deletion. Raises Conflict when the
+        ref moved since the pusher looked, InvalidInput for a change reef refuses (deleting
+        or rewriting main), InvalidManifest when the new commit is not a valid module.
+        """
+        with self._open(project, name) as repo:
+            current = _ref_or_none(repo, ref.encode())
+            if current != (old.encode() if old else None):
+                raise Conflict(
+                    f"{ref.removeprefix('refs/heads/')} moved since you fetched (another push "
+                    "came first): fetch first, then push again"
+                )
+            _check_ref_policy(repo, ref, old, new)
+            if new is not None:
+                commit = _peel_commit(repo, new.encode())
+                if commit is None:
+                    raise InvalidInput(f"{ref} must point at a commit")
+                _validate_tree(repo, commit.tree)
 
     # --- helpers --------------------------------------------------------------------
 
@@ -322,3 +421,86 @@ def _write_entry(repo: Repo, rel: str, mode: int, sha: bytes, dest: Path) -> Non
     target.write_bytes(repo[sha].data)
     if mode == _EXEC_MODE:
         target.chmod(0o755)
+
+
+def _subtree(repo: Repo, tree_id: bytes, folder: str) -> Tree | None:
+    if not folder:
+        return repo[tree_id]
+    try:
+        mode, sha = tree_lookup_path(repo.__getitem__, tree_id, folder.encode())
+    except (KeyError, NotTreeError):
+        return None
+    return repo[sha] if stat.S_ISDIR(mode) else None
+
+
+def _tree_entry(repo: Repo, folder: str, entry: TreeEntry) -> dict[str, Any] | None:
+    name = entry.path.decode("utf-8", "replace")
+    path = f"{folder}/{name}" if folder else name
+    if stat.S_ISDIR(entry.mode):
+        return {"name": name, "path": path, "type": "tree", "size": None}
+    if stat.S_ISREG(entry.mode):
+        return {"name": name, "path": path, "type": "blob", "size": len(repo[entry.sha].data)}
+    return None
+
+
+def _file_diff(store: BaseObjectStore, change: TreeChange) -> dict[str, str]:
+    old, new = change.old, change.new
+    out = io.BytesIO()
+    write_object_diff(
+        out,
+        store,
+        (old.path, old.mode, old.sha) if old else (None, None, None),
+        (new.path, new.mode, new.sha) if new else (None, None, None),
+    )
+    path = (new or old).path.decode("utf-8", "replace")
+    status = _DIFF_STATUS.get(change.type, "modified")
+    return {"path": path, "status": status, "patch": out.getvalue().decode("utf-8", "replace")}
+
+
+def _peel_commit(repo: Repo, sha: bytes) -> Commit | None:
+    """The commit `sha` names, through any annotated tags; None for a tree or blob."""
+    try:
+        obj = repo[sha]
+        while isinstance(obj, Tag):
+            obj = repo[obj.object[1]]
+    except KeyError:
+        return None
+    return obj if isinstance(obj, Commit) else None
+
+
+def _check_ref_policy(repo: Repo, ref: str, old: str | None, new: str | None) -> None:
+    if not ref.startswith(("refs/heads/", "refs/tags/")):
+        raise InvalidInput(f"{ref}: only branches and tags can be pushed")
+    if ref == MAIN_REF.decode():
+        if new is None:
+            raise InvalidInput("branch main cannot be deleted: it holds the module's versions")
+        if old is not None and not can_fast_forward(repo, old.encode(), new.encode()):
+            raise InvalidInput(
+                "non-fast-forward push to main refused: its history cannot be rewritten "
+                "(fetch, merge or rebase onto it, and push again)"
+            )
+    elif new is not None and _ref_or_none(repo, MAIN_REF) is None:
+        raise InvalidInput(
+            "a new module's first push must create branch main (git push URL HEAD:main)"
+        )
+
+
+def _validate_tree(repo: Repo, tree_id: bytes) -> Manifest:
+    """The checks `commit_files` makes, on a pushed tree: reef.toml parses, entrypoint exists."""
+    text = _blob_at(repo, tree_id, MANIFEST)
+    if text is None:
+        raise InvalidManifest(f"a module needs a {MANIFEST} at its root")
+    manifest = parse_manifest(_decode(text))
+    if _blob_at(repo, tree_id, manifest.entrypoint) is None:
+        raise InvalidManifest(
+            f"reef.toml: entrypoint {manifest.entrypoint!r} is not among the module's files"
+        )
+    return manifest
+
+
+def _blob_at(repo: Repo, tree_id: bytes, path: str) -> bytes | None:
+    try:
+        mode, sha = tree_lookup_path(repo.__getitem__, tree_id, path.encode())
+    except (KeyError, NotTreeError):
+        return None
+    return repo[sha].data if stat.S_ISREG(mode) else None

@@ -28,6 +28,7 @@ class Run:
     finished_at: datetime | None
     error: str | None
     rerun_of: int | None
+    name: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -54,6 +55,7 @@ class Step:
     error: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    record: dict | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -68,7 +70,8 @@ def _run(row: dict) -> Run:
 
 def _step(row: dict) -> Step:
     decoded = {k: json.loads(row[k]) for k in ("params", "inputs", "outputs")}
-    return Step(**{**row, **decoded})
+    record = json.loads(row["record"]) if row.get("record") else None
+    return Step(**{**row, **decoded, "record": record})
 
 
 class Runs:
@@ -121,13 +124,14 @@ class Runs:
         steps: list[dict],
         author: str,
         rerun_of: int | None = None,
+        name: str | None = None,
     ) -> int:
         """A run and its steps (all pending), in one transaction."""
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO runs (project_id, pipeline, status, spec, created_by, created_at, "
-                "rerun_of) VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
-                [project_id, pipeline, json.dumps(spec), author, now(), rerun_of],
+                "rerun_of, name) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
+                [project_id, pipeline, json.dumps(spec), author, now(), rerun_of, name],
             )
             run_id = cur.fetchone()[0]
             for pos, s in enumerate(steps):
@@ -250,6 +254,25 @@ class Runs:
             [run_id],
         )
         return {r["key"]: r["value"] for r in rows}
+
+    def set_record(self, step_id: int, record: dict) -> None:
+        self.db.execute(
+            "UPDATE steps SET record = ? WHERE id = ?", [json.dumps(record, default=str), step_id]
+        )
+
+    def add_comment(self, run_id: int, author: str, text: str) -> int:
+        rows = self.db.execute(
+            "INSERT INTO comments (run_id, author, text, created_at) VALUES (?, ?, ?, ?) "
+            "RETURNING id",
+            [run_id, author, text, now()],
+        )
+        return int(rows[0][0])
+
+    def comments(self, run_id: int) -> list[dict]:
+        return self.db.query(
+            "SELECT id, author, text, created_at FROM comments WHERE run_id = ? ORDER BY id",
+            [run_id],
+        )
 
     def add_artifact(self, run_id: int, step: str, name: str, digest: str, size: int) -> None:
         self.db.execute(

@@ -1,0 +1,107 @@
+"""What a step ran on: Python, packages, torch/CUDA/cuDNN, GPUs, OS. Captured once per
+server (the environment steps inherit), then copied into every step's reproducibility
+record together with what is particular to the step."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from importlib import metadata
+from typing import Any
+
+import reef
+
+TORCH_PROBE = (
+    "import json, torch; c = torch.backends.cudnn; print(json.dumps({"
+    "'version': torch.__version__, 'cuda': torch.version.cuda, "
+    "'cudnn': c.version() if c.is_available() else None, "
+    "'cuda_available': torch.cuda.is_available(), "
+    "'deterministic_algorithms': torch.are_deterministic_algorithms_enabled()}))"
+)
+GPU_QUERY = "name,driver_version,memory.total,uuid"
+ENV_KEYS = (
+    "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "CUBLAS_WORKSPACE_CONFIG",
+)
+
+
+def packages() -> dict[str, str]:
+    found = {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
+    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+
+
+def torch_facts() -> dict[str, Any] | None:
+    """torch, CUDA and cuDNN versions, from a child process (the server never imports torch)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", TORCH_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError):
+        return None
+
+
+def gpus() -> list[dict[str, str]]:
+    """GPUs as nvidia-smi reports them (none when there is no NVIDIA driver)."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={GPU_QUERY}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    keys = GPU_QUERY.split(",")
+    return [
+        dict(zip(keys, (v.strip() for v in line.split(",")), strict=False))
+        for line in out.strip().splitlines()
+        if line.strip()
+    ]
+
+
+class Environment:
+    """The machine-wide part of the record, captured at the first step and kept."""
+
+    def __init__(self) -> None:
+        self._facts: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def facts(self) -> dict[str, Any]:
+        with self._lock:
+            if self._facts is None:
+                self._facts = {
+                    "reef": reef.__version__,
+                    "python": sys.version,
+                    "executable": sys.executable,
+                    "platform": platform.platform(),
+                    "machine": platform.machine(),
+                    "hostname": socket.gethostname(),
+                    "cpu_count": os.cpu_count(),
+                    "torch": torch_facts(),
+                    "gpus": gpus(),
+                    "packages": packages(),
+                }
+            return self._facts
+
+    def record(self, step: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        """A step's full record: what it is (module, commit, params, inputs, seed, command)
+        and where it ran."""
+        chosen = {k: env[k] for k in ENV_KEYS if k in env}
+        return {**step, "environment_variables": chosen, **self.facts()}
