@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.queue import StepQueue
@@ -30,6 +31,7 @@ from reef.store.runs import Runs
 log = logging.getLogger("reef")
 SYSTEM = "reef"
 BUILTIN_AUTHOR = "reef <reef@localhost>"
+BUILTIN_TAG = "reef-builtin"  # the last commit reef made of a built-in module
 
 
 @dataclass
@@ -115,7 +117,8 @@ class Hub:
         return None if given else password
 
     def _install_builtin_modules(self) -> None:
-        """Commit every folder of the built-in modules dir into project `library`."""
+        """Commit every folder of the built-in modules dir into project `library`, unless
+        someone pushed to that module since reef's last built-in commit (theirs is kept)."""
         if not self.projects.exists(LIBRARY):
             self.projects.create(LIBRARY, self.admin(), "Built-in AI modules, readable by all.")
         root = self.settings.modules_dir
@@ -123,11 +126,17 @@ class Hub:
             log.warning("built-in modules dir %s not found", root)
             return
         for src in sorted(p for p in root.iterdir() if (p / "reef.toml").is_file()):
-            before = (
-                self.modules.head(LIBRARY, src.name)
-                if self.modules.exists(LIBRARY, src.name)
-                else None
-            )
-            sha = self.modules.commit_dir(LIBRARY, src.name, src, "built-in module", BUILTIN_AUTHOR)
-            if sha != before:
-                self.audit.record(SYSTEM, "module.commit", f"module {src.name}", LIBRARY, sha=sha)
+            self._install_builtin(src)
+
+    def _install_builtin(self, src: Path) -> None:
+        name, head = src.name, None
+        if self.modules.exists(LIBRARY, name):
+            head = self.modules.head(LIBRARY, name)
+            ours = {t["name"]: t["sha"] for t in self.modules.tags(LIBRARY, name)}.get(BUILTIN_TAG)
+            if ours is not None and ours != head:
+                log.info("library/%s has pushed commits after reef's own; keeping them", name)
+                return
+        sha = self.modules.commit_dir(LIBRARY, name, src, "built-in module", BUILTIN_AUTHOR)
+        self.modules.set_tag(LIBRARY, name, BUILTIN_TAG, sha)
+        if sha != head:
+            self.audit.record(SYSTEM, "module.commit", f"module {name}", LIBRARY, sha=sha)

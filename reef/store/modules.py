@@ -199,6 +199,13 @@ class ModuleStore:
             changes = tree_changes(store, repo[old.encode()].tree, repo[new.encode()].tree)
             return [_file_diff(store, change) for change in changes]
 
+    def set_tag(self, project: str, name: str, tag: str, sha: str) -> None:
+        """Point lightweight tag `tag` at commit `sha` (created or moved)."""
+        if not _SLUG_RE.match(tag):
+            raise InvalidInput(f"invalid tag name {tag!r}")
+        with self._lock, self._open(project, name) as repo:
+            repo.refs[b"refs/tags/" + tag.encode()] = sha.encode()
+
     def tags(self, project: str, name: str) -> list[dict[str, str]]:
         """Tags that point at commits, by name: `{name, sha}` with the commit's sha."""
         with self._open(project, name) as repo:
