@@ -138,3 +138,31 @@ def test_pipeline_page_renders_a_form_per_step(api):
     page = client.get("/projects/p/pipelines/one")
     assert page.status_code == 200
     assert 'name="split.test_size"' in page.text and 'name="split.stratify"' in page.text
+
+
+def test_code_browser_and_diff_between_versions(api):
+    client, headers = api
+    client.post("/api/projects/p/modules", json={"name": "cleaner"}, headers=headers)
+    hub = client.app.state.hub
+    first = hub.modules.head("p", "cleaner")
+    files = {
+        path: hub.modules.read_file("p", "cleaner", first, path)
+        for path in ("reef.toml", "main.py", "README.md")
+    }
+    files["reef.toml"] = files["reef.toml"].replace(b"default = 1.0", b"default = 2.0")
+    second = hub.modules.commit_files("p", "cleaner", files, "double it", "ada <a@b>")
+    tree = client.get("/api/projects/p/modules/cleaner/tree", headers=headers).json()
+    assert [e["name"] for e in tree["entries"]] == ["README.md", "main.py", "reef.toml"]
+    text = client.get("/api/projects/p/modules/cleaner/tree?path=main.py", headers=headers)
+    assert "reef.step()" in text.json()["text"]
+    diff = client.get(f"/api/projects/p/modules/cleaner/diff?old={first}", headers=headers)
+    body = diff.json()
+    assert body["to"] == second
+    assert [(f["path"], f["status"]) for f in body["files"]] == [("reef.toml", "modified")]
+    assert "-default = 1.0" in body["files"][0]["patch"]
+    assert "+default = 2.0" in body["files"][0]["patch"]
+    login(client)
+    page = client.get("/projects/p/modules/cleaner/diff").text  # default: the last change
+    assert 'class="add">+default = 2.0' in page
+    missing = client.get("/api/projects/p/modules/cleaner/tree?path=nope.py", headers=headers)
+    assert missing.status_code == 404

@@ -58,6 +58,7 @@ def module_context(
         "commit": sha,
         "manifest": manifest.to_dict(),
         "versions": hub.modules.log(project, name),
+        "tags": hub.modules.tags(project, name),
         "readme": _readme(hub, project, name, sha),
         "used_in": used_in(hub, who, f"{project}/{name}"),
     }
@@ -94,6 +95,58 @@ def new_module(hub: Hub, who: Principal, project: str, data: dict) -> str:
     )
     hub.audit.record(who.name, "module.create", f"module {name}", project, sha=sha)
     return name
+
+
+# code: browse and compare versions ----------------------------------------------------
+MAX_SHOWN_BYTES = 512_000
+
+
+def code_context(hub: Hub, project: str, name: str, rev: str | None, path: str) -> dict:
+    """A folder listing, or a file's text, at a revision."""
+    sha = hub.modules.resolve(project, name, rev)
+    path = path.strip("/")
+    context = {
+        "project": hub.projects.get(project),
+        "module": name,
+        "commit": sha,
+        "path": path,
+        "parents": _parents(path),
+        "entries": None,
+        "text": None,
+    }
+    try:
+        context["entries"] = hub.modules.tree(project, name, sha, path)
+    except (NotFound, InvalidInput):
+        data = hub.modules.read_file(project, name, sha, path)
+        context["text"] = (
+            data[:MAX_SHOWN_BYTES].decode(errors="replace") if b"\0" not in data[:8000] else None
+        )
+        context["size"] = len(data)
+    return context
+
+
+def _parents(path: str) -> list[tuple[str, str]]:
+    parts = [p for p in path.split("/") if p]
+    return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def diff_context(hub: Hub, project: str, name: str, old: str | None, new: str | None) -> dict:
+    log = hub.modules.log(project, name)
+    new_sha = hub.modules.resolve(project, name, new)
+    old_sha = (
+        hub.modules.resolve(project, name, old)
+        if old
+        else (log[1].sha if len(log) > 1 else new_sha)
+    )
+    return {
+        "project": hub.projects.get(project),
+        "module": name,
+        "versions": log,
+        "from": old_sha,
+        "to": new_sha,
+        "tags": hub.modules.tags(project, name),
+        "files": hub.modules.diff(project, name, old_sha, new_sha),
+    }
 
 
 # running one module ------------------------------------------------------------------
@@ -199,7 +252,53 @@ def module_api(
     return module_context(hub, request.user, project, module, rev)
 
 
+@get("/api/projects/{project:str}/modules/{module:str}/tree", access="reporter")
+def code_api(
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    rev: FromQuery[str | None] = None,
+    path: FromQuery[str] = "",
+) -> dict:
+    return code_context(hub, project, module, rev, path)
+
+
+@get("/api/projects/{project:str}/modules/{module:str}/diff", access="reporter")
+def diff_api(
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    old: FromQuery[str | None] = None,
+    new: FromQuery[str | None] = None,
+) -> dict:
+    """Changes from revision `old` (default: the one before `new`) to `new` (default: head)."""
+    ctx = diff_context(hub, project, module, old, new)
+    return {k: ctx[k] for k in ("from", "to", "files")}
+
+
 # pages -------------------------------------------------------------------------------
+@get("/projects/{project:str}/modules/{module:str}/tree", access="reporter")
+def code_page(
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    rev: FromQuery[str | None] = None,
+    path: FromQuery[str] = "",
+) -> Template:
+    return Template("module_code.html", context=code_context(hub, project, module, rev, path))
+
+
+@get("/projects/{project:str}/modules/{module:str}/diff", access="reporter")
+def diff_page(
+    hub: HubDep,
+    project: FromPath[str],
+    module: FromPath[str],
+    old: FromQuery[str | None] = None,
+    new: FromQuery[str | None] = None,
+) -> Template:
+    return Template("module_diff.html", context=diff_context(hub, project, module, old, new))
+
+
 @get("/projects/{project:str}/modules", access="reporter")
 def catalog_page(
     request: Request,
@@ -262,6 +361,10 @@ def run_module_submit(
 
 
 ROUTES = [
+    code_api,
+    diff_api,
+    code_page,
+    diff_page,
     list_modules_api,
     new_module_api,
     module_api,
