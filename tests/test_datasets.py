@@ -145,7 +145,7 @@ def test_bad_inputs(store: DatasetStore, tmp_path: Path) -> None:
         "empty.csv": ("", "empty"),
         "dup.csv": ("a,a\n1,2\n", "duplicate column names: 'a'"),
         "dot.csv": ("a.b,c\n1,2\n", "cannot contain '.'"),
-        "data.json": ("{}", "unsupported file type '.json'; upload CSV or Parquet"),
+        "data.json": ("{}", "unsupported file type '.json'; upload CSV, TSV, Parquet"),
     }
     for filename, (text, message) in cases.items():
         with pytest.raises(InvalidInput, match=message):

@@ -1,54 +1,73 @@
-"""Versioned tabular datasets: one Lance dataset per (project, name), one version per write.
+"""Versioned datasets: one Lance dataset per (project, name), one version per change.
 
-Imports stream CSV or Parquet into Lance without loading the file. A failed write leaves
-nothing behind: version 1 is staged in a temp dir and renamed into place, and Lance does not
-commit a new version when the source reader raises.
+Imports stream every supported format into Lance without loading the file (see
+`dataset_import`); edits, deletes, column changes and restores each commit one version and
+keep Lance's stable row ids, so any two versions can be diffed row by row (`dataset_diff`).
+Versions are addressed by number or by tag everywhere (`resolve`). A failed change leaves
+nothing behind: version 1 is staged and renamed into place, later versions are single Lance
+commits that are not made when reading the source fails.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import math
-import os
+import dataclasses
+import json
 import re
-import shutil
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import lance
 import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
 from reef.errors import Conflict, InvalidInput, NotFound
-
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
-_DELIMITERS = ",;\t|"
-_SNIFF_BYTES = 64 * 1024
-_CSV_BLOCK_BYTES = 1 << 20
-_BATCH_ROWS = 64 * 1024
-_MAX_PAGE = 1000
-_SOURCE_ERRORS = (pa.ArrowException, OSError, ValueError)
-_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+): (.*)", re.S)
-_CONVERSION = re.compile(
-    r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (.+?): invalid value '(.*)'",
-    re.S,
+from reef.store import dataset_changes as changes
+from reef.store.dataset_csv import CsvSource
+from reef.store.dataset_diff import diff as diff_versions
+from reef.store.dataset_import import (
+    BATCH_ROWS,
+    COLUMN_TYPES,
+    ImportOptions,
+    Source,
+    open_source,
+)
+from reef.store.dataset_predicate import predicate_columns
+from reef.store.dataset_profile import cached_profile
+from reef.store.dataset_query import (
+    deadline,
+    export_query,
+    run_query,
+    sandbox,
+    select_statement,
+    write_stream,
+)
+from reef.store.dataset_values import table_rows
+from reef.store.dataset_write import (
+    SourceFailed,
+    as_reader,
+    check_schema,
+    commit,
+    is_dataset,
+    lance_errors,
 )
 
-ReaderFactory = Callable[[], pa.RecordBatchReader]
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+_MAX_PAGE = 1000
+_MAX_RETRIES = 32
+_FILTER_TIMEOUT_S = 120
+_REEF_DIR = "_reef"
+
+VersionRef = int | str | None  # a version number, a tag, or None for the latest
 
 
 class DatasetNotFound(NotFound):
-    """No dataset with that name, or no such version of it."""
+    """No dataset with that name, or no such version or tag of it."""
 
 
 @dataclass(frozen=True)
@@ -57,32 +76,8 @@ class VersionInfo:
     num_rows: int
     timestamp: datetime  # Lance version timestamp, timezone-aware (UTC)
     columns: list[tuple[str, str]]  # (name, arrow type as string)
-
-
-class _SourceFailed(Exception):
-    """The input (file or reader) raised while being read; `names` are its columns if known."""
-
-    def __init__(self, error: Exception, names: list[str] | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.names = names
-
-
-class _Guard:
-    """Wraps a reader so that an error raised by the source is told apart from a Lance error."""
-
-    def __init__(self) -> None:
-        self.error: Exception | None = None
-
-    def wrap(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(reader.schema, self._batches(reader))
-
-    def _batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        except Exception as exc:
-            self.error = exc
-            raise
+    skipped: int = 0  # what the import left out (files that are not labelled images)
+    notes: tuple[str, ...] = ()  # what the import decided (encoding fallback, sheet, ...)
 
 
 class DatasetStore:
@@ -105,34 +100,227 @@ class DatasetStore:
         return self.root / project / f"{name}.lance"
 
     def exists(self, project: str, name: str) -> bool:
-        return _is_dataset(self.uri(project, name))
+        return is_dataset(self.uri(project, name))
+
+    # --- imports ---------------------------------------------------------------------------
 
     def import_file(
-        self, project: str, name: str, src: Path, fmt: str | None = None
+        self,
+        project: str,
+        name: str,
+        src: Path,
+        fmt: str | None = None,
+        options: ImportOptions | None = None,
     ) -> VersionInfo:
-        """Stream a CSV or Parquet file into the next version (or version 1)."""
-        uri, src = self.uri(project, name), Path(src)
-        kind = _file_format(src, fmt)
-        if not src.is_file():
-            raise InvalidInput(f"no such file: {src}")
-        if kind == "csv":
-            return self._import_csv(uri, src)
-        try:
-            with self._lock(uri):
-                return _commit(uri, lambda: _parquet_reader(src))
-        except _SourceFailed as failed:
-            raise InvalidInput(f"invalid Parquet file: {failed.error}") from failed.error
+        """Stream a file (or an image folder) into the next version, or version 1.
+        Formats: csv, tsv, parquet, jsonl, arrow, xlsx, images (see `dataset_import`)."""
+        uri, options = self.uri(project, name), options or ImportOptions()
+        source = open_source(Path(src), fmt, options)
+        if isinstance(source, CsvSource) and is_dataset(uri):  # keep the stored types
+            stored = {f.name: f.type for f in lance.dataset(str(uri)).schema}
+            source.types = {**stored, **source.types}
+        return self._import(uri, source, options.mode)
+
+    def preview(
+        self,
+        src: Path,
+        fmt: str | None = None,
+        options: ImportOptions | None = None,
+        rows: int = 20,
+    ) -> dict[str, Any]:
+        """The first rows of a file as they would be imported, with the inferred column types
+        and what was detected (delimiter, encoding, sheet), so types can be fixed first."""
+        source = open_source(Path(src), fmt, options or ImportOptions())
+        table = _read_head(source, max(1, min(rows, _MAX_PAGE)))
+        shown = table.select(
+            [n for n in table.column_names if not pa.types.is_binary(table.schema.field(n).type)]
+        )
+        return {
+            "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+            "column_types": sorted(COLUMN_TYPES),
+            "shown_columns": shown.column_names,
+            "rows": table_rows(shown),
+            "detected": source.details(),
+            "notes": list(source.notes),
+        }
 
     def write_table(
-        self, project: str, name: str, table_or_reader: pa.Table | pa.RecordBatchReader
+        self,
+        project: str,
+        name: str,
+        table_or_reader: pa.Table | pa.RecordBatchReader,
+        mode: str = "replace",
     ) -> VersionInfo:
         """Write an Arrow table or reader as the next version (or version 1)."""
         uri = self.uri(project, name)
+        ImportOptions(mode=mode)  # validates the mode
         try:
             with self._lock(uri):
-                return _commit(uri, lambda: _as_reader(table_or_reader))
-        except _SourceFailed as failed:
+                ds = commit(uri, lambda: as_reader(table_or_reader), mode, _read_key(uri))
+        except SourceFailed as failed:
+            if isinstance(failed.error, InvalidInput):
+                raise failed.error from None
             raise InvalidInput(f"could not read the table: {failed.error}") from failed.error
+        return _version_info(ds)
+
+    def append(
+        self,
+        project: str,
+        name: str,
+        src_or_table: Path | str | pa.Table | pa.RecordBatchReader,
+        fmt: str | None = None,
+        options: ImportOptions | None = None,
+    ) -> VersionInfo:
+        """Add rows (a file in any import format, or Arrow data) as the next version. The
+        columns must be the dataset's; values are cast to the dataset's types."""
+        if isinstance(src_or_table, pa.Table | pa.RecordBatchReader):
+            return self.write_table(project, name, src_or_table, mode="append")
+        options = options or ImportOptions()
+        appending = dataclasses.replace(options, mode="append")
+        return self.import_file(project, name, Path(src_or_table), fmt, appending)
+
+    def _import(self, uri: Path, source: Source, mode: str) -> VersionInfo:
+        """Write the source, retrying while the source can adjust (CSV types, encoding)."""
+        for _ in range(_MAX_RETRIES):
+            try:
+                with self._lock(uri):
+                    ds = commit(uri, source.open, mode, _read_key(uri))
+                return _version_info(ds, source)
+            except SourceFailed as failed:
+                if isinstance(failed.error, InvalidInput):
+                    raise failed.error from None
+                if not source.retry(failed.error, failed.names):
+                    raise source.problem(failed.error) from failed.error
+        raise InvalidInput("the file could not be read: too many type changes")
+
+    # --- changes ---------------------------------------------------------------------------
+
+    def update_rows(
+        self, project: str, name: str, updates: Sequence[Mapping[str, Any]], key: str = "_rowid"
+    ) -> VersionInfo:
+        """Set cells of existing rows, as one new version. Each update names its row by
+        `key` (the stable row id `_rowid`, or the declared key column) and gives the new
+        values of the columns to change: [{"_rowid": 7, "label": "cat"}, ...]."""
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            ids, cells = _split_updates(ds, updates, key, _read_key(uri))
+            rows = changes.rows_by_id(ds, ids)
+            changes.check_ids_exist(ds, ids, rows)
+            position = {row_id: i for i, row_id in enumerate(rows["_rowid"].to_pylist())}
+            rows = changes.with_cells(rows.take([position[i] for i in ids]), cells)
+            with lance_errors():
+                return _version_info(changes.rewrite_rows(ds, rows))
+
+    def delete_rows(self, project: str, name: str, where: str) -> VersionInfo:
+        """Delete the rows matching a SQL predicate (DuckDB syntax, e.g. `label = 'dog' AND
+        score < 0.5`; see `dataset_predicate` for what is accepted) as a new version."""
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            ids = _matching_ids(ds, where)
+            if not ids:
+                raise InvalidInput(f"no rows match {where!r}: nothing to delete")
+            with lance_errors():
+                ds.delete(changes.rowid_filter(ids))
+            return _version_info(lance.dataset(str(uri)))
+
+    def add_column(
+        self, project: str, name: str, column: str, type: str, default: Any = None
+    ) -> VersionInfo:
+        """Add a column of `type` (int64, float64, string, bool, timestamp), filled with
+        `default` (null when None), as a new version."""
+        if type not in COLUMN_TYPES:
+            raise InvalidInput(f"unknown column type {type!r}: use {', '.join(COLUMN_TYPES)}")
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            _check_new_column(ds, column)
+            with lance_errors():
+                ds = changes.add_column(ds, pa.field(column, COLUMN_TYPES[type]), default)
+            return _version_info(ds)
+
+    def rename_column(self, project: str, name: str, column: str, new_name: str) -> VersionInfo:
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            _check_column(ds, column)
+            _check_new_column(ds, new_name)
+            with lance_errors():
+                ds.alter_columns({"path": column, "name": new_name})
+            if _read_key(uri) == column:
+                _write_key(uri, new_name)
+            return _version_info(lance.dataset(str(uri)))
+
+    def drop_column(self, project: str, name: str, column: str) -> VersionInfo:
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            _check_column(ds, column)
+            if len(ds.schema) == 1:
+                raise InvalidInput(f"cannot drop {column!r}: it is the only column")
+            if _read_key(uri) == column:
+                raise InvalidInput(f"cannot drop {column!r}: it is the key; clear the key first")
+            with lance_errors():
+                ds.drop_columns([column])
+            return _version_info(lance.dataset(str(uri)))
+
+    def restore(self, project: str, name: str, version: VersionRef) -> VersionInfo:
+        """Make an old version's data the new latest version (history is kept)."""
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            with lance_errors():
+                self.open(project, name, version).restore()
+            return _version_info(lance.dataset(str(uri)))
+
+    # --- versions, tags, key ---------------------------------------------------------------
+
+    def resolve(self, project: str, name: str, ref: VersionRef) -> int:
+        """The version number `ref` names: a number, a tag, "latest" or None (the latest)."""
+        return self.open(project, name, ref).version
+
+    def tag(
+        self, project: str, name: str, tag: str, version: VersionRef, move: bool = False
+    ) -> None:
+        """Name a version (e.g. `gold`). An existing tag is a Conflict unless `move`."""
+        if not isinstance(tag, str) or not _TAG.match(tag) or tag == "latest":
+            raise InvalidInput(
+                f"invalid tag {tag!r}: use up to 63 letters, digits, '_', '.' or '-', "
+                "starting with a letter"
+            )
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            number = self.resolve(project, name, version)
+            ds = self.open(project, name)
+            exists = tag in ds.tags.list()
+            if exists and not move:
+                raise Conflict(f"tag {tag!r} already names a version; move it explicitly")
+            (ds.tags.update if exists else ds.tags.create)(tag, number)
+
+    def untag(self, project: str, name: str, tag: str) -> None:
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            ds = self.open(project, name)
+            if tag not in ds.tags.list():
+                raise DatasetNotFound(f"dataset '{project}/{name}' has no tag {tag!r}")
+            ds.tags.delete(tag)
+
+    def tags(self, project: str, name: str) -> dict[str, int]:
+        """Tag -> version number."""
+        listed = self.open(project, name).tags.list()
+        return {tag: meta["version"] for tag, meta in sorted(listed.items())}
+
+    def set_key(self, project: str, name: str, column: str | None) -> None:
+        """Declare `column` the dataset's key (unique, non-null), or clear it with None."""
+        uri = self.uri(project, name)
+        with self._lock(uri):
+            if column is not None:
+                _check_key_values(self.open(project, name), column)
+            _write_key(uri, column)
+
+    def key(self, project: str, name: str) -> str | None:
+        self.open(project, name)
+        return _read_key(self.uri(project, name))
 
     def versions(self, project: str, name: str) -> list[VersionInfo]:
         """Every version, oldest first."""
@@ -142,74 +330,133 @@ class DatasetStore:
     def latest_version(self, project: str, name: str) -> int:
         return self.open(project, name).version
 
-    def info(self, project: str, name: str, version: int | None = None) -> VersionInfo:
+    def info(self, project: str, name: str, version: VersionRef = None) -> VersionInfo:
         return _version_info(self.open(project, name, version))
 
-    def rows(
-        self, project: str, name: str, version: int | None, offset: int, limit: int
-    ) -> tuple[list[str], list[list]]:
-        """A page of rows as (column names, rows of JSON-serialisable values)."""
-        if offset < 0:
-            raise InvalidInput("offset must be 0 or more")
-        limit = min(max(limit, 1), _MAX_PAGE)
-        table = self.open(project, name, version).to_table(offset=offset, limit=limit)
-        columns = [column.to_pylist() for column in table.columns]
-        return table.column_names, [
-            [_jsonable(v) for v in row] for row in zip(*columns, strict=True)
-        ]
-
-    def open(self, project: str, name: str, version: int | None = None) -> lance.LanceDataset:
-        """The Lance dataset at `version` (None = latest)."""
+    def open(self, project: str, name: str, version: VersionRef = None) -> lance.LanceDataset:
+        """The Lance dataset at `version` (a number, a tag, or None for the latest)."""
         uri = self.uri(project, name)
-        if not _is_dataset(uri):
+        if not is_dataset(uri):
             raise DatasetNotFound(f"dataset '{project}/{name}' not found")
-        if version is None:
+        if version is None or version == "latest":
             return lance.dataset(str(uri))
-        missing = DatasetNotFound(f"dataset '{project}/{name}' has no version {version}")
-        if version < 1:
+        if isinstance(version, str) and version.isdigit():
+            version = int(version)
+        what = "version" if isinstance(version, int) else "version or tag"
+        missing = DatasetNotFound(f"dataset '{project}/{name}' has no {what} {version}")
+        if isinstance(version, int) and version < 1:
             raise missing
         try:
             return lance.dataset(str(uri), version=version)
-        except ValueError as exc:
-            if "not found" not in str(exc).lower():
+        except (ValueError, OSError) as exc:
+            if "not found" not in str(exc).lower() and "not exist" not in str(exc).lower():
                 raise
             raise missing from exc
 
-    def write_parquet(self, project: str, name: str, version: int | None, dest: Path) -> None:
-        """Stream a version into a Parquet file; `dest` appears only once complete."""
+    # --- reading ---------------------------------------------------------------------------
+
+    def rows(
+        self,
+        project: str,
+        name: str,
+        version: VersionRef,
+        offset: int,
+        limit: int,
+        with_row_id: bool = False,
+    ) -> tuple[list[str], list[list]]:
+        """A page of rows in row-id order as (column names, rows of JSON-serialisable
+        values); with `with_row_id` the first column is `_rowid` (what `update_rows` takes)."""
+        if offset < 0:
+            raise InvalidInput("offset must be 0 or more")
+        limit = min(max(limit, 1), _MAX_PAGE)
         ds = self.open(project, name, version)
+        table = changes.page_in_row_order(ds, offset, limit)
+        names = ["_rowid", *ds.schema.names] if with_row_id else ds.schema.names
+        table = table.select(names)
+        return table.column_names, table_rows(table)
+
+    def write_parquet(self, project: str, name: str, version: VersionRef, dest: Path) -> None:
+        """Stream a version into a Parquet file; `dest` appears only once complete."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with pq.ParquetWriter(tmp, ds.schema) as writer:
-                for batch in ds.to_batches(batch_size=_BATCH_ROWS):
-                    writer.write_batch(batch)
-            os.replace(tmp, dest)
+            with tmp.open("wb") as out:
+                self.export(project, name, version, "parquet", out)
+            tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _import_csv(self, uri: Path, src: Path) -> VersionInfo:
-        """Import a CSV, retrying with a wider type for a column whose type inference
-        (done on the first block only) is contradicted further down the file."""
-        delimiter = _sniff_delimiter(src)
-        types: dict[str, pa.DataType] = {}
-        while True:
-            try:
-                with self._lock(uri):
-                    return _commit(uri, lambda: _csv_reader(src, delimiter, types))
-            except _SourceFailed as failed:
-                widened = _widened(failed)
-                if widened is None or types.get(widened[0]) == widened[1]:
-                    raise _csv_problem(failed.error, src, delimiter) from failed.error
-                types[widened[0]] = widened[1]
+    def export(self, project: str, name: str, version: VersionRef, fmt: str, dest: BinaryIO) -> int:
+        """Stream a version into `dest` as "csv" or "parquet"; the number of rows."""
+        ds = self.open(project, name, version)
+        return write_stream(ds.scanner(batch_size=BATCH_ROWS).to_reader(), fmt, dest)
+
+    def diff(
+        self,
+        project: str,
+        name: str,
+        from_v: VersionRef,
+        to_v: VersionRef,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """What changed from `from_v` to `to_v`: schema changes, counts of rows added,
+        removed and modified, and a page of the changed rows (see `dataset_diff`)."""
+        if offset < 0:
+            raise InvalidInput("offset must be 0 or more")
+        old, new = self.open(project, name, from_v), self.open(project, name, to_v)
+        return diff_versions(old, new, offset, min(max(limit, 1), _MAX_PAGE))
+
+    def query(
+        self,
+        project: str,
+        name_to_version: Mapping[str, VersionRef],
+        sql: str,
+        limit: int = 1000,
+        timeout_s: float = 10,
+    ) -> tuple[list[str], list[list[object]], bool]:
+        """Run one read-only SELECT over the named datasets (each at its version, under its
+        own name): (column names, up to `limit` rows, whether rows were left out)."""
+        return run_query(self._tables(project, name_to_version), sql, limit, timeout_s)
+
+    def export_query(
+        self,
+        project: str,
+        name_to_version: Mapping[str, VersionRef],
+        sql: str,
+        fmt: str,
+        dest: BinaryIO,
+        timeout_s: float = 300,
+    ) -> int:
+        """Stream the result of a read-only SELECT into `dest` as CSV or Parquet."""
+        tables = self._tables(project, name_to_version)
+        return export_query(tables, sql, fmt, dest, timeout_s)
+
+    def check_query(self, sql: str) -> None:
+        """InvalidInput unless `sql` is one SELECT statement (for validating before running)."""
+        con = sandbox({})
+        try:
+            select_statement(con, sql)
+        finally:
+            con.close()
+
+    def profile(self, project: str, name: str, version: VersionRef = None) -> dict[str, Any]:
+        """Per-column statistics of a version (see `dataset_profile`), cached per version."""
+        ds = self.open(project, name, version)
+        return cached_profile(ds, self.uri(project, name) / _REEF_DIR)
+
+    def _tables(self, project: str, name_to_version: Mapping[str, VersionRef]) -> dict[str, object]:
+        if not name_to_version:
+            raise InvalidInput("name at least one dataset to query")
+        return {name: self.open(project, name, ref) for name, ref in name_to_version.items()}
 
     def _lock(self, uri: Path) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(uri, threading.Lock())
 
 
-# --- names and formats ---------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------
 
 
 def _check_slug(kind: str, value: str) -> None:
@@ -220,197 +467,28 @@ def _check_slug(kind: str, value: str) -> None:
         )
 
 
-def _file_format(src: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt.lower() not in {"csv", "parquet"}:
-            raise InvalidInput(f"unsupported format {fmt!r}; upload CSV or Parquet")
-        return fmt.lower()
-    suffix = src.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
-        return "csv"
-    if suffix in _PARQUET_SUFFIXES:
-        return "parquet"
-    raise InvalidInput(f"unsupported file type {suffix or '(none)'!r}; upload CSV or Parquet")
+def _read_head(source: Source, rows: int) -> pa.Table:
+    """The first `rows` rows of a source, retrying as an import would."""
+    for _ in range(_MAX_RETRIES):
+        reader = None
+        try:
+            reader = source.open()
+            check_schema(reader.schema)
+            batches, count = [], 0
+            for batch in reader:
+                batches.append(batch)
+                count += batch.num_rows
+                if count >= rows:
+                    break
+            return pa.Table.from_batches(batches, reader.schema).slice(0, rows)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            names = reader.schema.names if reader is not None else None
+            if not source.retry(exc, names):
+                raise source.problem(exc) from exc
+    raise InvalidInput("the file could not be read: too many type changes")
 
 
-def _is_dataset(uri: Path) -> bool:
-    return (uri / "_versions").is_dir()
-
-
-# --- writing -------------------------------------------------------------------------------
-
-
-def _commit(uri: Path, open_reader: ReaderFactory) -> VersionInfo:
-    """Write the reader as the next version, or as version 1 via a staged directory."""
-    if _is_dataset(uri):
-        return _version_info(_write_lance(uri, open_reader, "overwrite"))
-    uri.parent.mkdir(parents=True, exist_ok=True)
-    staging = uri.parent / f".{uri.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        staged = _write_lance(staging, open_reader, "create")
-        return _version_info(_move_into_place(staged, staging, uri))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _move_into_place(staged: lance.LanceDataset, staging: Path, uri: Path) -> lance.LanceDataset:
-    """Rename a staged version 1 to `uri`; if another writer created it first, append ours."""
-    try:
-        staging.rename(uri)
-    except OSError:
-        if not _is_dataset(uri):
-            raise
-        return _lance_write(staged.scanner().to_reader(), uri, "overwrite")
-    return lance.dataset(str(uri), version=staged.version)
-
-
-def _write_lance(target: Path, open_reader: ReaderFactory, mode: str) -> lance.LanceDataset:
-    """lance.write_dataset, with source errors raised as _SourceFailed."""
-    try:
-        reader = open_reader()
-    except _SOURCE_ERRORS as exc:
-        raise _SourceFailed(exc, None) from exc
-    _check_schema(reader.schema)
-    guard = _Guard()
-    try:
-        return _lance_write(guard.wrap(reader), target, mode)
-    except Exception as exc:
-        if guard.error is not None:
-            raise _SourceFailed(guard.error, reader.schema.names) from exc
-        raise
-
-
-def _lance_write(reader: pa.RecordBatchReader, target: Path, mode: str) -> lance.LanceDataset:
-    """lance.write_dataset, with commit conflicts and rejected schemas as reef errors."""
-    # stable row ids can only be chosen at creation; later versions keep the setting
-    options = {"enable_stable_row_ids": True} if mode == "create" else {}
-    try:
-        return lance.write_dataset(reader, str(target), mode=mode, **options)
-    except (OSError, ValueError) as exc:
-        text = str(exc)
-        if "commit conflict" in text:
-            raise Conflict(
-                "the dataset was written by someone else at the same time; retry"
-            ) from exc
-        if "LanceError(Schema)" in text or "Invalid user input" in text:
-            raise InvalidInput(f"the data cannot be stored: {text.splitlines()[0]}") from exc
-        raise
-
-
-def _check_schema(schema: pa.Schema) -> None:
-    if len(schema) == 0:
-        raise InvalidInput("the data has no columns")
-    duplicates = sorted(n for n, count in Counter(schema.names).items() if count > 1)
-    if duplicates:
-        raise InvalidInput(f"duplicate column names: {', '.join(map(repr, duplicates))}")
-    dotted = [n for n in schema.names if "." in n]
-    if dotted:
-        raise InvalidInput(
-            f"column names cannot contain '.' (Lance reads it as a nested field): "
-            f"{', '.join(map(repr, dotted))}; rename them"
-        )
-
-
-def _as_reader(data: pa.Table | pa.RecordBatchReader) -> pa.RecordBatchReader:
-    if isinstance(data, pa.Table):
-        return data.to_reader()
-    if isinstance(data, pa.RecordBatchReader):
-        return data
-    raise InvalidInput(f"expected an Arrow Table or RecordBatchReader, got {type(data).__name__}")
-
-
-# --- reading sources -----------------------------------------------------------------------
-
-
-def _parquet_reader(src: Path) -> pa.RecordBatchReader:
-    parquet = pq.ParquetFile(src)
-    return pa.RecordBatchReader.from_batches(parquet.schema_arrow, _parquet_batches(parquet))
-
-
-def _parquet_batches(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
-    with parquet:
-        yield from parquet.iter_batches(batch_size=_BATCH_ROWS)
-
-
-def _csv_reader(src: Path, delimiter: str, types: dict[str, pa.DataType]) -> pa.RecordBatchReader:
-    reader = pcsv.open_csv(
-        src,
-        read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(column_types=types),
-    )
-    binary = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
-    if binary:
-        reader.close()
-        raise InvalidInput(f"column(s) {', '.join(map(repr, binary))} are not UTF-8 text")
-    return reader
-
-
-def _sniff_delimiter(src: Path) -> str:
-    """The most frequent of , ; TAB | in the header line (outside quotes); ',' if none."""
-    with src.open("rb") as f:
-        head = f.read(_SNIFF_BYTES).decode("utf-8-sig", errors="replace")
-    lines = head.splitlines()
-    header = re.sub(r'"[^"]*"', "", lines[0]) if lines else ""
-    best = max(_DELIMITERS, key=header.count)
-    return best if header.count(best) else ","
-
-
-def _widened(failed: _SourceFailed) -> tuple[str, pa.DataType] | None:
-    """(column, wider type) for a CSV conversion error, or None for any other error."""
-    match = _CONVERSION.search(str(failed.error))
-    if match is None or failed.names is None or int(match[1]) >= len(failed.names):
-        return None
-    current, value = match[2], match[3]
-    if current == "null" and _parses(int, value):
-        return failed.names[int(match[1])], pa.int64()
-    if (current == "null" or current.startswith(("int", "uint"))) and _parses(float, value):
-        return failed.names[int(match[1])], pa.float64()
-    return failed.names[int(match[1])], pa.string()
-
-
-def _parses(kind: type, value: str) -> bool:
-    try:
-        kind(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _csv_problem(error: Exception, src: Path, delimiter: str) -> InvalidInput:
-    text = str(error)
-    if "Empty CSV file" in text:
-        return InvalidInput("the CSV file is empty: it needs a header row")
-    ragged = _RAGGED.search(text)
-    if ragged is None:
-        return InvalidInput(f"invalid CSV: {text}")
-    expected, got, row = int(ragged[1]), int(ragged[2]), ragged[3].strip()[:80]
-    line = _first_ragged_line(src, delimiter)
-    where = f"line {line}" if line is not None else "a row"
-    return InvalidInput(
-        f"invalid CSV: {where} has {got} fields but the header has {expected}: {row!r}"
-    )
-
-
-def _first_ragged_line(src: Path, delimiter: str) -> int | None:
-    """The line number of the first row whose field count differs from the header's
-    (pyarrow's streaming reader does not report it)."""
-    try:
-        with src.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            header = next(reader, [])
-            for row in reader:
-                if row and len(row) != len(header):
-                    return reader.line_num
-    except csv.Error:
-        return None
-    return None
-
-
-# --- reading versions ----------------------------------------------------------------------
-
-
-def _version_info(ds: lance.LanceDataset) -> VersionInfo:
+def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> VersionInfo:
     version = ds.get_version()
     return VersionInfo(
         version=version["version"],
@@ -418,25 +496,91 @@ def _version_info(ds: lance.LanceDataset) -> VersionInfo:
         # Lance reports a naive datetime in the machine's local time
         timestamp=version["timestamp"].astimezone(UTC),
         columns=[(field.name, str(field.type)) for field in ds.schema],
+        skipped=source.skipped if source is not None else 0,
+        notes=tuple(source.notes) if source is not None else (),
     )
 
 
-def _jsonable(value: object) -> object:
-    """A Python value from Arrow, made JSON-serialisable (NaN and infinities become None)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalar
-        return _jsonable(value.item())
+def _check_column(ds: lance.LanceDataset, column: str) -> None:
+    if column not in ds.schema.names:
+        raise InvalidInput(
+            f"no column {column!r}; the columns are {', '.join(map(repr, ds.schema.names))}"
+        )
+
+
+def _check_new_column(ds: lance.LanceDataset, column: str) -> None:
+    if not isinstance(column, str) or not column.strip():
+        raise InvalidInput("give the column a name")
+    if column in ds.schema.names:
+        raise InvalidInput(f"there is already a column {column!r}")
+    check_schema(pa.schema([(column, pa.null())]))
+
+
+def _split_updates(
+    ds: lance.LanceDataset, updates: Sequence[Mapping[str, Any]], key: str, declared: str | None
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """(row id of each update, the cells each sets), after checking names and repeats."""
+    if not updates:
+        raise InvalidInput("no updates given")
+    if key != "_rowid" and key != declared:
+        raise InvalidInput(f"rows are named by '_rowid' or the declared key, not {key!r}")
+    if any(key not in update for update in updates):
+        raise InvalidInput(f"every update must name its row by {key!r}")
+    cells = [{c: v for c, v in update.items() if c != key} for update in updates]
+    for column in sorted({c for cell in cells for c in cell}):
+        _check_column(ds, column)
+    names = [update[key] for update in updates]
+    if key == "_rowid":
+        ids = [_row_id(value) for value in names]
+    else:
+        ids = changes.ids_for_keys(ds, key, names)
+    repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
+    if repeated:
+        raise InvalidInput(f"rows updated more than once: {repeated[:20]}")
+    return ids, cells
+
+
+def _row_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"a row id is a whole number of 0 or more, not {value!r}")
     return value
+
+
+def _matching_ids(ds: lance.LanceDataset, where: str) -> list[int]:
+    """The row ids of the rows for which the validated predicate is true."""
+    used = predicate_columns(where, [*ds.schema.names, "_rowid"])
+    columns = [c for c in used if c != "_rowid"]
+    reader = ds.scanner(columns=columns, with_row_id=True, batch_size=BATCH_ROWS).to_reader()
+    con = sandbox({"t": reader})
+    try:
+        with deadline(con, _FILTER_TIMEOUT_S):
+            result = con.execute(f"SELECT _rowid FROM t WHERE {where}").fetchall()
+    finally:
+        con.close()
+    return [row[0] for row in result]
+
+
+def _check_key_values(ds: lance.LanceDataset, column: str) -> None:
+    _check_column(ds, column)
+    values = ds.to_table(columns=[column])[column]
+    if values.null_count:
+        raise InvalidInput(f"column {column!r} cannot be the key: it has empty values")
+    if len(values.unique()) != len(values):
+        raise InvalidInput(f"column {column!r} cannot be the key: its values repeat")
+
+
+def _key_file(uri: Path) -> Path:
+    return uri / _REEF_DIR / "key.json"
+
+
+def _read_key(uri: Path) -> str | None:
+    path = _key_file(uri)
+    return json.loads(path.read_text())["key"] if path.is_file() else None
+
+
+def _write_key(uri: Path, column: str | None) -> None:
+    path = _key_file(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": column}))
+    tmp.replace(path)
