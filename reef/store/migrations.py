@@ -202,4 +202,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0006_dataset_rules",
+        """
+        -- DATASET-RULES-MIGRATION (filled by the datasets work)
+        SELECT 1;
+        """,
+    ),
+    (
+        "0007_model_ops",
+        """
+        -- MODEL-OPS-MIGRATION (filled by the models work)
+        SELECT 1;
+        """,
+    ),
 ]
