@@ -38,7 +38,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=who, auth=None)
 
 
-def basic_principal(hub: HubDep, encoded: str) -> Principal:
+def basic_principal(hub: Hub, encoded: str) -> Principal:
     """HTTP Basic: the password may be the user's password or one of their API tokens."""
     try:
         name, _, secret = base64.b64decode(encoded).decode().partition(":")

@@ -8,12 +8,15 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
+from reef.hub import Hub
 from reef.manifest import Manifest
+from reef.pipeline import upstream
+from reef.server import dag
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store.people import Principal, check_name
 
 
-def save_pipeline(hub: HubDep, who: Principal, project: str, data: Any) -> dict:
+def save_pipeline(hub: Hub, who: Principal, project: str, data: Any) -> dict:
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object with 'name' and 'steps'")
     name = check_name("pipeline", data.get("name"))
@@ -42,12 +45,12 @@ def with_params(spec: dict, overrides: Any) -> dict:
     return {**spec, "steps": steps}
 
 
-def start_run(hub: HubDep, who: Principal, project: str, name: str, overrides: Any) -> int:
+def start_run(hub: Hub, who: Principal, project: str, name: str, overrides: Any) -> int:
     pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
     return hub.orchestrator.start(project, name, with_params(pipeline["spec"], overrides), who)
 
 
-def pipeline_context(hub: HubDep, who: Principal, project: str, name: str) -> dict[str, Any]:
+def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
     pipeline = hub.runs.pipeline(p.id, name)
     planned = hub.orchestrator.planner.plan(project, pipeline["spec"], who)
@@ -57,7 +60,17 @@ def pipeline_context(hub: HubDep, who: Principal, project: str, name: str) -> di
         manifest: Manifest = hub.modules.manifest(module_project, module, step["commit"])
         forms.append({"step": step, "manifest": manifest, "given": spec.get("params", {})})
     runs = [r for r in hub.runs.list_runs(p.id, limit=200) if r.pipeline == name][:20]
-    return {"project": p, "pipeline": pipeline, "forms": forms, "runs": runs}
+    drawing = dag.svg(
+        [
+            dag.Node(
+                f["step"]["name"],
+                f["step"]["module"].split("/", 1)[1],
+                tuple(upstream(f["step"]["inputs"])),
+            )
+            for f in forms
+        ]
+    )
+    return {"project": p, "pipeline": pipeline, "forms": forms, "runs": runs, "dag": drawing}
 
 
 def form_overrides(form: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -8,12 +8,13 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from reef.errors import Conflict, InvalidInput
+from reef.hub import Hub
 from reef.server.modules import module_card
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.store.people import Principal
 
 
-def project_context(hub: HubDep, project: str, who: Principal) -> dict[str, Any]:
+def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
     p = hub.projects.get(project)
     return {
         "project": p,
@@ -28,7 +29,7 @@ def project_context(hub: HubDep, project: str, who: Principal) -> dict[str, Any]
     }
 
 
-def create_project(hub: HubDep, who: Principal, data: dict) -> Any:
+def create_project(hub: Hub, who: Principal, data: dict) -> Any:
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object with 'name' (and optional 'description')")
     name, description = data.get("name"), data.get("description") or ""
@@ -39,7 +40,7 @@ def create_project(hub: HubDep, who: Principal, data: dict) -> Any:
     return project
 
 
-def add_member(hub: HubDep, who: Principal, project: str, data: dict) -> list[dict]:
+def add_member(hub: Hub, who: Principal, project: str, data: dict) -> list[dict]:
     if not isinstance(data, dict) or not data.get("user") or not data.get("role"):
         raise InvalidInput("send 'user' and 'role'")
     user = hub.people.user(str(data["user"]))

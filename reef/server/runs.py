@@ -11,6 +11,8 @@ from litestar.response import Redirect, Stream, Template
 
 from reef.errors import Conflict, InvalidInput, NotFound
 from reef.hub import Hub
+from reef.pipeline import upstream
+from reef.server import dag
 from reef.server.modules import start_module_run
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
 from reef.store.db import now
@@ -20,13 +22,30 @@ LOG_TAIL_BYTES = 64_000
 MAX_POINTS = 100_000
 
 
-def run_context(hub: HubDep, project: str, run_id: int) -> dict[str, Any]:
+def run_dag(steps: list) -> str:
+    return dag.svg(
+        [
+            dag.Node(
+                s.name,
+                s.module.split("/", 1)[1],
+                tuple(upstream(s.inputs)),
+                s.status,
+                f"{s.duration_s:.1f}s" if s.duration_s else "",
+            )
+            for s in steps
+        ]
+    )
+
+
+def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
     p = hub.projects.get(project)
     run = hub.runs.run(run_id, p.id)
+    steps = hub.runs.steps(run_id)
     return {
         "project": p,
         "run": run,
-        "steps": hub.runs.steps(run_id),
+        "steps": steps,
+        "dag": run_dag(steps),
         "params": hub.runs.params(run_id),
         "metrics": hub.runs.latest_metrics(run_id),
         "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
@@ -35,7 +54,7 @@ def run_context(hub: HubDep, project: str, run_id: int) -> dict[str, Any]:
     }
 
 
-def _run_models(hub: HubDep, project_id: int, model: dict, run_id: int) -> list[dict]:
+def _run_models(hub: Hub, project_id: int, model: dict, run_id: int) -> list[dict]:
     mid = hub.models.model_id(project_id, model["name"])
     return [
         {"model": model["name"], "version": v["version"]}
@@ -44,7 +63,7 @@ def _run_models(hub: HubDep, project_id: int, model: dict, run_id: int) -> list[
     ]
 
 
-def read_log(hub: HubDep, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:
+def read_log(hub: Hub, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:
     """Log text of a step from byte `offset` (the last 64 kB when offset is 0), and the end."""
     path: Path = hub.orchestrator.log_path(run_id, step)
     if not path.exists():
@@ -56,11 +75,11 @@ def read_log(hub: HubDep, run_id: int, step: str, offset: int = 0) -> tuple[str,
         return f.read().decode(errors="replace"), size
 
 
-def step_logs(hub: HubDep, run_id: int) -> dict[str, str]:
+def step_logs(hub: Hub, run_id: int) -> dict[str, str]:
     return {s.name: read_log(hub, run_id, s.name)[0] for s in hub.runs.steps(run_id)}
 
 
-def rerun(hub: HubDep, who: Principal, project: str, run_id: int) -> int:
+def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
     """A new run from the pinned spec of `run_id`: same commits, dataset versions, params."""
     run = hub.runs.run(run_id, hub.projects.get(project).id)
     return hub.orchestrator.start(project, run.pipeline, run.spec, who, rerun_of=run.id)
