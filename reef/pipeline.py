@@ -100,13 +100,15 @@ def parse_pipeline(data: Any) -> list[StepSpec]:
     """Structural checks of a spec; returns its steps in an order where inputs come first."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise InvalidInput("a pipeline needs a non-empty list 'steps'")
-    if unknown := set(data) - {"steps", "seed", "description"}:
+    if unknown := set(data) - {"steps", "seed", "description", "cache"}:
         raise InvalidInput(f"unknown pipeline field(s) {', '.join(sorted(unknown))}")
     seed = data.get("seed")
     if seed is not None and (
         not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32
     ):
         raise InvalidInput("'seed' must be an integer from 0 to 2**32 - 1")
+    if not isinstance(data.get("cache", True), bool):
+        raise InvalidInput("'cache' must be true or false")
     steps = [parse_step(s, i) for i, s in enumerate(data["steps"])]
     names = [s.name for s in steps]
     if dupes := {n for n in names if names.count(n) > 1}:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import wait_run
 from sklearn.datasets import load_digits
+
+from conftest import wait_run
 
 pytestmark = pytest.mark.slow
 

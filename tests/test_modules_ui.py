@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+
 from conftest import api_token, csrf, login, wait_run
 
 CSV = b"a,b,y\n" + b"".join(f"{i},{i % 7},{i % 3}\n".encode() for i in range(60))

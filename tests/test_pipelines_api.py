@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import api_token
+
+from conftest import api_token, csrf, login
 
 CSV = b"x1,x2,label\n" + b"".join(f"{i},{i * 2},{i % 2}\n".encode() for i in range(40))
 
@@ -171,3 +172,39 @@ def test_a_column_parameter_must_name_a_column_of_its_dataset(api):
     steps = good_steps()
     steps[0]["params"] = {"label": "lable"}
     refused(api, steps, "step 'split'", "no column 'lable' in d@1", "columns: x1, x2, label")
+
+
+YAML = """name: from-yaml
+steps:
+  - name: split
+    module: split
+    inputs: {data: "dataset:d"}
+    params: {test_size: 0.3}
+"""
+
+
+def test_a_pipeline_saved_as_yaml_reads_back_as_yaml(api):
+    client, headers = api
+    resp = client.post("/api/projects/p/pipelines", content=YAML,
+                       headers={**headers, "Content-Type": "application/yaml"})
+    assert resp.status_code == 201, resp.text
+    back = client.get("/api/projects/p/pipelines/from-yaml?format=yaml", headers=headers)
+    assert back.headers["content-type"].startswith("application/yaml")
+    assert "test_size: 0.3" in back.text and back.text.startswith("name: from-yaml")
+    bad = client.post("/api/projects/p/pipelines", content="steps: [unclosed",
+                      headers={**headers, "Content-Type": "application/yaml"})
+    assert bad.status_code == 400 and "not valid YAML" in bad.json()["detail"]
+
+
+def test_the_yaml_editor_saves_or_shows_the_error(api):
+    client, _ = api
+    login(client)
+    page = client.get("/projects/p/pipelines/new")
+    assert page.status_code == 200 and "library/split" in page.text
+    resp = client.post("/projects/p/pipelines/yaml",
+                       data={"yaml": YAML.replace("0.3", "7"), "_csrf_token": csrf(page.text)})
+    assert resp.status_code == 400 and "test_size" in resp.text and "&lt;= 0.9" in resp.text
+    resp = client.post("/projects/p/pipelines/yaml", data={"yaml": YAML,
+                                                           "_csrf_token": csrf(page.text)})
+    assert resp.status_code == 200 and "Pipeline from-yaml" in resp.text
+    assert '<svg class="dag"' in resp.text

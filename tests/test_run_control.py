@@ -8,6 +8,7 @@ import time
 
 import psutil
 import pytest
+
 from conftest import start_server, wait_run
 
 pytestmark = pytest.mark.slow

@@ -9,6 +9,7 @@ import sys
 
 import httpx
 import pytest
+
 from conftest import Server, free_port, wait_healthy
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ record together with what is particular to the step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -74,6 +75,12 @@ def gpus() -> list[dict[str, str]]:
         for line in out.strip().splitlines()
         if line.strip()
     ]
+
+
+def fingerprint() -> str:
+    """A short hash of the Python version and installed packages (part of a step's cache key)."""
+    text = json.dumps([sys.version, sorted(packages().items())])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Environment:

@@ -4,6 +4,7 @@ cancel, and recover after a crash."""
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -11,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reef.errors import Conflict
+from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
 from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
@@ -114,6 +115,9 @@ class Orchestrator:
         run = runs.run(step.run_id)
         if run.status == "queued":
             runs.update_run(run.id, status="running", started_at=now())
+        if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
+            self.advance(step.run_id)
+            return
         try:
             launch = self._prepare(run, step)
             proc = self.procs.start(launch)
@@ -136,6 +140,80 @@ class Orchestrator:
             exit_code=outcome.exit_code if outcome else None,
         )
         self.advance(step.run_id)
+
+    def _reuse(self, run: Run, step: Step) -> bool:
+        """Finish `step` with the outputs of an earlier step that had the same cache key."""
+        original = self.hub.runs.cached_original(step.cache_key or "", exclude_run=run.id)
+        if original is None:
+            return False
+        src = self.step_dir(original.run_id, original.name) / "outputs"
+        if not all(
+            _output_ready(Path(_output_path(src, k, kind)), kind)
+            for k, kind in step.outputs.items()
+        ):
+            return False  # its outputs are gone: run the step again
+        dst = self.step_dir(run.id, step.name)
+        shutil.rmtree(dst / "outputs", ignore_errors=True)
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst / "outputs", copy_function=_link_or_copy)
+        (dst / "log.txt").write_text(
+            f"reef: cached: reused the outputs of run {original.run_id}, step "
+            f"'{original.name}' (same module commit, parameters, inputs and environment)\n"
+        )
+        self.hub.runs.copy_reports(original, step)
+        self.hub.runs.set_record(
+            step.id,
+            {
+                **(original.record or {}),
+                "cached_from": {
+                    "run_id": original.run_id,
+                    "step": original.name,
+                    "step_id": original.id,
+                },
+            },
+        )
+        self.hub.runs.update_step(
+            step.id, status="succeeded", finished_at=now(), cached_from=original.id, exit_code=0
+        )
+        return True
+
+    def retry(self, run_id: int, step_name: str, who: Principal) -> None:
+        """Run a failed or cancelled step again, with the steps it held back."""
+        run = self.hub.runs.run(run_id)
+        if not run.finished:
+            raise Conflict(f"run {run_id} is still {run.status}; retry once it has finished")
+        steps = {s.name: s for s in self.hub.runs.steps(run_id)}
+        target = steps.get(step_name)
+        if target is None:
+            raise NotFound(f"run {run_id} has no step '{step_name}'")
+        if target.status not in ("failed", "cancelled"):
+            raise Conflict(
+                f"step '{step_name}' {target.status}: only a failed or cancelled "
+                "step can be retried"
+            )
+        again = {step_name} | downstream(steps, step_name)
+        for name in again:
+            if steps[name].status != "succeeded":
+                self.hub.runs.update_step(
+                    steps[name].id,
+                    status="pending",
+                    error=None,
+                    exit_code=None,
+                    pid=None,
+                    started_at=None,
+                    finished_at=None,
+                    task_id=None,
+                    cached_from=None,
+                )
+        self.hub.runs.update_run(run_id, status="queued", error=None, finished_at=None)
+        self.hub.audit.record(
+            who.name,
+            "run.retry",
+            f"run {run_id}",
+            self.hub.project_name(run.project_id),
+            step=step_name,
+        )
+        self.advance(run_id)
 
     def _prepare(self, run: Run, step: Step) -> Launch:
         """Work dir with the module at its commit, inputs, the step file; env; the record."""
@@ -285,6 +363,26 @@ class Orchestrator:
         """Stop step processes this server started, and mark their steps failed."""
         for step_id in self.procs.kill_all():
             log.info("killed step %s at shutdown", step_id)
+
+
+def downstream(steps: dict[str, Step], name: str) -> set[str]:
+    """Every step that reads, directly or not, from step `name`."""
+    found: set[str] = set()
+    frontier = {name}
+    while frontier:
+        frontier = {
+            s.name for s in steps.values() if upstream(s.inputs) & frontier and s.name not in found
+        }
+        found |= frontier
+    return found
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link a cached output (same data dir, no copy); copy where links are refused."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _pinned_spec(planned: dict) -> dict:

@@ -3,6 +3,8 @@ parameters, dataset versions) before anything is queued."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from reef.errors import InvalidInput, NotFound
 from reef.manifest import Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
+from reef.runtime.environment import fingerprint
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 
@@ -23,17 +26,46 @@ NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
 class Planner:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._fingerprint: str | None = None
 
     def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
         """Validate a spec and pin it: module commits, parameters, dataset versions."""
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
+        keys: dict[str, str] = {}
         planned = []
         for s in steps:
             module_project = self._module_project(project, s, who)
-            planned.append(self._plan_step(project, module_project, s, outputs))
-            outputs[s.name] = planned[-1]["outputs"]
+            step = self._plan_step(project, module_project, s, outputs)
+            step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
+            planned.append(step)
+            outputs[s.name] = step["outputs"]
         return planned
+
+    def cache_key(self, project: str, step: dict, upstream_keys: dict[str, str]) -> str:
+        """Same module commit, parameters, inputs and environment -> same key. An input from
+        another step is identified by that step's own key, so keys chain through the DAG."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint()
+        inputs = {
+            k: v
+            if v.startswith("dataset:")
+            else f"{upstream_keys[v.split('.', 1)[0]]}.{v.split('.', 1)[1]}"
+            for k, v in step["inputs"].items()
+        }
+        text = json.dumps(
+            {
+                "project": project,
+                "commit": step["commit"],
+                "module": step["module"],
+                "params": step["params"],
+                "inputs": inputs,
+                "env": self._fingerprint,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
         if s.project:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from litestar import Request
+import anyio
+import yaml
+from litestar import Request, Response
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
@@ -12,7 +15,7 @@ from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.pipeline import upstream
 from reef.server import dag
-from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
 from reef.store.people import Principal, check_name
 
 
@@ -45,9 +48,16 @@ def with_params(spec: dict, overrides: Any) -> dict:
     return {**spec, "steps": steps}
 
 
-def start_run(hub: Hub, who: Principal, project: str, name: str, overrides: Any) -> int:
+def start_run(
+    hub: Hub, who: Principal, project: str, name: str, overrides: Any, cache: Any = None
+) -> int:
+    """Run a saved pipeline, with per-step parameter overrides; `cache=False` runs every step
+    even where an earlier identical step could be reused."""
     pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
-    return hub.orchestrator.start(project, name, with_params(pipeline["spec"], overrides), who)
+    spec = with_params(pipeline["spec"], overrides)
+    if cache is not None:
+        spec = {**spec, "cache": cache}
+    return hub.orchestrator.start(project, name, spec, who)
 
 
 def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[str, Any]:
@@ -70,7 +80,14 @@ def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[
             for f in forms
         ]
     )
-    return {"project": p, "pipeline": pipeline, "forms": forms, "runs": runs, "dag": drawing}
+    return {
+        "project": p,
+        "pipeline": pipeline,
+        "forms": forms,
+        "runs": runs,
+        "dag": drawing,
+        "yaml": to_yaml(name, pipeline["spec"]),
+    }
 
 
 def form_overrides(form: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -83,6 +100,38 @@ def form_overrides(form: dict[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def parse_spec(body: bytes, content_type: str) -> Any:
+    """A pipeline spec from a JSON or YAML request body."""
+    text = body.decode(errors="replace")
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(text)
+        return json.loads(text or "null")
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        kind = "YAML" if "yaml" in content_type else "JSON"
+        raise InvalidInput(f"the pipeline is not valid {kind}: {e}") from None
+
+
+def to_yaml(name: str, spec: dict) -> str:
+    return yaml.safe_dump({"name": name, **spec}, sort_keys=False, allow_unicode=True)
+
+
+EXAMPLE = """name: my-pipeline
+steps:
+  - name: split
+    module: library/split
+    inputs: {data: "dataset:DATASET"}
+    params: {test_size: 0.25, label: label}
+  - name: train
+    module: library/gradient-boosting
+    inputs: {train: split.train}
+    register: my-model
+  - name: evaluate
+    module: library/evaluate
+    inputs: {model: train.model, test: split.test}
+"""
+
+
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/pipelines", access="reporter")
 def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
@@ -90,15 +139,22 @@ def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 
 @post("/api/projects/{project:str}/pipelines", access="developer", status_code=201)
-def save_pipeline_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Any]
-) -> dict:
-    return save_pipeline(hub, request.user, project, data)
+async def save_pipeline_api(request: Request, project: FromPath[str]) -> dict:
+    """Create or replace a pipeline, sent as JSON or as YAML (Content-Type: application/yaml)."""
+    data = parse_spec(await request.body(), request.headers.get("content-type", ""))
+    hub: Hub = request.app.state.hub
+    return await anyio.to_thread.run_sync(save_pipeline, hub, request.user, project, data)
 
 
 @get("/api/projects/{project:str}/pipelines/{name:str}", access="reporter")
-def pipeline_api(hub: HubDep, project: FromPath[str], name: FromPath[str]) -> dict:
-    return hub.runs.pipeline(hub.projects.get(project).id, name)
+def pipeline_api(
+    hub: HubDep, project: FromPath[str], name: FromPath[str], format: FromQuery[str] = "json"
+) -> Any:
+    """The pipeline; `?format=yaml` gives its spec as YAML, as it would be saved."""
+    pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
+    if format == "yaml":
+        return Response(to_yaml(name, pipeline["spec"]), media_type="application/yaml")
+    return pipeline
 
 
 @post("/api/projects/{project:str}/pipelines/{name:str}/runs", access="developer", status_code=201)
@@ -110,7 +166,8 @@ def run_pipeline_api(
     data: JSONBody[Any] = None,
 ) -> dict:
     overrides = data.get("params") if isinstance(data, dict) else None
-    return {"id": start_run(hub, request.user, project, name, overrides)}
+    cache = data.get("cache") if isinstance(data, dict) else None
+    return {"id": start_run(hub, request.user, project, name, overrides, cache)}
 
 
 # pages -------------------------------------------------------------------------------
@@ -121,15 +178,57 @@ def pipeline_page(
     return Template("pipeline.html", context=pipeline_context(hub, request.user, project, name))
 
 
+@get("/projects/{project:str}/pipelines/new", access="developer")
+def new_pipeline_page(hub: HubDep, project: FromPath[str]) -> Template:
+    return Template(
+        "pipeline_yaml.html",
+        context={
+            "project": hub.projects.get(project),
+            "name": None,
+            "yaml": EXAMPLE,
+            "error": None,
+        },
+    )
+
+
+@post("/projects/{project:str}/pipelines/yaml", access="developer")
+def save_yaml_page(request: Request, hub: HubDep, project: FromPath[str], data: Form) -> Any:
+    """Save a pipeline from the YAML editor; on error, show the editor again with the reason."""
+    text = data.get("yaml", "")
+    try:
+        saved = save_pipeline(hub, request.user, project, parse_spec(text.encode(), "yaml"))
+    except InvalidInput as e:
+        return Template(
+            "pipeline_yaml.html",
+            status_code=400,
+            context={
+                "project": hub.projects.get(project),
+                "name": data.get("name"),
+                "yaml": text,
+                "error": e.message,
+            },
+        )
+    return Redirect(f"/projects/{project}/pipelines/{saved['name']}")
+
+
 @post("/projects/{project:str}/pipelines/{name:str}/runs", access="developer")
 def run_pipeline_page(
     request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: Form
 ) -> Redirect:
-    run_id = start_run(hub, request.user, project, name, form_overrides(data))
+    run_id = start_run(
+        hub,
+        request.user,
+        project,
+        name,
+        form_overrides(data),
+        cache=data.get("cache", "true") != "false",
+    )
     return Redirect(f"/projects/{project}/runs/{run_id}")
 
 
 ROUTES = [
+    new_pipeline_page,
+    save_yaml_page,
     list_pipelines_api,
     save_pipeline_api,
     pipeline_api,

@@ -319,6 +319,36 @@ def cancel_api(
     return {"id": run_id, "status": hub.runs.run(run_id).status}
 
 
+@post(
+    "/api/projects/{project:str}/runs/{run_id:int}/steps/{step:str}/retry",
+    access="developer",
+    status_code=200,
+)
+def retry_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    step: FromPath[str],
+) -> dict:
+    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.orchestrator.retry(run_id, step, request.user)
+    return {"id": run_id, "status": hub.runs.run(run_id).status}
+
+
+@post("/projects/{project:str}/runs/{run_id:int}/steps/{step:str}/retry", access="developer")
+def retry_page(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    step: FromPath[str],
+    data: Form,
+) -> Redirect:
+    retry_api.fn(request, hub, project, run_id, step)
+    return Redirect(f"/projects/{project}/runs/{run_id}")
+
+
 @post("/api/projects/{project:str}/runs/{run_id:int}/rerun", access="developer", status_code=201)
 def rerun_api(request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     return {"id": rerun(hub, request.user, project, run_id)}
@@ -419,6 +449,8 @@ def visual(name: str) -> str | None:
 
 
 ROUTES = [
+    retry_api,
+    retry_page,
     create_run_api,
     finish_api,
     comments_api,

@@ -216,4 +216,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         SELECT 1;
         """,
     ),
+    (
+        "0008_step_cache",
+        """
+        ALTER TABLE steps ADD COLUMN cache_key VARCHAR;
+        ALTER TABLE steps ADD COLUMN cached_from BIGINT;
+        """,
+    ),
 ]

@@ -56,6 +56,8 @@ class Step:
     started_at: datetime | None
     finished_at: datetime | None
     record: dict | None = None
+    cache_key: str | None = None
+    cached_from: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -137,7 +139,8 @@ class Runs:
             for pos, s in enumerate(steps):
                 cur.execute(
                     "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
-                    "inputs, outputs, status, timeout_s) VALUES (?,?,?,?,?,?,?,?,'pending',?)",
+                    "inputs, outputs, status, timeout_s, cache_key) "
+                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?)",
                     [
                         run_id,
                         s["name"],
@@ -148,6 +151,7 @@ class Runs:
                         json.dumps(s["inputs"]),
                         json.dumps(s["outputs"]),
                         s["timeout_s"],
+                        s.get("cache_key"),
                     ],
                 )
         return int(run_id)
@@ -202,6 +206,35 @@ class Runs:
             [new, *fields.values(), step_id, old],
         )
         return bool(rows)
+
+    def cached_original(self, cache_key: str, exclude_run: int) -> Step | None:
+        """The latest succeeded step with this cache key that really ran (not itself cached)."""
+        row = self.db.one(
+            "SELECT * FROM steps WHERE cache_key = ? AND status = 'succeeded' "
+            "AND cached_from IS NULL AND run_id <> ? ORDER BY id DESC LIMIT 1",
+            [cache_key, exclude_run],
+        )
+        return _step(row) if row else None
+
+    def copy_reports(self, src: Step, dst: Step) -> None:
+        """What a step reported (metrics, params, artifacts), copied to a step that reuses it."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO metrics SELECT ?, ?, key, value, step, ts FROM metrics "
+                "WHERE run_id = ? AND step_name = ?",
+                [dst.run_id, dst.name, src.run_id, src.name],
+            )
+            cur.execute(
+                "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
+                "WHERE run_id = ? AND step = ?",
+                [dst.run_id, dst.name, src.run_id, src.name],
+            )
+            cur.execute(
+                "INSERT INTO artifacts (run_id, step_name, name, digest, size, created_at) "
+                "SELECT ?, ?, name, digest, size, created_at FROM artifacts "
+                "WHERE run_id = ? AND step_name = ?",
+                [dst.run_id, dst.name, src.run_id, src.name],
+            )
 
     # what steps report -----------------------------------------------------------
     def log_params(self, run_id: int, step: str, params: dict[str, Any]) -> None:
