@@ -31,6 +31,7 @@ from reef.server import (
     modules,
     pipelines,
     projects,
+    run_table,
     runs,
 )
 from reef.settings import Settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *modules.ROUTES,
                     *pipelines.ROUTES,
                     *runs.ROUTES,
+                    *run_table.ROUTES,
                     *models.ROUTES,
                 ],
             )

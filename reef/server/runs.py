@@ -46,7 +46,12 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "run": run,
         "steps": steps,
         "dag": run_dag(steps),
-        "params": hub.runs.params(run_id),
+        "params": (params := hub.runs.params(run_id)),
+        "logged_params": [
+            p
+            for p in params
+            if p["key"] not in next((s.params for s in steps if s.name == p["step"]), {})
+        ],
         "metrics": hub.runs.latest_metrics(run_id),
         "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
         "comments": hub.runs.comments(run_id),
@@ -213,15 +218,6 @@ def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Re
         body,
         headers={"Content-Disposition": f'attachment; filename="reef-{project}-run-{run_id}.json"'},
     )
-
-
-@get("/api/projects/{project:str}/runs", access="reporter")
-def list_runs_api(
-    hub: HubDep, project: FromPath[str], limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
-) -> list[Any]:
-    if not 1 <= limit <= 500 or offset < 0:
-        raise InvalidInput("limit must be 1..500 and offset >= 0")
-    return hub.runs.list_runs(hub.projects.get(project).id, limit, offset)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}", access="reporter", run_token=True)
@@ -458,7 +454,6 @@ ROUTES = [
     record_api,
     comment_page,
     record_page,
-    list_runs_api,
     run_api,
     metrics_api,
     log_metrics_api,

@@ -67,5 +67,46 @@
     load();
   }
 
+  // The compare page: one chart per metric, a series per run, x values merged.
+  var PALETTE = ["#0b6e99", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057",
+                 "#c2255c", "#1864ab", "#5c940d", "#0b7285"];
+
+  function overlay(byRun) {
+    var runs = Object.keys(byRun), xs = {};
+    runs.forEach(function (r) { byRun[r].forEach(function (p, i) { xs[p[0] === null ? i : p[0]] = 1; }); });
+    var x = Object.keys(xs).map(Number).sort(function (a, b) { return a - b; });
+    var data = [x];
+    runs.forEach(function (r) {
+      var at = {};
+      byRun[r].forEach(function (p, i) { at[p[0] === null ? i : p[0]] = p[1]; });
+      data.push(x.map(function (v) { return v in at ? at[v] : null; }));
+    });
+    return { runs: runs, data: data };
+  }
+
+  function startCompare() {
+    var root = document.getElementById("compare-charts");
+    var source = document.getElementById("compare-data");
+    if (!root || !source) return;
+    var curves = JSON.parse(source.textContent);
+    Object.keys(curves).sort().forEach(function (key) {
+      var longest = Math.max.apply(null, Object.values(curves[key]).map(function (p) { return p.length; }));
+      if (longest < 2) return;
+      var o = overlay(curves[key]), box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.metric = key;
+      root.appendChild(box);
+      new uPlot({
+        title: key, width: 520, height: 240, scales: { x: { time: false } },
+        axes: [{}, { values: ticks, size: 60 }],
+        series: [{ label: "step" }].concat(o.runs.map(function (r, i) {
+          return { label: "#" + r, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true };
+        })),
+      }, o.data, box);
+    });
+    root.dataset.drawn = String(root.children.length);
+  }
+
   document.addEventListener("DOMContentLoaded", start);
+  document.addEventListener("DOMContentLoaded", startCompare);
 })();

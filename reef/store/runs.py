@@ -154,6 +154,11 @@ class Runs:
                         s.get("cache_key"),
                     ],
                 )
+                for key, value in s["params"].items():  # one place to filter and compare by
+                    cur.execute(
+                        "INSERT INTO run_params VALUES (?, ?, ?, ?)",
+                        [run_id, s["name"], key, json.dumps(value, default=str)],
+                    )
         return int(run_id)
 
     def run(self, run_id: int, project_id: int | None = None) -> Run:

@@ -1,0 +1,88 @@
+"""The runs table: filters, sorting by metrics and params, columns, paging; and comparing runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import api_token, login
+
+
+@pytest.fixture
+def runs(app_client):
+    headers = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "t"}, headers=headers)
+    ids = []
+    for i, lr in enumerate((0.1, 0.01, 0.001, 0.1, 0.05)):
+        run = app_client.post(
+            "/api/projects/t/runs",
+            json={"name": f"r{i}", "params": {"lr": lr, "layers": i}},
+            headers=headers,
+        ).json()["id"]
+        points = [{"key": "loss", "value": 1.0 / (s + 1 + i), "step": s} for s in range(5)]
+        points.append({"key": "accuracy", "value": 0.5 + i / 10})
+        app_client.post(
+            f"/api/projects/t/runs/{run}/metrics",
+            json={"step": "script", "points": points},
+            headers=headers,
+        )
+        app_client.post(
+            f"/api/projects/t/runs/{run}/finish",
+            json={"status": "failed" if i == 2 else "succeeded"},
+            headers=headers,
+        )
+        ids.append(run)
+    return app_client, headers, ids
+
+
+def get(client, headers, query: str):
+    resp = client.get(f"/api/projects/t/runs?{query}", headers=headers)
+    assert resp.status_code == 200, resp.text
+    return int(resp.headers["x-total-count"]), resp.json()
+
+
+def test_filter_by_metric_status_and_param(runs):
+    client, headers, ids = runs
+    total, rows = get(client, headers, "metric=accuracy>=0.7")
+    assert total == 3 and {r["id"] for r in rows} == set(ids[2:])
+    total, rows = get(client, headers, "status=failed")
+    assert [r["id"] for r in rows] == [ids[2]]
+    total, rows = get(client, headers, "param=script.lr=0.1")
+    assert {r["id"] for r in rows} == {ids[0], ids[3]}
+
+
+def test_sort_by_a_metric_with_chosen_columns_and_pages(runs):
+    client, headers, ids = runs
+    total, rows = get(
+        client, headers, "sort=-metric:accuracy&columns=metric:accuracy,param:script.lr&limit=2"
+    )
+    assert total == 5 and [r["id"] for r in rows] == [ids[4], ids[3]]
+    assert rows[0]["values"] == {"metric:accuracy": pytest.approx(0.9), "param:script.lr": 0.05}
+    _, page2 = get(client, headers, "sort=-metric:accuracy&limit=2&offset=2")
+    assert [r["id"] for r in page2] == [ids[2], ids[1]]
+    _, by_param = get(client, headers, "sort=param:script.lr&columns=param:script.lr")
+    assert [r["values"]["param:script.lr"] for r in by_param] == [0.001, 0.01, 0.05, 0.1, 0.1]
+
+
+@pytest.mark.parametrize(
+    "query", ["metric=accuracy~1", "param=lr", "columns=loss", "sort=metric:", "limit=0"]
+)
+def test_bad_queries_are_400(runs, query):
+    client, headers, _ = runs
+    resp = client.get(f"/api/projects/t/runs?{query}", headers=headers)
+    assert resp.status_code == 400, resp.text
+
+
+def test_compare_runs(runs):
+    client, headers, ids = runs
+    body = client.get(f"/api/projects/t/compare?ids={ids[0]},{ids[1]}", headers=headers).json()
+    assert [r["id"] for r in body["runs"]] == ids[:2]
+    lr = next(p for p in body["params"] if p["name"] == "script.lr")
+    assert lr["values"] == [0.1, 0.01] and lr["differs"]
+    assert set(body["curves"]["loss"]) == {str(ids[0]), str(ids[1])}
+    assert len(body["curves"]["loss"][str(ids[0])]) == 5
+    assert client.get(f"/api/projects/t/compare?ids={ids[0]}", headers=headers).status_code == 400
+    login(client)
+    page = client.get(f"/projects/t/compare?pick={ids[0]}&pick={ids[1]}")
+    assert page.status_code == 200 and 'class="differs"' in page.text
+    table = client.get("/projects/t/runs?sort=-metric:accuracy")
+    assert table.status_code == 200 and f'value="{ids[4]}"' in table.text
