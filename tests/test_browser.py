@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ADMIN_PASSWORD
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -19,6 +18,8 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+
+from conftest import ADMIN_PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -202,3 +203,24 @@ def test_logout_then_protected_page_redirects(tab: Tab) -> None:
     tab.goto("/projects/demo")
     assert urlsplit(tab.page.url).path == "/login"
     expect(tab.page.locator("input[name=next]")).to_have_value("/projects/demo")
+
+
+def test_live_log_lines_appear_without_a_reload(tab: Tab, demo) -> None:
+    server, info = demo
+    with server.client(info["token"]) as client:
+        client.post("/api/projects", json={"name": "live"})
+        spec = {
+            "name": "nap",
+            "steps": [{"name": "nap", "module": "sleeper", "params": {"seconds": 2.5}}],
+        }
+        assert client.post("/api/projects/live/pipelines", json=spec).status_code == 201
+        run = client.post("/api/projects/live/pipelines/nap/runs", json={"cache": False}).json()
+    tab.login()
+    tab.page.goto(f"{tab.base}/projects/live/runs/{run['id']}", wait_until="load")
+    mark_document(tab)
+    log = tab.page.locator("#log-nap")
+    log.filter(has_text="sleeper: woke up").wait_for()
+    tab.page.locator("#run-status", has_text="succeeded").wait_for()
+    assert same_document(tab)
+    assert log.inner_text().count("sleeper: started") == 1
+    assert not tab.errors, tab.errors

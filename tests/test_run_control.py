@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -152,3 +153,29 @@ def test_missing_requirements_fail_fast_with_the_list(server):
     assert "numpy<1.0 (installed: " in error
     assert "numpy>=1.0 (" not in error  # the requirement that is met is not listed
     assert state["steps"][0]["pid"] is None
+
+
+def test_live_log_stream_sends_each_line_once_then_done(server):
+    with server.client() as client:
+        run_id = start_sleeper(client, seconds=1.5)
+        wait_step_running(client, run_id)
+        token = client.headers["authorization"]
+        events: list[tuple[str, str]] = []
+        with httpx.stream(
+            "GET",
+            f"{server.url}/projects/ops/runs/{run_id}/logs/stream",
+            headers={"Authorization": token},
+            timeout=60,
+        ) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            event = None
+            for line in resp.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    events.append((event, line.split(":", 1)[1].strip()))
+                    if event == "done":
+                        break
+    text = "\n".join(data for name, data in events if name == "log-sleep")
+    assert text.count("sleeper: started") == 1 and text.count("sleeper: woke up") == 1
+    assert events[-1] == ("done", "succeeded")

@@ -84,6 +84,12 @@ def step_logs(hub: Hub, run_id: int) -> dict[str, str]:
     return {s.name: read_log(hub, run_id, s.name)[0] for s in hub.runs.steps(run_id)}
 
 
+def logs_with_ends(hub: Hub, run_id: int) -> tuple[dict[str, str], dict[str, int]]:
+    """Each step's log tail, and the byte offset it ends at (where the live stream goes on)."""
+    read = {s.name: read_log(hub, run_id, s.name) for s in hub.runs.steps(run_id)}
+    return {k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()}
+
+
 def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
     """A new run from the pinned spec of `run_id`: same commits, dataset versions, params."""
     run = hub.runs.run(run_id, hub.projects.get(project).id)
@@ -367,13 +373,13 @@ def record_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> R
 @get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
 def run_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
     ctx = run_context(hub, project, run_id)
-    return Template("run.html", context={**ctx, "logs": step_logs(hub, run_id)})
+    logs, ends = logs_with_ends(hub, run_id)
+    return Template("run.html", context={**ctx, "logs": logs, "log_ends": ends})
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/live", access="reporter")
 def run_live(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
-    ctx = run_context(hub, project, run_id)
-    return Template("_run_live.html", context={**ctx, "logs": step_logs(hub, run_id)})
+    return Template("_run_live.html", context=run_context(hub, project, run_id))
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter")
