@@ -122,7 +122,9 @@ class Orchestrator:
             launch = self._prepare(run, step)
             proc = self.procs.start(launch)
             runs.update_step(step_id, pid=proc.pid, pid_started=now().timestamp())
-            outcome = self.procs.wait(launch, proc)
+            outcome = self.procs.wait(
+                launch, proc, lambda points: runs.log_metrics(run.id, step.name, points)
+            )
             error = outcome.error or self._check_outputs(step)
         except StepRefused as e:
             outcome, error = None, str(e)

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 import reef
+from reef.runtime.sampler import Sampler
 
 STEP_FILE = "reef-step.json"
 KILL_GRACE_S = 3.0
 STOPPED = "reef stopped while this step was running"
+log = logging.getLogger("reef.steps")
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,23 @@ class ProcessTable:
             self._procs[launch.step_id] = proc
         return proc
 
-    def wait(self, launch: Launch, proc: subprocess.Popen) -> Outcome:
+    def wait(
+        self,
+        launch: Launch,
+        proc: subprocess.Popen,
+        on_sample: Callable[[list[dict]], None] | None = None,
+    ) -> Outcome:
+        """Wait for the step, killing it at its time limit; system metrics go to `on_sample`."""
         deadline = time.monotonic() + launch.timeout_s
+        sampler = Sampler(proc.pid, launch.env.get("CUDA_VISIBLE_DEVICES"))
         try:
             while True:
                 try:
                     code = proc.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
+                    if on_sample and sampler.due():
+                        _report(on_sample, sampler)
                     if time.monotonic() > deadline:
                         kill_group(proc.pid)
                         proc.wait()
@@ -118,6 +131,13 @@ class ProcessTable:
         for step_id in ids:
             self.cancel(step_id)
         return ids
+
+
+def _report(on_sample: Callable[[list[dict]], None], sampler: Sampler) -> None:
+    try:
+        on_sample(sampler.sample())
+    except Exception:  # metrics must never break a running step
+        log.exception("sampling system metrics failed")
 
 
 def kill_group(pgid: int) -> None:
