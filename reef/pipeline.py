@@ -10,8 +10,11 @@ A spec is plain data (JSON or YAML):
       {"name": "evaluate", "module": "library/evaluate",
        "inputs": {"model": "train.model", "test": "split.test"}}]}
 
-An input is `dataset:NAME` (latest version when the run starts), `dataset:NAME@V`, or
+An input is `dataset:NAME` (latest version when the run starts), `dataset:NAME@V`,
+`dataset:NAME@TAG` (the version the tag names when the run starts), or
 `STEP.OUTPUT`. Steps form a DAG; a run executes each step once all it reads is ready.
+A step with `"require_valid": true` refuses a dataset input whose version failed its
+dataset's validation rules (see docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from reef.errors import InvalidInput
 
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MODULE_REF = re.compile(r"^(?:([a-z0-9][a-z0-9_.-]*)/)?([a-z0-9][a-z0-9_.-]*)(?:@([\w./-]+))?$")
-DATASET_REF = re.compile(r"^dataset:([a-z0-9][a-z0-9_.-]*)(?:@(\d+))?$")
+DATASET_REF = re.compile(r"^dataset:([a-z0-9][a-z0-9_.-]*)(?:@(\d+|[A-Za-z][\w.-]*))?$")
 OUTPUT_REF = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
 
 
 @dataclass(frozen=True)
 class DatasetRef:
     name: str
-    version: int | None
+    version: int | str | None  # a version number or a tag
 
     def __str__(self) -> str:
         return f"dataset:{self.name}" + (f"@{self.version}" if self.version else "")
@@ -56,17 +59,18 @@ class StepSpec:
     inputs: dict[str, DatasetRef | OutputRef] = field(default_factory=dict)
     register: str | None = None
     timeout_s: float | None = None
+    require_valid: bool = False  # refuse dataset inputs that failed their rules
 
 
 def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
     if isinstance(text, str):
         if m := DATASET_REF.match(text):
-            return DatasetRef(m[1], int(m[2]) if m[2] else None)
+            return DatasetRef(m[1], int(m[2]) if m[2] and m[2].isdigit() else m[2])
         if m := OUTPUT_REF.match(text):
             return OutputRef(m[1], m[2])
     raise InvalidInput(
-        f"{where}: {text!r} is not an input reference; use 'dataset:NAME', 'dataset:NAME@VERSION' "
-        "or 'STEP.OUTPUT'"
+        f"{where}: {text!r} is not an input reference; use 'dataset:NAME', 'dataset:NAME@VERSION', "
+        "'dataset:NAME@TAG' or 'STEP.OUTPUT'"
     )
 
 
@@ -74,7 +78,8 @@ def parse_step(data: Any, index: int) -> StepSpec:
     where = f"step {index + 1}"
     if not isinstance(data, dict):
         raise InvalidInput(f"{where}: expected an object with name, module, params and inputs")
-    unknown = set(data) - {"name", "module", "params", "inputs", "register", "timeout_s"}
+    fields = {"name", "module", "params", "inputs", "register", "timeout_s", "require_valid"}
+    unknown = set(data) - fields
     if unknown:
         raise InvalidInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     name = data.get("name")
@@ -92,8 +97,13 @@ def parse_step(data: Any, index: int) -> StepSpec:
     timeout = data.get("timeout_s")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise InvalidInput(f"{where}: timeout_s must be a positive number of seconds")
+    if not isinstance(data.get("require_valid", False), bool):
+        raise InvalidInput(f"{where}: require_valid must be true or false")
     refs = {k: parse_ref(v, f"{where}, input '{k}'") for k, v in inputs.items()}
-    return StepSpec(name, m[1], m[2], m[3], params, refs, data.get("register"), timeout)
+    return StepSpec(
+        name, m[1], m[2], m[3], params, refs, data.get("register"), timeout,
+        require_valid=data.get("require_valid", False),
+    )  # fmt: skip
 
 
 def parse_pipeline(data: Any) -> list[StepSpec]:

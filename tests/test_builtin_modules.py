@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import wait_run
 
+from conftest import wait_run
 from reef.errors import InvalidInput
 from reef.manifest import parse_manifest
 from reef.runtime.export import ParityError, export_model, export_sklearn

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, modules_dir, start_server
 
+from conftest import Server, modules_dir, start_server
 from reef.store.modules import ModuleStore
 
 PASSWORD = "password-123"

@@ -16,6 +16,7 @@ from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
 from reef.runtime.environment import fingerprint
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
+from reef.store.rules import require_valid
 
 if TYPE_CHECKING:
     from reef.hub import Hub
@@ -89,6 +90,8 @@ class Planner:
         except InvalidInput as e:
             raise type(e)(f"{where}: {e.message}") from e
         inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
+        if s.require_valid:  # dataset inputs must have passed their rules
+            require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
         self._check_columns(project, where, manifest, params, inputs)
         return {
             "name": s.name,

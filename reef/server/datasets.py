@@ -1,213 +1,271 @@
-"""Datasets: upload (a new Lance version each time), versions, and a paged preview."""
+"""Datasets over HTTP: the JSON API (see docs/datasets.md); the pages are in `dataset_pages`
+and are registered with these routes."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import anyio
 from litestar import Request
-from litestar.datastructures import UploadFile
-from litestar.response import Redirect, Template
+from litestar.params import QueryParameter
+from litestar.response import Stream
 
-from reef.errors import InvalidInput, NotFound, TooLarge
-from reef.server.routes import FromPath, FromQuery, HubDep, Multipart, get, post
-from reef.store.people import Principal, check_name
+from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
+from reef.server import dataset_pages
+from reef.server.dataset_changes import (
+    apply_change,
+    dataset_id,
+    preview,
+    recheck,
+    remove_tag,
+    set_key,
+    set_rules,
+    set_tag,
+    upload,
+)
+from reef.server.dataset_views import (
+    PAGE,
+    dataset_context,
+    diff_context,
+    query_body,
+    query_context,
+    query_download,
+    rows_context,
+    version_context,
+    version_download,
+)
+from reef.server.routes import (
+    FromPath,
+    FromQuery,
+    HubDep,
+    JSONBody,
+    Multipart,
+    delete,
+    get,
+    post,
+    put,
+)
+from reef.store.people import Principal
 
-PAGE = 50
-
-
-def upload(hub: HubDep, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
-    """Store an uploaded file as the next version of dataset `name` (version 1 when new)."""
-    file = data.get("file")
-    if not isinstance(file, UploadFile):
-        raise InvalidInput("send the file in multipart field 'file'")
-    name = check_name("dataset", name or data.get("name") or Path(file.filename).stem.lower())
-    message = str(data.get("message") or f"upload {file.filename}")
-    with tempfile.TemporaryDirectory(dir=hub.settings.data_dir) as tmp:
-        src = Path(tmp) / Path(file.filename or "upload").name
-        _spool(file, src, hub.settings.max_upload_mb << 20)
-        info = hub.datasets.import_file(project, name, src)
-    p = hub.projects.get(project)
-    dataset_id = hub.catalog.dataset_id(p.id, name, author=who.name)
-    hub.catalog.record_version(
-        dataset_id,
-        info.version,
-        author=who.name,
-        message=message,
-        num_rows=info.num_rows,
-        columns=info.columns,
-        source=file.filename or "",
-    )
-    hub.audit.record(
-        who.name,
-        "dataset.version",
-        f"dataset {name}@{info.version}",
-        project,
-        rows=info.num_rows,
-        message=message,
-    )
-    return {
-        "dataset": name,
-        "version": info.version,
-        "num_rows": info.num_rows,
-        "columns": [{"name": n, "type": t} for n, t in info.columns],
-    }
-
-
-def _spool(file: UploadFile, dest: Path, limit: int) -> None:
-    file.file.seek(0)
-    with dest.open("wb") as out:
-        copied = 0
-        while chunk := file.file.read(1 << 20):
-            copied += len(chunk)
-            if copied > limit:
-                raise TooLarge(f"upload larger than the limit of {limit >> 20} MiB")
-            out.write(chunk)
-    if copied == 0:
-        raise InvalidInput(f"the uploaded file {file.filename!r} is empty")
+# API ------------------------------------------------------------------------------------------
+API = "/api/projects/{project:str}/datasets"
+ONE = API + "/{dataset:str}"
+VERSION = ONE + "/versions/{version:str}"
 
 
-def dataset_context(hub: HubDep, project: str, name: str) -> dict[str, Any]:
-    p = hub.projects.get(project)
-    try:
-        dataset_id = hub.catalog.dataset_id(p.id, name)
-    except NotFound:
-        raise NotFound(f"dataset '{name}' not found in project '{project}'") from None
-    versions = hub.catalog.versions(dataset_id)
-    return {
-        "project": p,
-        "dataset": name,
-        "versions": versions,
-        "latest": versions[0]["version"],
-        "columns": versions[0]["columns"],
-    }
-
-
-def rows_context(
-    hub: HubDep, project: str, name: str, version: int | None, offset: int, limit: int
-) -> dict[str, Any]:
-    if offset < 0 or not 1 <= limit <= 1000:
-        raise InvalidInput("offset must be >= 0 and limit between 1 and 1000")
-    info = hub.datasets.info(project, name, version)
-    columns, rows = hub.datasets.rows(project, name, info.version, offset, limit)
-    return {
-        "project": project,
-        "dataset": name,
-        "version": info.version,
-        "offset": offset,
-        "limit": limit,
-        "total": info.num_rows,
-        "columns": columns,
-        "rows": rows,
-    }
-
-
-# API ---------------------------------------------------------------------------------
-@get("/api/projects/{project:str}/datasets", access="reporter")
+@get(API, access="reporter")
 def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.catalog.datasets(hub.projects.get(project).id)
 
 
-@post(
-    "/api/projects/{project:str}/datasets",
-    access="developer",
-    status_code=201,
-    request_max_body_size=None,
-)
+@post(API, access="developer", status_code=201, request_max_body_size=None)
 def upload_api(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
     return upload(hub, request.user, project, data)
 
 
-@get("/api/projects/{project:str}/datasets/{dataset:str}", access="reporter")
+@post(API + "/preview", access="developer", status_code=200, request_max_body_size=None)
+def preview_api(hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
+    return preview(hub, data)
+
+
+@get(ONE, access="reporter")
 def dataset_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> dict:
     return dataset_context(hub, project, dataset)
 
 
-@get("/api/projects/{project:str}/datasets/{dataset:str}/versions", access="reporter")
+@get(ONE + "/versions", access="reporter")
 def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[dict]:
     return dataset_context(hub, project, dataset)["versions"]
 
 
-@post(
-    "/api/projects/{project:str}/datasets/{dataset:str}/versions",
-    access="developer",
-    status_code=201,
-    request_max_body_size=None,
-)
-def new_version_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Multipart
+@post(ONE + "/versions", access="developer", status_code=201, request_max_body_size=None)
+async def new_version_api(
+    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str]
 ) -> dict:
-    dataset_context(hub, project, dataset)
-    return upload(hub, request.user, project, data, name=dataset)
+    """A multipart upload (replace, or append with mode=append) or a JSON change."""
+    if request.content_type[0] == "multipart/form-data":
+        form = await request.form()
+        data = {key: form.get(key) for key in form}
+        return await anyio.to_thread.run_sync(
+            upload_version, hub, request.user, project, dataset, data
+        )
+    try:
+        body = await request.json()
+    except Exception:  # any undecodable body
+        raise InvalidInput("send a multipart upload or a JSON object with 'op'") from None
+    return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, body)
 
 
-@get("/api/projects/{project:str}/datasets/{dataset:str}/versions/{version:int}", access="reporter")
+def upload_version(hub: Hub, who: Principal, project: str, dataset: str, data: dict) -> dict:
+    dataset_id(hub, project, dataset)  # a new version of an existing dataset only
+    return upload(hub, who, project, data, name=dataset)
+
+
+@get(VERSION, access="reporter")
 def version_api(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[int]
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
 ) -> dict:
-    ctx = dataset_context(hub, project, dataset)
-    for v in ctx["versions"]:
-        if v["version"] == version:
-            return v
-    raise NotFound(f"dataset '{dataset}' has no version {version}")
+    return version_context(hub, project, dataset, version)
 
 
-@get(
-    "/api/projects/{project:str}/datasets/{dataset:str}/versions/{version:int}/rows",
-    access="reporter",
-)
+@get(VERSION + "/rows", access="reporter")
 def rows_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    version: FromPath[int],
+    version: FromPath[str],
     offset: FromQuery[int] = 0,
     limit: FromQuery[int] = PAGE,
+    row_ids: FromQuery[bool] = False,
 ) -> dict:
-    return rows_context(hub, project, dataset, version, offset, limit)
+    return rows_context(hub, project, dataset, version, offset, limit, row_ids)
 
 
-# pages -------------------------------------------------------------------------------
-@get("/projects/{project:str}/datasets/{dataset:str}", access="reporter")
-def dataset_page(
+@get(VERSION + "/profile", access="reporter")
+def profile_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
+) -> dict:
+    dataset_id(hub, project, dataset)
+    return hub.datasets.profile(project, dataset, version)
+
+
+@get(VERSION + "/validation", access="reporter")
+def validation_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
+) -> dict:
+    found = version_context(hub, project, dataset, version)["validation"]
+    if found is None:
+        raise NotFound(f"{dataset}@{version} was not checked (the dataset has no rules yet)")
+    return found
+
+
+@post(VERSION + "/validation", access="developer", status_code=200)
+def recheck_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
+) -> dict:
+    found = recheck(hub, project, dataset, version)
+    if found is None:
+        raise InvalidInput(f"dataset '{dataset}' has no rules to check")
+    return found
+
+
+@get(VERSION + "/download", access="reporter")
+def download_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    version: FromQuery[int | None] = None,
-) -> Template:
-    ctx = dataset_context(hub, project, dataset)
-    rows = rows_context(hub, project, dataset, version or ctx["latest"], 0, PAGE)
-    return Template("dataset.html", context={**ctx, **rows})
+    version: FromPath[str],
+    format: FromQuery[str] = "csv",
+) -> Stream:
+    dataset_id(hub, project, dataset)
+    return version_download(hub, project, dataset, version, format)
 
 
-@get("/projects/{project:str}/datasets/{dataset:str}/rows", access="reporter")
-def rows_partial(
+@get(ONE + "/diff", access="reporter")
+def diff_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    version: FromQuery[int],
+    old: Annotated[str | None, QueryParameter(name="from")] = None,
+    new: Annotated[str | None, QueryParameter(name="to")] = None,
     offset: FromQuery[int] = 0,
-) -> Template:
-    ctx = rows_context(hub, project, dataset, version, offset, PAGE)
-    return Template("_rows.html", context=ctx)
+    limit: FromQuery[int] = 100,
+) -> dict:
+    return diff_context(hub, project, dataset, old, new, offset, limit)
 
 
-@post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Redirect:
-    result = upload(hub, request.user, project, data)
-    return Redirect(f"/projects/{project}/datasets/{result['dataset']}")
+@post(ONE + "/query", access="reporter", status_code=200)
+def query_api(
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    data: JSONBody[dict],
+    format: FromQuery[str | None] = None,
+) -> Any:
+    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result."""
+    sql, version, limit = query_body(data)
+    dataset_id(hub, project, dataset)
+    if format:
+        return query_download(hub, project, dataset, sql, version, format)
+    return query_context(hub, project, dataset, sql, version, limit)
+
+
+@post(ONE + "/tags/{tag:str}", access="developer", status_code=201)
+def tag_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    tag: FromPath[str],
+    data: JSONBody[dict | None] = None,
+) -> dict:
+    """Body (optional): `{"version": V or tag, "move": true}`; default the latest version."""
+    body = data or {}
+    version, move = body.get("version"), bool(body.get("move", False))
+    return set_tag(hub, request.user, project, dataset, tag, version, move)
+
+
+@delete(ONE + "/tags/{tag:str}", access="developer", status_code=204)
+def untag_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    tag: FromPath[str],
+) -> None:
+    remove_tag(hub, request.user, project, dataset, tag)
+
+
+@put(ONE + "/key", access="developer")
+def key_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    data: JSONBody[dict],
+) -> dict:
+    """`{"column": NAME}` declares the key; `{"column": null}` clears it."""
+    return set_key(hub, request.user, project, dataset, data.get("column"))
+
+
+@get(ONE + "/rules", access="reporter")
+def rules_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[dict]:
+    return hub.catalog.rules(dataset_id(hub, project, dataset))
+
+
+@put(ONE + "/rules", access="developer")
+def set_rules_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    data: JSONBody[Any],
+) -> dict:
+    """A list of rules (or `{"rules": [...]}`) replaces the dataset's rules."""
+    rules = data.get("rules") if isinstance(data, dict) else data
+    return set_rules(hub, request.user, project, dataset, rules)
 
 
 ROUTES = [
+    *dataset_pages.ROUTES,
     list_datasets_api,
     upload_api,
+    preview_api,
     dataset_api,
     versions_api,
     new_version_api,
     version_api,
     rows_api,
-    dataset_page,
-    rows_partial,
-    upload_page,
+    profile_api,
+    validation_api,
+    recheck_api,
+    download_api,
+    diff_api,
+    query_api,
+    tag_api,
+    untag_api,
+    key_api,
+    rules_api,
+    set_rules_api,
 ]

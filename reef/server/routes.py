@@ -30,6 +30,7 @@ __all__ = [
     "get",
     "patch",
     "post",
+    "put",
 ]
 
 HubDep = NamedDependency[Hub]  # the hub the lifespan opened (app.state.hub)
@@ -54,4 +55,5 @@ def _route(method: Callable[..., Any]) -> Callable[..., Any]:
 get = _route(litestar.get)
 post = _route(litestar.post)
 patch = _route(litestar.patch)
+put = _route(litestar.put)
 delete = _route(litestar.delete)

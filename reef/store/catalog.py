@@ -72,3 +72,64 @@ class Catalog:
         for r in rows:
             r["columns"] = json.loads(r["columns"])
         return rows
+
+    def version(self, dataset_id: int, version: int) -> dict | None:
+        row = self.db.one(
+            "SELECT version, message, author, num_rows, columns, source, created_at "
+            "FROM dataset_versions WHERE dataset_id = ? AND version = ?",
+            [dataset_id, version],
+        )
+        if row:
+            row["columns"] = json.loads(row["columns"])
+        return row
+
+    def previous_version(self, dataset_id: int, version: int) -> int | None:
+        """The recorded version before `version` (what drift rules compare with)."""
+        return self.db.scalar(
+            "SELECT max(version) FROM dataset_versions WHERE dataset_id = ? AND version < ?",
+            [dataset_id, version],
+        )
+
+    # --- validation rules and their results -----------------------------------------------
+
+    def rules(self, dataset_id: int) -> list[dict]:
+        rules = self.db.scalar("SELECT rules FROM dataset_rules WHERE dataset_id = ?", [dataset_id])
+        return json.loads(rules) if rules else []
+
+    def set_rules(self, dataset_id: int, rules: list[dict], author: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO dataset_rules VALUES (?, ?, ?, ?)",
+            [dataset_id, json.dumps(rules), author, now()],
+        )
+
+    def record_check(self, dataset_id: int, version: int, passed: bool, checks: list) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO dataset_checks VALUES (?, ?, ?, ?, ?)",
+            [dataset_id, version, passed, json.dumps(checks, default=str), now()],
+        )
+
+    def checks(self, dataset_id: int) -> dict[int, dict]:
+        """Version -> {"passed", "checks", "checked_at"} for every checked version."""
+        rows = self.db.query(
+            "SELECT version, passed, checks, checked_at FROM dataset_checks WHERE dataset_id = ?",
+            [dataset_id],
+        )
+        return {r["version"]: {**r, "checks": json.loads(r["checks"])} for r in rows}
+
+    # --- lineage ----------------------------------------------------------------------------
+
+    def readers(self, project_id: int, name: str) -> dict[int, list[dict]]:
+        """Version -> the runs (and steps) of the project that read that version."""
+        rows = self.db.query(
+            "SELECT r.id AS run_id, r.pipeline, r.name AS run_name, r.status, r.created_at, "
+            "s.name AS step, s.inputs FROM steps s JOIN runs r ON r.id = s.run_id "
+            "WHERE r.project_id = ? AND CAST(s.inputs AS VARCHAR) LIKE ? ORDER BY r.id DESC",
+            [project_id, f'%"dataset:{name}@%'],
+        )
+        found: dict[int, list[dict]] = {}
+        for row in rows:
+            for ref in json.loads(row.pop("inputs")).values():
+                head, _, version = str(ref).partition("@")
+                if head == f"dataset:{name}" and version.isdigit():
+                    found.setdefault(int(version), []).append(row)
+        return found

@@ -205,8 +205,20 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         "0006_dataset_rules",
         """
-        -- DATASET-RULES-MIGRATION (filled by the datasets work)
-        SELECT 1;
+        CREATE TABLE dataset_rules (
+            dataset_id BIGINT PRIMARY KEY,
+            rules JSON NOT NULL,            -- [{type, column?, min?, max?, values?, threshold?}]
+            updated_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE dataset_checks (
+            dataset_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,
+            passed BOOLEAN NOT NULL,
+            checks JSON NOT NULL,           -- one result per rule: passed, failures, examples
+            checked_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, version)
+        );
         """,
     ),
     (
