@@ -87,6 +87,7 @@ class Hub:
     def close(self) -> None:
         self.orchestrator.shutdown()
         self.queue.stop()
+        self.model_service.close()  # flushes the prediction log
         self.db.close()
 
     @staticmethod

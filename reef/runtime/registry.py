@@ -1,25 +1,69 @@
-"""Registering the models a run produced, and serving registered versions with onnxruntime."""
+"""Registering the models a run produced, and serving registered versions with onnxruntime.
+
+Serving keeps one immutable `Plan` per (model, route) in a dict. A promotion loads the new
+version first, then replaces the plan in one assignment (the hot swap): requests that already
+hold the old plan finish on it, later ones get the new one, and none waits for a load.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from reef.errors import InvalidInput, ReefError
+from reef.runtime import monitoring
+from reef.runtime.traffic import Arm, Plan
+from reef.store.db import now
+from reef.store.models import DEFAULT_ALIAS
+from reef.store.predictions import Entry, Feedback, ModelKey, PredictionLog
 from reef.store.runs import Run
 
 if TYPE_CHECKING:
     from reef.hub import Hub
     from reef.runtime.serving import Predictor
 
+log = logging.getLogger("reef.models")
+MAX_SHADOW_PENDING = 256
+
 
 class ModelService:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, flush_s: float = 1.0) -> None:
         self.hub = hub
         self._predictors: dict[tuple[int, int], Predictor] = {}
-        self._lock = threading.Lock()
+        self._plans: dict[tuple[int, str], Plan] = {}
+        self._ids: dict[ModelKey, int] = {}
+        self._lock = threading.Lock()  # loading predictors
+        self._plan_lock = threading.Lock()  # building and swapping plans
+        self.feedback = Feedback(hub.db)
+        self.log = PredictionLog(hub.settings.path("predictions"), flush_s=flush_s)
+        self.monitor = monitoring.Monitor(hub, self.log, self.feedback)
+        self.log.on_flush = self.monitor.on_flush
+        self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="reef-shadow")
+        self._shadow_pending = 0
+        self._shadow_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Finish shadow predictions and write what the prediction log still holds."""
+        self._shadow_pool.shutdown(wait=True)
+        self.log.close()
+
+    def flush(self, timeout: float = 30) -> None:
+        """Wait for pending shadow predictions, then for the log to write what it holds."""
+        deadline = time.monotonic() + timeout
+        while self._shadow_pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.log.flush(timeout)
+
+    # --- registering --------------------------------------------------------------------------
 
     def register_run(self, run: Run) -> list[tuple[str, int]]:
         """Register a version for every step of `run` that asks for it (`register: NAME`)."""
@@ -30,28 +74,56 @@ class ModelService:
             if not step.get("register"):
                 continue
             model_dir = self._model_dir(run, step)
-            onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
-            schema = json.loads((model_dir / "schema.json").read_text())
-            version = self.hub.models.register(
+            version = self.register_dir(
                 run.project_id,
                 step["register"],
+                model_dir,
                 run_id=run.id,
                 step_name=step["name"],
-                onnx_digest=onnx_digest,
-                schema=schema,
                 metrics=metrics,
                 lineage={**lineage, "step": step["name"]},
                 author=run.created_by,
-            )
-            self.hub.audit.record(
-                run.created_by,
-                "model.register",
-                f"model {step['register']} v{version}",
-                self.hub.project_name(run.project_id),
-                run_id=run.id,
+                train=self._training_inputs(run, step, model_dir),
             )
             done.append((step["register"], version))
         return done
+
+    def register_dir(
+        self,
+        project_id: int,
+        name: str,
+        model_dir: Path,
+        *,
+        run_id: int,
+        step_name: str,
+        metrics: dict,
+        lineage: dict,
+        author: str,
+        train: np.ndarray | None = None,
+    ) -> int:
+        """Register an exported model directory (model.onnx + schema.json) as the next
+        version; `train` (the training inputs) gives the reference that drift compares with."""
+        onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
+        schema = json.loads((model_dir / "schema.json").read_text())
+        features = schema["inputs"]["features"]
+        reference = None if train is None else monitoring.reference(train, features)
+        version = self.hub.models.register(
+            project_id,
+            name,
+            run_id=run_id,
+            step_name=step_name,
+            onnx_digest=onnx_digest,
+            schema=schema,
+            metrics=metrics,
+            lineage=lineage,
+            author=author,
+            reference=reference,
+        )
+        project = self.hub.project_name(project_id)
+        target = f"model {name} v{version}"
+        self.hub.audit.record(author, "model.register", target, project, run_id=run_id)
+        self.refresh(self.hub.models.model_id(project_id, name))  # "latest" may have moved
+        return version
 
     def _model_dir(self, run: Run, step: dict) -> Path:
         steps = {s.name: s for s in self.hub.runs.steps(run.id)}
@@ -60,6 +132,32 @@ class ModelService:
         if name is None:
             raise ValueError(f"step '{step['name']}' has no model output to register")
         return self.hub.orchestrator.step_dir(run.id, step["name"]) / "outputs" / name
+
+    def _training_inputs(self, run: Run, step: dict, model_dir: Path) -> np.ndarray | None:
+        """The feature columns of the step's first Parquet input that has them all."""
+        import pyarrow.parquet as pq
+
+        features = json.loads((model_dir / "schema.json").read_text())["inputs"]["features"]
+        for path in self._input_files(run, step):
+            if path.is_file() and set(features) <= set(pq.read_schema(path).names):
+                table = pq.read_table(path, columns=features)
+                return np.column_stack([table[f].to_numpy(zero_copy_only=False) for f in features])
+        return None
+
+    def _input_files(self, run: Run, step: dict) -> list[Path]:
+        """Where the step's table inputs lie: copied datasets, or upstream steps' outputs."""
+        orchestrator, files = self.hub.orchestrator, []
+        for key, ref in sorted(step.get("inputs", {}).items()):
+            if ref.startswith("dataset:"):
+                files.append(
+                    orchestrator.step_dir(run.id, step["name"]) / "inputs" / f"{key}.parquet"
+                )
+            elif "." in ref:
+                upstream, output = ref.split(".", 1)
+                files.append(
+                    orchestrator.step_dir(run.id, upstream) / "outputs" / f"{output}.parquet"
+                )
+        return files
 
     def lineage(self, run: Run) -> dict[str, Any]:
         steps = self.hub.runs.steps(run.id)
@@ -74,15 +172,17 @@ class ModelService:
             ),
         }
 
+    # --- loading ------------------------------------------------------------------------------
+
     def predictor(self, model_id: int, version: int) -> Predictor:
-        """The loaded predictor of a version (loaded once; versions never change)."""
+        """The loaded (and warmed up) predictor of a version; versions never change."""
         from reef.runtime.serving import Predictor
 
         with self._lock:
             if (model_id, version) not in self._predictors:
-                self._predictors[model_id, version] = Predictor(
-                    self._materialize(model_id, version)
-                )
+                loaded = Predictor(self._materialize(model_id, version))
+                loaded.run(np.zeros((1, len(loaded.features)), dtype=np.float32))
+                self._predictors[model_id, version] = loaded
             return self._predictors[model_id, version]
 
     def _materialize(self, model_id: int, version: int) -> Path:
@@ -97,3 +197,119 @@ class ModelService:
             shutil.rmtree(dest, ignore_errors=True)
             tmp.rename(dest)
         return dest
+
+    def model_id(self, project: str, name: str) -> int:
+        """The id of model `project/name` (remembered: models are never renamed)."""
+        key = (project, name)
+        if key not in self._ids:
+            self._ids[key] = self.hub.models.model_id(self.hub.projects.get(project).id, name)
+        return self._ids[key]
+
+    # --- serving plans (the hot swap) ----------------------------------------------------------
+
+    def plan(self, model_id: int, alias: str | None = None) -> Plan:
+        """The plan for requests naming `alias` (None: the default route). Lock-free when
+        cached; a miss builds it under the plan lock."""
+        key = (model_id, alias or "")
+        found = self._plans.get(key)
+        if found is not None:
+            return found
+        with self._plan_lock:
+            if key not in self._plans:
+                self._plans[key] = self._build(model_id, alias or "")
+            return self._plans[key]
+
+    def refresh(self, model_id: int) -> None:
+        """Rebuild the model's cached plans after an alias or traffic change and swap each in."""
+        with self._plan_lock:
+            for key in [k for k in self._plans if k[0] == model_id]:
+                try:
+                    self._plans[key] = self._build(model_id, key[1])
+                except ReefError:
+                    del self._plans[key]  # e.g. the alias is gone: the next request says so
+
+    def _build(self, model_id: int, route: str) -> Plan:
+        version = self.hub.models.serving_version(model_id, route or None)
+        main = Arm(version, self.predictor(model_id, version))
+        traffic = self.hub.models.settings(model_id)["traffic"]
+        if route not in ("", DEFAULT_ALIAS) or not traffic or traffic["version"] == version:
+            return Plan(main)
+        name = "shadow" if traffic["mode"] == "shadow" else "candidate"
+        other = Arm(traffic["version"], self.predictor(model_id, traffic["version"]), name)
+        return Plan(main, other, traffic["mode"], traffic["percent"])
+
+    # --- predicting ---------------------------------------------------------------------------
+
+    def predict(
+        self, project: str, name: str, rows: Any, alias: str | None = None, key: str | None = None
+    ) -> dict[str, Any]:
+        """Validate and predict `rows` with the version the plan picks; log it off the request
+        path. `key` makes an A/B split sticky per caller."""
+        plan = self.plan(self.model_id(project, name), alias)
+        arm, shadow = plan.choose(key)
+        started = time.perf_counter()
+        x = arm.predictor.to_array(rows)
+        y = arm.predictor.run(x)
+        labels = arm.predictor.labels(y)
+        latency = (time.perf_counter() - started) * 1000
+        request_id = uuid.uuid4().hex
+        entry = Entry(
+            (project, name), request_id, now(), arm.version, arm.name, latency, x, y, labels
+        )
+        self.log.append(entry)
+        if shadow is not None:
+            self._shadow((project, name), shadow, x, request_id)
+        return {
+            "request_id": request_id,
+            "predictions": arm.predictor.results(y, labels),
+            "model_version": arm.version,
+            "arm": arm.name,
+            "latency_ms": round(latency, 3),
+        }
+
+    def _shadow(self, key: ModelKey, arm: Arm, x: np.ndarray, request_id: str) -> None:
+        """Let the shadow version predict the same rows in the background, for the log only."""
+        with self._shadow_lock:
+            if self._shadow_pending >= MAX_SHADOW_PENDING:
+                return
+            self._shadow_pending += 1
+        self._shadow_pool.submit(self._shadow_predict, key, arm, x, request_id)
+
+    def _shadow_predict(self, key: ModelKey, arm: Arm, x: np.ndarray, request_id: str) -> None:
+        try:
+            started = time.perf_counter()
+            y = arm.predictor.run(x)
+            latency = (time.perf_counter() - started) * 1000
+            labels = arm.predictor.labels(y)
+            self.log.append(
+                Entry(key, request_id, now(), arm.version, "shadow", latency, x, y, labels)
+            )
+        except Exception:
+            log.warning("shadow v%s of %s failed", arm.version, key, exc_info=True)
+        finally:
+            with self._shadow_lock:
+                self._shadow_pending -= 1
+
+    def add_feedback(self, project: str, name: str, data: Any, author: str) -> int:
+        """Attach true labels to logged predictions: {"request_id", "label", "row"?},
+        {"request_id", "labels": [...]} or a list of these. Returns the rows labelled."""
+        items = data if isinstance(data, list) else [data]
+        rows = [r for item in items for r in _feedback_rows(item)]
+        if not rows:
+            raise InvalidInput("send at least one label")
+        return self.feedback.add(self.model_id(project, name), rows, author)
+
+
+def _feedback_rows(item: Any) -> list[tuple[str, int, str]]:
+    if not isinstance(item, dict) or not isinstance(item.get("request_id"), str):
+        raise InvalidInput('send {"request_id": "...", "label": ...} (or "labels": [...])')
+    if "labels" in item:
+        if not isinstance(item["labels"], list):
+            raise InvalidInput("'labels' must be a list, one label per row of the request")
+        return [(item["request_id"], i, str(lab)) for i, lab in enumerate(item["labels"])]
+    if "label" not in item or item["label"] is None:
+        raise InvalidInput("send 'label' (the true label) or 'labels'")
+    row = item.get("row", 0)
+    if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+        raise InvalidInput("'row' must be a row number (0 for the first row of the request)")
+    return [(item["request_id"], row, str(item["label"]))]

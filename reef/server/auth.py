@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+import anyio
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
@@ -16,6 +17,7 @@ from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied
 from reef.hub import Hub
 from reef.server.routes import Form, FromQuery, HubDep, get, post
 from reef.store.people import Principal
+from reef.store.ttl_cache import MISSING
 
 SESSION_COOKIE = "reef_session"
 
@@ -28,14 +30,22 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         header = connection.headers.get("authorization", "")
         who = None
         if header.lower().startswith("bearer "):
-            who = hub.people.resolve_token(header[7:].strip(), ("api", "run"))
+            who = await resolve(hub, header[7:].strip(), ("api", "run"))
             if who is None:
                 raise NotAuthenticated("the bearer token is unknown, revoked or expired")
-        elif header.lower().startswith("basic "):
-            who = basic_principal(hub, header[6:].strip())
+        elif header.lower().startswith("basic "):  # scrypt: never on the event loop
+            who = await anyio.to_thread.run_sync(basic_principal, hub, header[6:].strip())
         elif (cookie := connection.cookies.get(SESSION_COOKIE)) and not is_api(connection):
-            who = hub.people.resolve_token(cookie, ("session",))
+            who = await resolve(hub, cookie, ("session",))
         return AuthenticationResult(user=who, auth=None)
+
+
+async def resolve(hub: Hub, token: str, kinds: tuple[str, ...]) -> Principal | None:
+    """A token's principal: from the cache on the event loop, else from DuckDB in a thread."""
+    who = hub.people.cached_token(token, kinds)
+    if who is MISSING:
+        who = await anyio.to_thread.run_sync(hub.people.resolve_token, token, kinds)
+    return who
 
 
 def basic_principal(hub: Hub, encoded: str) -> Principal:

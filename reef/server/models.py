@@ -1,53 +1,169 @@
-"""Models: the registry (versions, aliases, lineage) and in-process prediction."""
+"""Models: the registry (versions, aliases, card, gates, compare), serving (predict, A/B,
+feedback, batch) and monitoring. JSON under /api; the pages are in `model_pages`."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
-from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.hub import Hub
+from reef.runtime import batch, gates, monitoring, promotion
+from reef.runtime.promotion import GateRefused
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.store.people import Principal
 
+CARD_FIELDS = ("intended_use", "limitations")
 
-def model_context(hub: HubDep, project: str, name: str) -> dict[str, Any]:
+
+def model_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
     p = hub.projects.get(project)
-    model_id = hub.models.model_id(p.id, name)
-    versions = hub.models.versions(model_id)
+    model_id = hub.model_service.model_id(project, name)
+    versions = [_public(v) for v in hub.models.versions(model_id)]
     serving = hub.models.serving_version(model_id) if versions else None
+    settings = hub.models.settings(model_id)
     return {
         "project": p,
         "model": name,
+        "description": settings["description"],
+        "card": {k: (settings["card"] or {}).get(k, "") for k in CARD_FIELDS},
         "versions": versions,
         "aliases": hub.models.aliases(model_id),
         "serving": serving,
+        "gates": settings["gates"],
+        "project_gates": hub.models.project_gates(p.id),
+        "traffic": settings["traffic"],
+        "monitor": hub.model_service.monitor.config(model_id),
+        "promotions": hub.models.promotions(model_id, limit=20),
+        "alerts": hub.models.alerts(p.id, model_id),
     }
 
 
-def predict(hub: HubDep, project: str, name: str, data: Any) -> dict[str, Any]:
+def _public(version: dict) -> dict:
+    """A version without its (bulky) drift reference, which the API serves separately."""
+    return {k: v for k, v in version.items() if k != "reference"}
+
+
+def compare_context(hub: Hub, project: str, name: str, a: int, b: int) -> dict[str, Any]:
+    """Two versions side by side: metrics with deltas, schema, parity and lineage."""
+    model_id = hub.model_service.model_id(project, name)
+    va, vb = hub.models.version(model_id, a), hub.models.version(model_id, b)
+    keys = sorted(set(va["metrics"]) | set(vb["metrics"]))
+    metrics = [_metric_row(k, va["metrics"].get(k), vb["metrics"].get(k)) for k in keys]
+    fa, fb = va["schema"]["inputs"]["features"], vb["schema"]["inputs"]["features"]
+    ma = {m["step"]: m for m in va["lineage"].get("modules", [])}
+    mb = {m["step"]: m for m in vb["lineage"].get("modules", [])}
+    modules = [
+        {"step": s, "a": ma.get(s), "b": mb.get(s), "same": ma.get(s) == mb.get(s)}
+        for s in sorted(set(ma) | set(mb))
+    ]
+    return {
+        "project": hub.projects.get(project),
+        "model": name,
+        "a": _public(va),
+        "b": _public(vb),
+        "metrics": metrics,
+        "features": {
+            "added": [f for f in fb if f not in fa],
+            "removed": [f for f in fa if f not in fb],
+            "same_order": fa == fb,
+        },
+        "classes": {
+            "a": va["schema"]["outputs"].get("classes"),
+            "b": vb["schema"]["outputs"].get("classes"),
+        },
+        "parity": {"a": va["parity_max_diff"], "b": vb["parity_max_diff"]},
+        "modules": modules,
+        "datasets": {
+            "a": va["lineage"].get("datasets", []),
+            "b": vb["lineage"].get("datasets", []),
+        },
+    }
+
+
+def _metric_row(key: str, a: float | None, b: float | None) -> dict[str, Any]:
+    delta = None if a is None or b is None else b - a
+    return {"metric": key, "a": a, "b": b, "delta": delta}
+
+
+def predict(hub: Hub, project: str, name: str, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or "rows" not in data:
         raise InvalidInput('send {"rows": [[...], ...]} (lists of numbers or objects by feature)')
-    model_id = hub.models.model_id(hub.projects.get(project).id, name)
-    alias = data.get("version")
-    version = hub.models.serving_version(model_id, None if alias is None else str(alias))
-    started = time.perf_counter()
-    predictions = hub.model_service.predictor(model_id, version).predict(data["rows"])
-    return {
-        "predictions": predictions,
-        "model_version": version,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
+    alias, key = data.get("version"), data.get("key")
+    return hub.model_service.predict(
+        project,
+        name,
+        data["rows"],
+        alias=None if alias is None else str(alias),
+        key=None if key is None else str(key),
+    )
 
 
-def promote(hub: HubDep, who: Principal, project: str, name: str, version: int, alias: str) -> dict:
-    model_id = hub.models.model_id(hub.projects.get(project).id, name)
-    hub.models.set_alias(model_id, alias, version)
-    hub.audit.record(who.name, "model.promote", f"model {name} v{version}", project, alias=alias)
-    return {"model": name, "version": version, "alias": alias}
+def update_card(hub: Hub, who: Principal, project: str, name: str, data: Any) -> dict:
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k, ""), str) for k in ("description", *CARD_FIELDS)
+    ):
+        raise InvalidInput("send strings: description, intended_use, limitations")
+    model_id = hub.model_service.model_id(project, name)
+    settings = hub.models.settings(model_id)
+    if "description" in data:
+        hub.models.set_description(model_id, data["description"])
+    card = {**(settings["card"] or {}), **{k: data[k] for k in CARD_FIELDS if k in data}}
+    hub.models.set_setting(model_id, "card", card)
+    hub.audit.record(who.name, "model.card", f"model {name}", project, fields=sorted(data))
+    return model_context(hub, project, name)
+
+
+def promote_request(
+    hub: Hub, who: Principal, project: str, name: str, version: int, data: Any
+) -> dict:
+    data = data if isinstance(data, dict) else {}
+    return promotion.promote(
+        hub.model_service,
+        who,
+        project,
+        name,
+        version,
+        str(data.get("alias") or "production"),
+        override=bool(data.get("override")),
+        reason=str(data.get("reason") or ""),
+    )
+
+
+def set_gates(hub: Hub, who: Principal, project: str, name: str | None, data: Any) -> dict | None:
+    """The model's gates (or the project's, when `name` is None); null clears them."""
+    parsed = None if data is None else gates.parse(data)
+    if name is None:
+        hub.models.set_project_gates(hub.projects.get(project).id, parsed)
+    else:
+        hub.models.set_setting(hub.model_service.model_id(project, name), "gates", parsed)
+    target = f"model {name}" if name else f"project {project}"
+    hub.audit.record(who.name, "model.gates", target, project, gates=parsed)
+    return parsed
+
+
+def set_monitor(hub: Hub, who: Principal, project: str, name: str, data: Any) -> dict:
+    if not isinstance(data, dict) or not set(data) <= set(monitoring.DEFAULTS):
+        raise InvalidInput(f"send some of {', '.join(monitoring.DEFAULTS)}")
+    for key, value in data.items():
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise InvalidInput(f"'{key}' must be a number (or null)")
+    model_id = hub.model_service.model_id(project, name)
+    current = hub.models.settings(model_id)["monitor"] or {}
+    hub.models.set_setting(model_id, "monitor", {**current, **data})
+    hub.audit.record(who.name, "model.monitor", f"model {name}", project, **data)
+    return hub.model_service.monitor.config(model_id)
+
+
+def monitoring_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
+    """The live statistics; computing them also refreshes the model's alerts."""
+    service = hub.model_service
+    model_id = service.model_id(project, name)
+    service.monitor.check((project, name), model_id)
+    return {"project": project, "model": name, **service.monitor.stats((project, name), model_id)}
 
 
 # API ---------------------------------------------------------------------------------
@@ -61,11 +177,42 @@ def model_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict
     return model_context(hub, project, model)
 
 
+@patch("/api/projects/{project:str}/models/{model:str}", access="developer")
+def update_model_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict:
+    return update_card(hub, request.user, project, model, data)
+
+
 @get("/api/projects/{project:str}/models/{model:str}/versions/{version:int}", access="reporter")
 def model_version_api(
     hub: HubDep, project: FromPath[str], model: FromPath[str], version: FromPath[int]
 ) -> dict:
-    return hub.models.version(hub.models.model_id(hub.projects.get(project).id, model), version)
+    return hub.models.version(hub.model_service.model_id(project, model), version)
+
+
+@get(
+    "/api/projects/{project:str}/models/{model:str}/versions/{version:int}/gate",
+    access="reporter",
+)
+def gate_api(
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    version: FromPath[int],
+    alias: FromQuery[str] = "production",
+) -> dict:
+    """What promoting `version` to `alias` would decide, without promoting."""
+    service = hub.model_service
+    model_id = service.model_id(project, model)
+    hub.models.version(model_id, version)
+    checks = gates.evaluate(service, project, model_id, version, alias)
+    return {
+        "version": version,
+        "alias": alias,
+        "ok": all(c["ok"] for c in checks),
+        "checks": checks,
+    }
 
 
 @post(
@@ -80,9 +227,78 @@ def promote_api(
     model: FromPath[str],
     version: FromPath[int],
     data: JSONBody[Any] = None,
+) -> Response:
+    try:
+        return Response(promote_request(hub, request.user, project, model, version, data))
+    except GateRefused as refused:
+        body = {"detail": refused.message, "status": 409, "checks": refused.checks}
+        return Response(body, status_code=409)
+
+
+@post(
+    "/api/projects/{project:str}/models/{model:str}/rollback", access="maintainer", status_code=200
+)
+def rollback_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[Any] = None,
 ) -> dict:
     alias = (data or {}).get("alias", "production") if isinstance(data, dict) else "production"
-    return promote(hub, request.user, project, model, version, str(alias))
+    return promotion.rollback(hub.model_service, request.user, project, model, str(alias))
+
+
+@get("/api/projects/{project:str}/models/{model:str}/compare", access="reporter")
+def compare_api(
+    hub: HubDep, project: FromPath[str], model: FromPath[str], a: FromQuery[int], b: FromQuery[int]
+) -> dict:
+    return compare_context(hub, project, model, a, b)
+
+
+@post("/api/projects/{project:str}/models/{model:str}/gates", access="maintainer", status_code=200)
+def model_gates_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict | None:
+    return set_gates(hub, request.user, project, model, data)
+
+
+@get("/api/projects/{project:str}/gates", access="reporter")
+def project_gates_api(hub: HubDep, project: FromPath[str]) -> dict | None:
+    return hub.models.project_gates(hub.projects.get(project).id)
+
+
+@post("/api/projects/{project:str}/gates", access="maintainer", status_code=200)
+def set_project_gates_api(
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Any]
+) -> dict | None:
+    return set_gates(hub, request.user, project, None, data)
+
+
+@post(
+    "/api/projects/{project:str}/models/{model:str}/traffic", access="maintainer", status_code=200
+)
+def traffic_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict | None:
+    return promotion.set_traffic(hub.model_service, request.user, project, model, data)
+
+
+@patch("/api/projects/{project:str}/models/{model:str}/monitor", access="maintainer")
+def monitor_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict:
+    return set_monitor(hub, request.user, project, model, data)
+
+
+@get("/api/projects/{project:str}/models/{model:str}/monitoring", access="reporter")
+def monitoring_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict:
+    return monitoring_context(hub, project, model)
+
+
+@get("/api/projects/{project:str}/alerts", access="reporter")
+def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
+    return monitoring.alerts(hub, project)
 
 
 @post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
@@ -92,15 +308,50 @@ def predict_api(
     return predict(hub, project, model, data)
 
 
+@post("/api/projects/{project:str}/models/{model:str}/feedback", access="reporter", status_code=200)
+def feedback_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict:
+    n = hub.model_service.add_feedback(project, model, data, request.user.name)
+    return {"labelled": n}
+
+
+@post("/api/projects/{project:str}/models/{model:str}/batch", access="developer", status_code=201)
+def batch_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> dict:
+    return batch.predict_dataset(hub.model_service, request.user, project, model, data)
+
+
 # pages -------------------------------------------------------------------------------
-@get("/projects/{project:str}/models/{model:str}", access="reporter")
-def model_page(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> Template:
-    ctx = model_context(hub, project, model)
+def page_context(hub: Hub, who: Principal, project: str, name: str, **extra: Any) -> dict:
+    ctx = model_context(hub, project, name)
     example = ""
-    if ctx["versions"]:
-        features = ctx["versions"][0]["schema"].get("inputs", {}).get("features", [])
-        example = json.dumps([[0.0] * len(features)])
-    return Template("model.html", context={**ctx, "example": example})
+    serving = next((v for v in ctx["versions"] if v["version"] == ctx["serving"]), None)
+    if serving:
+        example = json.dumps([[0.0] * len(serving["schema"]["inputs"]["features"])])
+    role = hub.projects.role_of(project, who)
+    return {**ctx, "example": example, "role": role, "refused": None, **extra}
+
+
+def _back(project: str, model: str, anchor: str = "") -> Redirect:
+    return Redirect(f"/projects/{project}/models/{model}{anchor}")
+
+
+@get("/projects/{project:str}/models/{model:str}", access="reporter")
+def model_page(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str]
+) -> Template:
+    return Template("model.html", context=page_context(hub, request.user, project, model))
+
+
+@post("/projects/{project:str}/models/{model:str}/card", access="developer")
+def card_page(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
+) -> Redirect:
+    fields = {k: data.get(k, "") for k in ("description", *CARD_FIELDS)}
+    update_card(hub, request.user, project, model, fields)
+    return _back(project, model)
 
 
 @post("/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
@@ -123,18 +374,83 @@ def promote_page(
     model: FromPath[str],
     version: FromPath[int],
     data: Form,
+) -> Redirect | Template:
+    body = {"alias": data.get("alias"), "override": data.get("override") == "on"}
+    body["reason"] = data.get("reason", "")
+    try:
+        promote_request(hub, request.user, project, model, version, body)
+    except GateRefused as refused:
+        refusal = {
+            "version": version,
+            "alias": body["alias"] or "production",
+            "checks": refused.checks,
+        }
+        ctx = page_context(hub, request.user, project, model, refused=refusal)
+        return Template("model.html", context=ctx, status_code=409)
+    return _back(project, model)
+
+
+@post("/projects/{project:str}/models/{model:str}/rollback", access="maintainer")
+def rollback_page(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
 ) -> Redirect:
-    promote(hub, request.user, project, model, version, data.get("alias") or "production")
-    return Redirect(f"/projects/{project}/models/{model}")
+    alias = data.get("alias") or "production"
+    promotion.rollback(hub.model_service, request.user, project, model, alias)
+    return _back(project, model)
+
+
+@post("/projects/{project:str}/models/{model:str}/traffic", access="maintainer")
+def traffic_page(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
+) -> Redirect:
+    setting: dict[str, Any] = {"mode": data.get("mode", "off")}
+    try:
+        if setting["mode"] != "off":
+            setting["version"] = int(data.get("version", ""))
+            setting["percent"] = float(data.get("percent") or 100)
+    except ValueError:
+        raise InvalidInput("version and percent must be numbers") from None
+    promotion.set_traffic(hub.model_service, request.user, project, model, setting)
+    return _back(project, model, "#traffic")
+
+
+@get("/projects/{project:str}/models/{model:str}/compare", access="reporter")
+def compare_page(
+    hub: HubDep, project: FromPath[str], model: FromPath[str], a: FromQuery[int], b: FromQuery[int]
+) -> Template:
+    return Template("model_compare.html", context=compare_context(hub, project, model, a, b))
+
+
+@get("/projects/{project:str}/models/{model:str}/monitoring", access="reporter")
+def monitoring_page(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> Template:
+    return Template("_model_monitor.html", context=monitoring_context(hub, project, model))
 
 
 ROUTES = [
     list_models_api,
     model_api,
+    update_model_api,
     model_version_api,
+    gate_api,
     promote_api,
+    rollback_api,
+    compare_api,
+    model_gates_api,
+    project_gates_api,
+    set_project_gates_api,
+    traffic_api,
+    monitor_api,
+    monitoring_api,
+    alerts_api,
     predict_api,
+    feedback_api,
+    batch_api,
     model_page,
+    card_page,
     predict_page,
     promote_page,
+    rollback_page,
+    traffic_page,
+    compare_page,
+    monitoring_page,
 ]

@@ -9,6 +9,7 @@ from litestar.response import Redirect, Template
 
 from reef.errors import Conflict, InvalidInput
 from reef.hub import Hub
+from reef.runtime.monitoring import alerts
 from reef.server.modules import module_card
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.store.people import Principal
@@ -26,6 +27,7 @@ def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
         "models": hub.models.list(p.id),
         "members": hub.projects.members(project),
         "activity": hub.audit.list(project, limit=15),
+        "alerts": alerts(hub, project),
     }
 
 

@@ -224,8 +224,46 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         "0007_model_ops",
         """
-        -- MODEL-OPS-MIGRATION (filled by the models work)
-        SELECT 1;
+        ALTER TABLE models ADD COLUMN card JSON;      -- {"intended_use", "limitations"}
+        ALTER TABLE models ADD COLUMN gates JSON;     -- {"aliases": [...], "checks": [...]}
+        ALTER TABLE models ADD COLUMN traffic JSON;   -- {"mode", "version", "percent"}
+        ALTER TABLE models ADD COLUMN monitor JSON;   -- drift and accuracy thresholds
+        ALTER TABLE model_versions ADD COLUMN reference JSON;  -- training quantile bins
+        CREATE TABLE project_gates (
+            project_id BIGINT PRIMARY KEY,
+            gates JSON NOT NULL
+        );
+        CREATE SEQUENCE model_promotions_id;
+        CREATE TABLE model_promotions (
+            id BIGINT PRIMARY KEY DEFAULT nextval('model_promotions_id'),
+            model_id BIGINT NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            previous INTEGER,               -- what the alias pointed at before
+            action VARCHAR NOT NULL,        -- promote | rollback
+            actor VARCHAR NOT NULL,
+            override BOOLEAN NOT NULL DEFAULT false,
+            checks JSON NOT NULL,
+            "at" TIMESTAMP NOT NULL
+        );
+        CREATE TABLE prediction_feedback (
+            model_id BIGINT NOT NULL,
+            request_id VARCHAR NOT NULL,
+            "row" INTEGER NOT NULL,
+            label VARCHAR NOT NULL,
+            author VARCHAR NOT NULL,
+            "at" TIMESTAMP NOT NULL,
+            PRIMARY KEY (model_id, request_id, "row")
+        );
+        CREATE TABLE model_alerts (
+            model_id BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,          -- drift | accuracy
+            version INTEGER NOT NULL,
+            message VARCHAR NOT NULL,
+            detail JSON NOT NULL,
+            raised_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model_id, kind)
+        );
         """,
     ),
     (

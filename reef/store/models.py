@@ -43,8 +43,10 @@ class Models:
         metrics: dict,
         lineage: dict,
         author: str,
+        reference: dict | None = None,
     ) -> int:
-        """Add the next version of model `name` (created when new); returns its number."""
+        """Add the next version of model `name` (created when new); returns its number.
+        `reference` holds the training data's quantile bins per feature (for drift)."""
         model_id = self.model_id(project_id, name, create=True)
         with self.db.transaction() as cur:
             cur.execute(
@@ -53,7 +55,9 @@ class Models:
             )
             version = cur.fetchone()[0]
             cur.execute(
-                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO model_versions (model_id, version, run_id, step_name, onnx_digest, "
+                "schema, parity_max_diff, metrics, lineage, created_by, created_at, reference) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     model_id,
                     version,
@@ -66,6 +70,7 @@ class Models:
                     json.dumps(lineage),
                     author,
                     now(),
+                    json.dumps(reference) if reference is not None else None,
                 ],
             )
         return int(version)
@@ -101,14 +106,18 @@ class Models:
         )
         return {r["alias"]: r["version"] for r in rows}
 
-    def set_alias(self, model_id: int, alias: str, version: int) -> None:
+    def set_alias(self, model_id: int, alias: str, version: int) -> int | None:
+        """Point `alias` at `version`; returns the version it pointed at before (or None)."""
         check_name("alias", alias)
         self.version(model_id, version)
         with self.db.transaction() as cur:
             cur.execute(
-                "DELETE FROM model_aliases WHERE model_id = ? AND alias = ?", [model_id, alias]
+                "DELETE FROM model_aliases WHERE model_id = ? AND alias = ? RETURNING version",
+                [model_id, alias],
             )
+            before = cur.fetchone()
             cur.execute("INSERT INTO model_aliases VALUES (?, ?, ?)", [model_id, alias, version])
+        return int(before[0]) if before else None
 
     def serving_version(self, model_id: int, alias: str | None = None) -> int:
         """The version behind `alias`; without one, production if set, else the latest."""
@@ -128,6 +137,123 @@ class Models:
             raise NotFound("model has no versions yet")
         return int(latest)
 
+    # --- the model's settings: card, gates, traffic, monitor --------------------------------
+
+    def settings(self, model_id: int) -> dict[str, Any]:
+        row = self.db.one(
+            "SELECT name, description, card, gates, traffic, monitor FROM models WHERE id = ?",
+            [model_id],
+        )
+        if row is None:
+            raise NotFound(f"model {model_id} not found")
+        for key in SETTINGS:
+            row[key] = json.loads(row[key]) if row[key] else None
+        return row
+
+    def set_description(self, model_id: int, description: str) -> None:
+        self.db.execute("UPDATE models SET description = ? WHERE id = ?", [description, model_id])
+
+    def set_setting(self, model_id: int, key: str, value: dict | None) -> None:
+        """Store one JSON setting of the model (card, gates, traffic or monitor)."""
+        if key not in SETTINGS:
+            raise ValueError(f"unknown model setting {key!r}")
+        self.db.execute(
+            f"UPDATE models SET {key} = ? WHERE id = ?",
+            [None if value is None else json.dumps(value), model_id],
+        )
+
+    def project_gates(self, project_id: int) -> dict | None:
+        raw = self.db.scalar("SELECT gates FROM project_gates WHERE project_id = ?", [project_id])
+        return json.loads(raw) if raw else None
+
+    def set_project_gates(self, project_id: int, gates: dict | None) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM project_gates WHERE project_id = ?", [project_id])
+            if gates is not None:
+                cur.execute(
+                    "INSERT INTO project_gates VALUES (?, ?)", [project_id, json.dumps(gates)]
+                )
+
+    # --- promotions and rollbacks -----------------------------------------------------------
+
+    def record_promotion(
+        self,
+        model_id: int,
+        alias: str,
+        version: int,
+        previous: int | None,
+        *,
+        action: str,
+        actor: str,
+        override: bool = False,
+        checks: list[dict] | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO model_promotions (model_id, alias, version, previous, action, actor, "
+            'override, checks, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [
+                model_id,
+                alias,
+                version,
+                previous,
+                action,
+                actor,
+                override,
+                json.dumps(checks or []),
+                now(),
+            ],
+        )
+
+    def promotions(self, model_id: int, limit: int = 50) -> list[dict]:
+        rows = self.db.query(
+            'SELECT alias, version, previous, action, actor, override, checks, "at" '
+            "FROM model_promotions WHERE model_id = ? ORDER BY id DESC LIMIT ?",
+            [model_id, limit],
+        )
+        return [{**r, "checks": json.loads(r["checks"])} for r in rows]
+
+    def rollback_target(self, model_id: int, alias: str) -> int | None:
+        """The version `alias` pointed at before its latest change (None: nothing to undo)."""
+        return self.db.scalar(
+            "SELECT previous FROM model_promotions WHERE model_id = ? AND alias = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [model_id, alias],
+        )
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    def raise_alert(
+        self, model_id: int, kind: str, version: int, message: str, detail: dict
+    ) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM model_alerts WHERE model_id = ? AND kind = ?", [model_id, kind]
+            )
+            cur.execute(
+                "INSERT INTO model_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                [model_id, kind, version, message, json.dumps(detail), now()],
+            )
+
+    def clear_alert(self, model_id: int, kind: str) -> None:
+        self.db.execute(
+            "DELETE FROM model_alerts WHERE model_id = ? AND kind = ?", [model_id, kind]
+        )
+
+    def alerts(self, project_id: int, model_id: int | None = None) -> list[dict]:
+        """Open alerts of a project's models (or of one model), newest first."""
+        rows = self.db.query(
+            "SELECT m.name AS model, a.kind, a.version, a.message, a.detail, a.raised_at "
+            "FROM model_alerts a JOIN models m ON m.id = a.model_id "
+            "WHERE m.project_id = ? AND (? IS NULL OR m.id = ?) ORDER BY a.raised_at DESC",
+            [project_id, model_id, model_id],
+        )
+        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+
+
+SETTINGS = ("card", "gates", "traffic", "monitor")
+
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, **{k: json.loads(row[k]) for k in ("schema", "metrics", "lineage")}}
+    decoded = {k: json.loads(row[k]) for k in ("schema", "metrics", "lineage")}
+    decoded["reference"] = json.loads(row["reference"]) if row.get("reference") else None
+    return {**row, **decoded}

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from reef.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from reef.store.db import Database, now
+from reef.store.ttl_cache import MISSING, TTLCache
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 SESSION_DAYS = 14
@@ -55,6 +56,7 @@ def token_hash(token: str) -> str:
 class People:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.tokens = TTLCache(ttl_s=5.0)  # every request resolves its token: keep it cheap
 
     def create_user(self, name: str, password: str, is_admin: bool = False) -> int:
         check_name("user", name)
@@ -106,22 +108,35 @@ class People:
         return token
 
     def resolve_token(self, token: str, kinds: tuple[str, ...]) -> Principal | None:
-        row = self.db.one(
-            "SELECT t.kind, t.run_id, t.expires_at, u.id, u.name, u.is_admin FROM tokens t "
-            "JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND NOT t.revoked",
-            [token_hash(token)],
-        )
+        """Who a token belongs to (None: unknown, revoked, expired, or not of `kinds`)."""
+        row = self.tokens.get_or(token_hash(token), lambda: self._token_row(token))
         if row is None or row["kind"] not in kinds or _expired(row["expires_at"]):
             return None
         return Principal(row["id"], row["name"], row["is_admin"], row["kind"], row["run_id"])
 
+    def cached_token(self, token: str, kinds: tuple[str, ...]) -> Principal | object | None:
+        """Like resolve_token from the cache only; MISSING when the database must be asked."""
+        row = self.tokens.get(token_hash(token))
+        if row is MISSING:
+            return MISSING
+        return self.resolve_token(token, kinds)
+
+    def _token_row(self, token: str) -> dict | None:
+        return self.db.one(
+            "SELECT t.kind, t.run_id, t.expires_at, u.id, u.name, u.is_admin FROM tokens t "
+            "JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND NOT t.revoked",
+            [token_hash(token)],
+        )
+
     def revoke_token(self, token: str) -> None:
         self.db.execute("UPDATE tokens SET revoked = true WHERE hash = ?", [token_hash(token)])
+        self.tokens.clear()
 
     def revoke_run_tokens(self, run_id: int) -> None:
         self.db.execute(
             "UPDATE tokens SET revoked = true WHERE run_id = ? AND NOT revoked", [run_id]
         )
+        self.tokens.clear()
 
     def session_ttl(self) -> timedelta:
         return timedelta(days=SESSION_DAYS)

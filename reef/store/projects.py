@@ -8,6 +8,7 @@ from datetime import datetime
 from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from reef.store.db import Database, now
 from reef.store.people import Principal, check_name
+from reef.store.ttl_cache import TTLCache
 
 ROLES = ("reporter", "developer", "maintainer", "owner")
 LIBRARY = "library"  # built-in modules; readable by every signed-in user
@@ -29,6 +30,7 @@ class Project:
 class Projects:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.roles = TTLCache(ttl_s=5.0)  # every request checks a role: keep it cheap
 
     def create(self, name: str, owner: Principal, description: str = "") -> Project:
         check_name("project", name)
@@ -42,6 +44,7 @@ class Projects:
             )
             pid = cur.fetchone()[0]
             cur.execute("INSERT INTO members VALUES (?, ?, 'owner')", [pid, owner.user_id])
+        self.roles.clear()
         return self.get(name)
 
     def get(self, name: str) -> Project:
@@ -69,6 +72,11 @@ class Projects:
 
     def role_of(self, project: str, who: Principal) -> str | None:
         """The role `who` holds in `project`; admins act as owners, everyone reads the library."""
+        return self.roles.get_or(
+            (project, who.user_id, who.is_admin), lambda: self._role(project, who)
+        )
+
+    def _role(self, project: str, who: Principal) -> str | None:
         row = self.db.one(
             "SELECT m.role FROM projects p JOIN members m ON m.project_id = p.id "
             "WHERE p.name = ? AND m.user_id = ?",
@@ -108,9 +116,11 @@ class Projects:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, user_id])
             cur.execute("INSERT INTO members VALUES (?, ?, ?)", [pid, user_id, role])
+        self.roles.clear()
 
     def delete(self, name: str) -> None:
         pid = self.get(name).id
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM members WHERE project_id = ?", [pid])
             cur.execute("DELETE FROM projects WHERE id = ?", [pid])
+        self.roles.clear()

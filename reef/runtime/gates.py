@@ -1,0 +1,188 @@
+"""Acceptance gates: the checks a version must pass before an alias (production by default)
+may point at it. A model and its project each may declare gates; both apply.
+
+    {"aliases": ["production"],
+     "checks": [
+       {"type": "metric", "metric": "accuracy", "min": 0.9},
+       {"type": "metric", "metric": "loss", "max": 0.5},
+       {"type": "parity"},                                  # export parity within tolerance
+       {"type": "latency", "max_ms": 5, "batch": 1},        # median of timed predictions
+       {"type": "better_than", "alias": "production", "dataset": "digits@1",
+        "label": "label", "metric": "accuracy", "min_delta": 0.0}]}
+
+Each check answers {"type", "ok", "detail", "value", ...the check's own fields}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from reef.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from reef.runtime.registry import ModelService
+    from reef.runtime.serving import Predictor
+
+DEFAULT_ALIASES = ["production"]
+CHECKS = ("metric", "parity", "latency", "better_than")
+SCORES = {"accuracy": True, "rmse": False}  # name -> higher is better
+LATENCY_RUNS = 50
+SCORE_CHUNK = 8192
+
+
+def parse(gates: Any) -> dict[str, Any]:
+    """Validate a gates document; returns it with defaults filled in."""
+    if not isinstance(gates, dict) or not isinstance(gates.get("checks"), list):
+        raise InvalidInput('send {"checks": [...], "aliases": ["production"]}')
+    aliases = gates.get("aliases", DEFAULT_ALIASES)
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise InvalidInput("'aliases' must be a list of alias names")
+    return {"aliases": aliases, "checks": [_check(i, c) for i, c in enumerate(gates["checks"])]}
+
+
+def _check(index: int, check: Any) -> dict[str, Any]:
+    where = f"check {index}"
+    if not isinstance(check, dict) or check.get("type") not in CHECKS:
+        raise InvalidInput(f"{where}: 'type' must be one of {', '.join(CHECKS)}")
+    kind = check["type"]
+    if kind == "metric" and not (isinstance(check.get("metric"), str) and _bound(check)):
+        raise InvalidInput(f"{where}: a metric check needs 'metric' and 'min' or 'max'")
+    if kind == "latency" and not _number(check.get("max_ms")):
+        raise InvalidInput(f"{where}: a latency check needs 'max_ms'")
+    if kind == "better_than":
+        if not isinstance(check.get("dataset"), str):
+            raise InvalidInput(f"{where}: better_than needs 'dataset' (name or name@version)")
+        if check.setdefault("metric", "accuracy") not in SCORES:
+            raise InvalidInput(f"{where}: 'metric' must be one of {', '.join(SCORES)}")
+        check.setdefault("alias", "production")
+        check.setdefault("label", "label")
+    return check
+
+
+def _bound(check: dict) -> bool:
+    return _number(check.get("min")) or _number(check.get("max"))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def evaluate(
+    service: ModelService, project: str, model_id: int, version: int, alias: str
+) -> list[dict[str, Any]]:
+    """Run every check that gates `alias` (the model's and the project's) for `version`."""
+    hub = service.hub
+    declared = [
+        hub.models.settings(model_id)["gates"],
+        hub.models.project_gates(hub.projects.get(project).id),
+    ]
+    checks = [
+        c
+        for gates in declared
+        if gates and alias in gates.get("aliases", DEFAULT_ALIASES)
+        for c in gates["checks"]
+    ]
+    return [_run(service, project, model_id, version, c) for c in checks]
+
+
+def _run(
+    service: ModelService, project: str, model_id: int, version: int, check: dict
+) -> dict[str, Any]:
+    row = service.hub.models.version(model_id, version)
+    try:
+        if check["type"] == "metric":
+            ok, value, detail = _metric(row["metrics"], check)
+        elif check["type"] == "parity":
+            ok, value, detail = _parity(row, check)
+        elif check["type"] == "latency":
+            ok, value, detail = _latency(service.predictor(model_id, version), check)
+        else:
+            ok, value, detail = _better_than(service, project, model_id, version, check)
+    except InvalidInput as e:  # e.g. the dataset is gone: the check fails, saying why
+        ok, value, detail = False, None, e.message
+    return {**check, "ok": bool(ok), "value": value, "detail": detail}
+
+
+def _metric(metrics: dict, check: dict) -> tuple[bool, Any, str]:
+    name, value = check["metric"], metrics.get(check["metric"])
+    if value is None:
+        return False, None, f"{name} was not recorded for this version"
+    low, high = check.get("min"), check.get("max")
+    if low is not None and value < low:
+        return False, value, f"{name} {value:.4g} < {low} (min)"
+    if high is not None and value > high:
+        return False, value, f"{name} {value:.4g} > {high} (max)"
+    return True, value, f"{name} {value:.4g} within bounds"
+
+
+def _parity(row: dict, check: dict) -> tuple[bool, Any, str]:
+    diff = row["parity_max_diff"]
+    tolerance = check.get("max_diff", row["schema"].get("parity", {}).get("tolerance", 1e-4))
+    ok = diff <= tolerance
+    return ok, diff, f"ONNX parity max |diff| {diff:.2e} {'<=' if ok else '>'} {tolerance:.0e}"
+
+
+def _latency(predictor: Predictor, check: dict) -> tuple[bool, Any, str]:
+    batch = int(check.get("batch", 1))
+    rows = np.zeros((batch, len(predictor.features))).tolist()
+    predictor.predict(rows)  # warm up
+    times = []
+    for _ in range(LATENCY_RUNS):
+        started = time.perf_counter()
+        predictor.predict(rows)
+        times.append((time.perf_counter() - started) * 1000)
+    value = float(np.median(times))
+    ok = value <= check["max_ms"]
+    sign = "<=" if ok else ">"
+    return ok, round(value, 3), f"median latency {value:.3f} ms {sign} {check['max_ms']} ms"
+
+
+def _better_than(
+    service: ModelService, project: str, model_id: int, version: int, check: dict
+) -> tuple[bool, Any, str]:
+    current = service.hub.models.aliases(model_id).get(check["alias"])
+    if current is None or current == version:
+        return True, None, f"no other version behind '{check['alias']}' to beat"
+    name, _, ref = check["dataset"].partition("@")
+    metric = check["metric"]
+    ours = score(service, model_id, version, project, name, ref or None, check)
+    theirs = score(service, model_id, current, project, name, ref or None, check)
+    delta = float(check.get("min_delta", 0.0))
+    ok = ours >= theirs + delta if SCORES[metric] else ours <= theirs - delta
+    detail = f"{metric} on {check['dataset']}: v{version} {ours:.4f} vs v{current} {theirs:.4f}"
+    return ok, {"candidate": ours, "current": theirs}, detail
+
+
+def score(
+    service: ModelService,
+    model_id: int,
+    version: int,
+    project: str,
+    dataset: str,
+    ref: str | None,
+    check: dict,
+) -> float:
+    """The version's accuracy (classifiers) or RMSE on a dataset version with labels."""
+    predictor = service.predictor(model_id, version)
+    label = check["label"]
+    ds = service.hub.datasets.open(project, dataset, ref)
+    missing = [c for c in [*predictor.features, label] if c not in set(ds.schema.names)]
+    if missing:
+        raise InvalidInput(f"dataset {dataset} lacks columns {missing[:5]}")
+    table = ds.to_table(columns=[*predictor.features, label])
+    x = np.column_stack([table[f].to_numpy(zero_copy_only=False) for f in predictor.features])
+    truth = table[label].to_numpy(zero_copy_only=False)
+    keep = np.isfinite(x.astype(np.float64)).all(axis=1)
+    x, truth = x[keep].astype(np.float32), truth[keep]
+    if not len(x):
+        raise InvalidInput(f"dataset {dataset} has no complete rows to score on")
+    y = np.concatenate(
+        [predictor.run(x[i : i + SCORE_CHUNK]) for i in range(0, len(x), SCORE_CHUNK)]
+    )
+    if check["metric"] == "accuracy":
+        labels = np.array(predictor.labels(y) or [], dtype=object)
+        return float(np.mean(labels == np.array([str(t) for t in truth], dtype=object)))
+    return float(np.sqrt(np.mean((y[:, 0] - truth.astype(np.float64)) ** 2)))

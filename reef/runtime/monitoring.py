@@ -1,0 +1,233 @@
+"""Monitoring served models: request rate, latency, the prediction distribution, live
+accuracy from feedback, and input drift per feature (PSI) against the training data.
+
+At registration each version keeps its training data's decile bins per feature (`reference`).
+Drift compares the inputs logged for the serving version in a recent window with those bins;
+features whose PSI passes the threshold raise an alert that the project page lists.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from reef.store.db import now
+from reef.store.predictions import Feedback, ModelKey, PredictionLog
+
+if TYPE_CHECKING:
+    from reef.hub import Hub
+
+DEFAULTS: dict[str, Any] = {
+    "psi_threshold": 0.2,  # PSI above this on any feature raises a drift alert
+    "min_rows": 100,  # logged rows needed before drift is judged
+    "window_s": 3600,  # how far back monitoring looks
+    "min_accuracy": None,  # live accuracy below this (with feedback) raises an alert
+    "min_labels": 30,  # labelled rows needed before accuracy is judged
+}
+REFERENCE_BINS = 10
+REFERENCE_ROWS = 50_000
+_EPS = 1e-4
+_STATS_COLUMNS = ["request_id", "row", "at", "version", "arm", "latency_ms", "label"]
+
+
+def reference(x: np.ndarray, features: list[str], bins: int = REFERENCE_BINS) -> dict[str, Any]:
+    """Quantile bins of each feature of the training inputs `x` (rows, features), and the
+    share of rows in each bin: what live inputs are compared with."""
+    x = np.asarray(x, dtype=np.float64)[:REFERENCE_ROWS]
+    out = []
+    for j, name in enumerate(features):
+        col = x[:, j][np.isfinite(x[:, j])]
+        edges = np.unique(np.quantile(col, np.linspace(0, 1, bins + 1)[1:-1])) if len(col) else []
+        out.append({"name": name, "edges": list(map(float, edges)), "shares": _shares(col, edges)})
+    return {"rows": len(x), "features": out}
+
+
+def _shares(values: np.ndarray, edges: Any) -> list[float]:
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return (counts / max(1, len(values))).tolist()
+
+
+def psi(values: np.ndarray, feature: dict[str, Any]) -> float:
+    """Population stability index of live `values` against one reference feature."""
+    expected = np.clip(np.asarray(feature["shares"]), _EPS, None)
+    actual = np.clip(np.asarray(_shares(values, feature["edges"])), _EPS, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def drift(x: np.ndarray, ref: dict[str, Any]) -> list[dict[str, Any]]:
+    """PSI of every feature of live inputs `x`, largest first."""
+    scores = [
+        {"feature": f["name"], "psi": round(psi(x[:, j], f), 4)}
+        for j, f in enumerate(ref["features"])
+        if j < x.shape[1]
+    ]
+    return sorted(scores, key=lambda s: -s["psi"])
+
+
+class Monitor:
+    """Statistics over a model's prediction log, and the alerts they raise."""
+
+    def __init__(
+        self, hub: Hub, log: PredictionLog, feedback: Feedback, check_every_s: float = 5.0
+    ) -> None:
+        self.hub, self.log, self.feedback = hub, log, feedback
+        self.check_every_s = check_every_s
+        self._checked: dict[ModelKey, float] = {}
+        self._lock = threading.Lock()
+
+    def config(self, model_id: int) -> dict[str, Any]:
+        return {**DEFAULTS, **(self.hub.models.settings(model_id)["monitor"] or {})}
+
+    def stats(self, key: ModelKey, model_id: int) -> dict[str, Any]:
+        """What the model page shows: traffic, latency, outputs and accuracy per version."""
+        config = self.config(model_id)
+        with self._connect(key, model_id, config) as con:
+            live = {
+                "requests": _q(con, "SELECT count(DISTINCT request_id) AS n FROM t")[0]["n"],
+                "rate": _q(con, _RATE),
+                "latency_ms": _q(con, _LATENCY)[0],
+                "versions": _versions(con),
+            }
+        return {
+            "window_s": config["window_s"],
+            "config": config,
+            **live,
+            "drift": self.drift(key, model_id, config),
+            "alerts": self.hub.models.alerts(self.hub.projects.get(key[0]).id, model_id),
+        }
+
+    def drift(self, key: ModelKey, model_id: int, config: dict[str, Any]) -> dict[str, Any]:
+        """PSI per feature of the serving version's recent inputs against its training data."""
+        version = self.hub.models.serving_version(model_id)
+        ref = self.hub.models.version(model_id, version)["reference"]
+        since = now() - timedelta(seconds=config["window_s"])
+        table = self.log.read(key, since, ["version", "inputs"])
+        table = table.filter(pa.compute.equal(table["version"], version))
+        result = {"version": version, "rows": table.num_rows, "features": [], "drifted": []}
+        if ref is None or table.num_rows == 0:
+            return {**result, "note": "no reference data" if ref is None else "no traffic yet"}
+        x = _matrix(table["inputs"])
+        result["features"] = drift(x, ref)
+        threshold = config["psi_threshold"]
+        result["drifted"] = [f for f in result["features"] if f["psi"] > threshold]
+        return result
+
+    def check(self, key: ModelKey, model_id: int) -> list[dict[str, Any]]:
+        """Raise or clear the model's drift and accuracy alerts; returns the open ones."""
+        config = self.config(model_id)
+        found = self.drift(key, model_id, config)
+        if found["rows"] >= config["min_rows"] and found["drifted"]:
+            top = found["drifted"][0]
+            message = (
+                f"input drift on {len(found['drifted'])} of {len(found['features'])} features "
+                f"(PSI {top['psi']:.2f} on {top['feature']}; threshold {config['psi_threshold']})"
+            )
+            detail = {"features": found["drifted"][:20], "rows": found["rows"]}
+            self.hub.models.raise_alert(model_id, "drift", found["version"], message, detail)
+        elif found["rows"] >= config["min_rows"] or not found["rows"]:
+            self.hub.models.clear_alert(model_id, "drift")
+        self._check_accuracy(key, model_id, config, found["version"])
+        return self.hub.models.alerts(self.hub.projects.get(key[0]).id, model_id)
+
+    def _check_accuracy(
+        self, key: ModelKey, model_id: int, config: dict[str, Any], version: int
+    ) -> None:
+        if config["min_accuracy"] is None:
+            self.hub.models.clear_alert(model_id, "accuracy")
+            return
+        live = next(
+            (v for v in self.stats_versions(key, model_id, config) if v["version"] == version),
+            None,
+        )
+        if live is None or (live["labelled"] or 0) < config["min_labels"]:
+            return
+        if live["accuracy"] < config["min_accuracy"]:
+            message = (
+                f"live accuracy {live['accuracy']:.3f} of v{version} is below "
+                f"{config['min_accuracy']} ({live['labelled']} labelled rows)"
+            )
+            self.hub.models.raise_alert(model_id, "accuracy", version, message, live)
+        else:
+            self.hub.models.clear_alert(model_id, "accuracy")
+
+    def stats_versions(
+        self, key: ModelKey, model_id: int, config: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        with self._connect(key, model_id, config) as con:
+            return _versions(con)
+
+    def _connect(
+        self, key: ModelKey, model_id: int, config: dict[str, Any]
+    ) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with the log window as `t` and the feedback as `f`."""
+        since = now() - timedelta(seconds=config["window_s"])
+        con = duckdb.connect()
+        con.register("t", self.log.read(key, since, _STATS_COLUMNS))
+        con.register("f", self.feedback.table(model_id))
+        return con
+
+    def on_flush(self, keys: list[ModelKey]) -> None:
+        """After the log writer wrote some models' rows: check them, at most every few s."""
+        for key in keys:
+            with self._lock:
+                if time.monotonic() - self._checked.get(key, -math.inf) < self.check_every_s:
+                    continue
+                self._checked[key] = time.monotonic()
+            project = self.hub.projects.get(key[0])
+            self.check(key, self.hub.models.model_id(project.id, key[1]))
+
+
+def alerts(hub: Hub, project: str) -> list[dict[str, Any]]:
+    """Open alerts of every model of `project` (drift, live accuracy), for the project page:
+    each {"model", "kind", "version", "message", "detail", "raised_at", "url"}."""
+    rows = hub.models.alerts(hub.projects.get(project).id)
+    return [{**r, "url": f"/projects/{project}/models/{r['model']}#monitoring"} for r in rows]
+
+
+def _matrix(inputs: pa.ChunkedArray) -> np.ndarray:
+    flat = pa.concat_arrays([c.flatten() for c in inputs.chunks]).to_numpy(zero_copy_only=False)
+    return flat.reshape(len(inputs), -1)
+
+
+def _q(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+_RATE = (
+    "SELECT date_trunc('minute', \"at\") AS minute, count(DISTINCT request_id) AS requests "
+    "FROM t WHERE arm <> 'shadow' GROUP BY 1 ORDER BY 1"
+)
+_LATENCY = (
+    "SELECT quantile_cont(ms, 0.5) AS p50, quantile_cont(ms, 0.95) AS p95, "
+    "quantile_cont(ms, 0.99) AS p99 FROM "
+    "(SELECT any_value(latency_ms) AS ms FROM t WHERE arm <> 'shadow' GROUP BY request_id)"
+)
+_BY_VERSION = (
+    "SELECT version, arm, count(*) AS rows, count(DISTINCT request_id) AS requests, "
+    "avg(latency_ms) AS mean_latency_ms FROM t GROUP BY ALL ORDER BY version, arm"
+)
+_LABELS = "SELECT version, arm, label, count(*) AS n FROM t GROUP BY ALL ORDER BY label"
+_ACCURACY = (
+    "SELECT version, arm, count(*) AS labelled, avg((t.label = f.truth)::INTEGER) AS accuracy "
+    'FROM t JOIN f ON t.request_id = f.request_id AND t."row" = f."row" GROUP BY ALL'
+)
+
+
+def _versions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per (version, arm): rows, requests, latency, label shares, live accuracy."""
+    out = {(r["version"], r["arm"]): {**r, "labels": {}} for r in _q(con, _BY_VERSION)}
+    for r in _q(con, _LABELS):
+        group = out[r["version"], r["arm"]]
+        group["labels"][r["label"] or ""] = round(r["n"] / group["rows"], 4)
+    for r in _q(con, _ACCURACY):
+        out[r["version"], r["arm"]].update(labelled=r["labelled"], accuracy=r["accuracy"])
+    return [{"labelled": 0, "accuracy": None, **v} for v in out.values()]
