@@ -205,6 +205,12 @@ class ModelService:
             self._ids[key] = self.hub.models.model_id(self.hub.projects.get(project).id, name)
         return self._ids[key]
 
+    def is_warm(self, project: str, name: str, alias: str | None) -> bool:
+        """Whether a predict call needs neither the database nor a model load (its plan is
+        built): then the server may answer it without a thread hop."""
+        model_id = self._ids.get((project, name))
+        return model_id is not None and (model_id, alias or "") in self._plans
+
     # --- serving plans (the hot swap) ----------------------------------------------------------
 
     def plan(self, model_id: int, alias: str | None = None) -> Plan:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from litestar import Request, Response
 from litestar.response import Redirect, Template
 
@@ -302,10 +303,15 @@ def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 
 @post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
-def predict_api(
+async def predict_api(
     hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
 ) -> dict:
-    return predict(hub, project, model, data)
+    """Answered on the event loop when the model is loaded (inference takes well under a
+    millisecond at batch 1); otherwise in a thread, which may query DuckDB and load it."""
+    alias = data.get("version") if isinstance(data, dict) else None
+    if hub.model_service.is_warm(project, model, None if alias is None else str(alias)):
+        return predict(hub, project, model, data)
+    return await anyio.to_thread.run_sync(predict, hub, project, model, data)
 
 
 @post("/api/projects/{project:str}/models/{model:str}/feedback", access="reporter", status_code=200)
