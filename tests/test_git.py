@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, modules_dir, start_server
+from conftest import Server, csrf, login, modules_dir, start_server, wait_run
 from reef.store.modules import ModuleStore
 
 PASSWORD = "password-123"
@@ -236,3 +236,36 @@ def test_concurrent_pushes_one_wins_and_the_repo_stays_sound(team: Team, tmp_pat
     assert remote_main(team, "split-race") == winner
     repo = team.store().repo_path("team", "split-race")
     assert git("fsck", "--strict", cwd=repo).returncode == 0
+
+
+def test_a_pushed_module_is_run_by_another_user_who_only_fills_the_form(
+    team: Team, tmp_path: Path
+) -> None:
+    clone = publish(team, tmp_path, "splitter")  # dev pushes it with git
+    pushed = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    admin = team.server.client(team.tokens["admin"])
+    admin.post("/api/users", json={"name": "ana", "password": PASSWORD}).raise_for_status()
+    admin.post("/api/projects/team/members", json={"user": "ana", "role": "developer"})
+    rows = "x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(100))
+    admin.post(
+        "/api/projects/team/datasets",
+        files={"file": ("cases.csv", rows.encode())},
+        data={"name": "cases"},
+    ).raise_for_status()
+    with httpx.Client(base_url=team.server.url, timeout=60) as ana:  # a browser session
+        login(ana, "ana", PASSWORD)
+        form = ana.get("/projects/team/run?module=team/splitter").text
+        assert 'name="param.test_size"' in form and 'value="0.3"' in form
+        fields = {
+            "_csrf_token": csrf(form),
+            "module": "team/splitter",
+            "input.data": "dataset:cases@1",
+            "param.label": "label",
+        }
+        resp = ana.post("/projects/team/run", data=fields, follow_redirects=False)
+        assert resp.status_code in (302, 303), resp.text
+        run_id = int(resp.headers["location"].rsplit("/", 1)[1])
+    state = wait_run(admin, "team", run_id)
+    assert state["run"]["status"] == "succeeded" and state["run"]["created_by"] == "ana"
+    assert state["steps"][0]["commit_sha"] == pushed
+    assert state["metrics"]["test_rows"] == 30  # the pushed default, test_size 0.3

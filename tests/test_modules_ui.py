@@ -167,3 +167,15 @@ def test_code_browser_and_diff_between_versions(api):
     assert 'class="add">+default = 2.0' in page
     missing = client.get("/api/projects/p/modules/cleaner/tree?path=nope.py", headers=headers)
     assert missing.status_code == 404
+
+
+def test_readme_is_rendered_without_letting_html_through(api):
+    from reef.server.modules import render_markdown
+
+    html = render_markdown("# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1))\n")
+    assert "<h1>Title</h1>" in html and "<script>" not in html
+    assert 'href="javascript' not in html
+    client, _ = api
+    login(client)
+    page = client.get("/projects/library/modules/split").text
+    assert "<h1>split</h1>" in page

@@ -55,26 +55,27 @@ def torch_facts() -> dict[str, Any] | None:
         return None
 
 
-def gpus() -> list[dict[str, str]]:
-    """GPUs as nvidia-smi reports them (none when there is no NVIDIA driver)."""
+def nvidia_smi(fields: str, timeout: float = 20) -> list[list[str]]:
+    """Rows of `nvidia-smi --query-gpu=FIELDS` (no units); none without an NVIDIA driver."""
     if not shutil.which("nvidia-smi"):
         return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={GPU_QUERY}", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=timeout,
             check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError):
         return []
+    return [[v.strip() for v in line.split(",")] for line in out.strip().splitlines() if line]
+
+
+def gpus() -> list[dict[str, str]]:
+    """GPUs as nvidia-smi reports them (none when there is no NVIDIA driver)."""
     keys = GPU_QUERY.split(",")
-    return [
-        dict(zip(keys, (v.strip() for v in line.split(",")), strict=False))
-        for line in out.strip().splitlines()
-        if line.strip()
-    ]
+    return [dict(zip(keys, row, strict=False)) for row in nvidia_smi(GPU_QUERY)]
 
 
 def fingerprint() -> str:

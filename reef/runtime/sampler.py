@@ -4,10 +4,11 @@ utilisation and memory of the GPUs it may use (nvidia-smi, when there is one).""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import psutil
+
+from reef.runtime.environment import nvidia_smi
 
 GPU_QUERY = "index,utilization.gpu,memory.used"
 
@@ -59,19 +60,7 @@ class Sampler:
         return cpu, rss
 
     def _gpus(self) -> list[tuple[str, float, float]]:
-        if not self._gpu:
-            return []
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-        except (subprocess.SubprocessError, OSError):
-            return []
-        rows = [[v.strip() for v in line.split(",")] for line in out.strip().splitlines()]
+        rows = nvidia_smi(GPU_QUERY, timeout=5) if self._gpu else []
         return [
             (r[0], float(r[1]), float(r[2]))
             for r in rows

@@ -59,9 +59,17 @@ def module_context(
         "manifest": manifest.to_dict(),
         "versions": hub.modules.log(project, name),
         "tags": hub.modules.tags(project, name),
-        "readme": _readme(hub, project, name, sha),
+        "readme": (readme := _readme(hub, project, name, sha)),
+        "readme_html": render_markdown(readme),
         "used_in": used_in(hub, who, f"{project}/{name}"),
     }
+
+
+def render_markdown(text: str) -> str:
+    """A README as HTML. Raw HTML in it is escaped, and markdown-it refuses javascript: links."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _readme(hub: Hub, project: str, name: str, sha: str) -> str:
