@@ -21,10 +21,13 @@ def test_builtin_updates_land_but_a_push_is_kept(settings):
     hub = reopen(settings)
     second = hub.modules.head("library", "split")
     assert second != first  # a new reef version's module is committed
-    files = {"reef.toml": (split / "reef.toml").read_bytes().replace(b"0.2", b"0.3"),
-             "main.py": (split / "main.py").read_bytes()}
-    pushed = hub.modules.commit_files("library", "split", files, "maintainer's change",
-                                      "ada <ada@reef.local>")
+    files = {
+        "reef.toml": (split / "reef.toml").read_bytes().replace(b"0.2", b"0.3"),
+        "main.py": (split / "main.py").read_bytes(),
+    }
+    pushed = hub.modules.commit_files(
+        "library", "split", files, "maintainer's change", "ada <ada@reef.local>"
+    )
     hub.close()
     (split / "README.md").write_text("# split\n\nAnd another release.\n")
     hub = reopen(settings)

@@ -185,14 +185,20 @@ steps:
 
 def test_a_pipeline_saved_as_yaml_reads_back_as_yaml(api):
     client, headers = api
-    resp = client.post("/api/projects/p/pipelines", content=YAML,
-                       headers={**headers, "Content-Type": "application/yaml"})
+    resp = client.post(
+        "/api/projects/p/pipelines",
+        content=YAML,
+        headers={**headers, "Content-Type": "application/yaml"},
+    )
     assert resp.status_code == 201, resp.text
     back = client.get("/api/projects/p/pipelines/from-yaml?format=yaml", headers=headers)
     assert back.headers["content-type"].startswith("application/yaml")
     assert "test_size: 0.3" in back.text and back.text.startswith("name: from-yaml")
-    bad = client.post("/api/projects/p/pipelines", content="steps: [unclosed",
-                      headers={**headers, "Content-Type": "application/yaml"})
+    bad = client.post(
+        "/api/projects/p/pipelines",
+        content="steps: [unclosed",
+        headers={**headers, "Content-Type": "application/yaml"},
+    )
     assert bad.status_code == 400 and "not valid YAML" in bad.json()["detail"]
 
 
@@ -201,10 +207,13 @@ def test_the_yaml_editor_saves_or_shows_the_error(api):
     login(client)
     page = client.get("/projects/p/pipelines/new")
     assert page.status_code == 200 and "library/split" in page.text
-    resp = client.post("/projects/p/pipelines/yaml",
-                       data={"yaml": YAML.replace("0.3", "7"), "_csrf_token": csrf(page.text)})
+    resp = client.post(
+        "/projects/p/pipelines/yaml",
+        data={"yaml": YAML.replace("0.3", "7"), "_csrf_token": csrf(page.text)},
+    )
     assert resp.status_code == 400 and "test_size" in resp.text and "&lt;= 0.9" in resp.text
-    resp = client.post("/projects/p/pipelines/yaml", data={"yaml": YAML,
-                                                           "_csrf_token": csrf(page.text)})
+    resp = client.post(
+        "/projects/p/pipelines/yaml", data={"yaml": YAML, "_csrf_token": csrf(page.text)}
+    )
     assert resp.status_code == 200 and "Pipeline from-yaml" in resp.text
     assert '<svg class="dag"' in resp.text
