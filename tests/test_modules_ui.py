@@ -179,3 +179,30 @@ def test_readme_is_rendered_without_letting_html_through(api):
     login(client)
     page = client.get("/projects/library/modules/split").text
     assert "<h1>split</h1>" in page
+
+
+def test_the_pipeline_form_runs_with_every_field_as_rendered(api):
+    """Submit the pipeline page's form exactly as the browser would, bool fields included."""
+    client, headers = api
+    steps = [
+        {
+            "name": "split",
+            "module": "split",
+            "inputs": {"data": "dataset:d"},
+            "params": {"label": "y"},
+        }
+    ]
+    client.post("/api/projects/p/pipelines", json={"name": "one", "steps": steps}, headers=headers)
+    login(client)
+    page = client.get("/projects/p/pipelines/one").text
+    form = page[page.index('action="/projects/p/pipelines/one/runs"') :]
+    form = form[: form.index("</form>")]
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form))
+    for name, body in re.findall(r'<select name="([^"]+)">(.*?)</select>', form, re.S):
+        fields[name] = re.search(r'<option value="([^"]*)" selected', body)[1]
+    fields["split.stratify"] = "false"
+    resp = client.post("/projects/p/pipelines/one/runs", data=fields, follow_redirects=False)
+    assert resp.status_code in (302, 303), resp.text
+    run = client.get("/api/projects/p/runs", headers=headers).json()[0]
+    params = client.get(f"/api/projects/p/runs/{run['id']}", headers=headers).json()["steps"]
+    assert params[0]["params"]["stratify"] is False
