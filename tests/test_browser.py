@@ -224,3 +224,32 @@ def test_live_log_lines_appear_without_a_reload(tab: Tab, demo) -> None:
     assert same_document(tab)
     assert log.inner_text().count("sleeper: started") == 1
     assert not tab.errors, tab.errors
+
+
+def test_build_and_run_a_pipeline_with_the_builder_only(tab: Tab) -> None:
+    tab.login()
+    tab.goto("/projects/demo/builder")
+    page = tab.page
+    for module, step in (
+        ("library/split", "split"),
+        ("library/mlp-classifier", "mlp-classifier"),
+        ("library/evaluate", "evaluate"),
+    ):
+        page.select_option("#builder-module", module)
+        page.click("button[value=add]")
+        page.locator(f"fieldset[data-step='{step}']").wait_for()
+    expect(page.locator("#builder-status")).to_have_text("Ready: this pipeline can run.")
+    assert page.locator("svg.dag g.dag-step").count() == 3
+    page.fill("input[name='param:mlp-classifier.epochs']", "5")
+    page.fill("input[name=name]", "clicked-together")
+    page.locator("input[name=name]").blur()
+    expect(page.locator("button[value=save]")).to_be_enabled()
+    with page.expect_navigation():
+        page.click("button[value=save]")
+    assert page.url.endswith("/projects/demo/pipelines/clicked-together")
+    with page.expect_navigation():
+        page.click("form[action$='/runs'] button[type=submit]")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=120_000)
+    # htmx logs the update it aborted in favour of Save (hx-sync replace): expected
+    unexpected = [e for e in tab.errors if "sendAbort" not in e and "afterRequest" not in e]
+    assert not unexpected, unexpected

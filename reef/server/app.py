@@ -24,6 +24,7 @@ import reef
 from reef.hub import Hub
 from reef.server import (
     auth,
+    builder,
     datasets,
     errors,
     git,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *datasets.ROUTES,
                     *modules.ROUTES,
                     *pipelines.ROUTES,
+                    *builder.ROUTES,
                     *runs.ROUTES,
                     *live.ROUTES,
                     *run_table.ROUTES,
