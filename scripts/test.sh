@@ -16,5 +16,6 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check reef tests modules
+.venv/bin/ruff check reef tests modules bench
+.venv/bin/ruff format --check reef tests modules bench
 exec .venv/bin/python -m pytest -q "$@"

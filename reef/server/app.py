@@ -35,6 +35,7 @@ from reef.server import (
     projects,
     run_table,
     runs,
+    sweeps,
 )
 from reef.settings import Settings
 from reef.store.db import now
@@ -78,6 +79,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *modules.ROUTES,
                     *pipelines.ROUTES,
                     *builder.ROUTES,
+                    *sweeps.ROUTES,
                     *runs.ROUTES,
                     *live.ROUTES,
                     *run_table.ROUTES,

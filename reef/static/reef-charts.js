@@ -107,6 +107,32 @@
     root.dataset.drawn = String(root.children.length);
   }
 
+  // The sweep page: the metric against each numeric parameter, one point per trial.
+  function startSweep() {
+    var root = document.getElementById("sweep-charts");
+    var source = document.getElementById("sweep-data");
+    if (!root || !source) return;
+    var d = JSON.parse(source.textContent);
+    d.names.forEach(function (name) {
+      var pts = d.trials.filter(function (t) {
+        return t.metric !== null && typeof t.params[name] === "number";
+      }).sort(function (a, b) { return a.params[name] - b.params[name]; });
+      if (pts.length < 2) return;
+      var box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.param = name;
+      root.appendChild(box);
+      new uPlot({
+        title: d.metric + " vs " + name, width: 420, height: 220, scales: { x: { time: false } },
+        axes: [{}, { values: ticks, size: 60 }],
+        series: [{ label: name }, { label: d.metric, stroke: "#0b6e99", width: 0,
+                                    points: { show: true, size: 8, fill: "#0b6e99" } }],
+      }, [pts.map(function (t) { return t.params[name]; }), pts.map(function (t) { return t.metric; })], box);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", start);
   document.addEventListener("DOMContentLoaded", startCompare);
+  document.addEventListener("DOMContentLoaded", startSweep);
+  document.addEventListener("htmx:afterSwap", startSweep);  // the sweep page refreshes itself
 })();

@@ -273,4 +273,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE steps ADD COLUMN cached_from BIGINT;
         """,
     ),
+    (
+        "0009_sweeps",
+        """
+        CREATE SEQUENCE sweeps_id;
+        CREATE TABLE sweeps (
+            id BIGINT PRIMARY KEY DEFAULT nextval('sweeps_id'),
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR NOT NULL,
+            spec JSON NOT NULL,             -- step, search space, metric, goal
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN sweep_id BIGINT;
+        """,
+    ),
 ]

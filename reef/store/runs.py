@@ -29,6 +29,7 @@ class Run:
     error: str | None
     rerun_of: int | None
     name: str | None = None
+    sweep_id: int | None = None
 
     @property
     def finished(self) -> bool:

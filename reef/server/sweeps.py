@@ -1,0 +1,129 @@
+"""Sweeps over one step's parameters: start the trials as runs, rank them, plot the metric
+against each parameter, link the best run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Request
+from litestar.response import Redirect, Template
+
+from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
+from reef.runtime.sweeps import ranked, trials
+from reef.server.pipelines import with_params
+from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.store.db import now
+from reef.store.people import Principal
+
+
+def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Any) -> dict:
+    """{step, grid | random + trials, metric, goal: max|min} -> the sweep and its runs.
+    Every trial is planned (so checked) before the first one is queued."""
+    if not isinstance(data, dict) or not isinstance(data.get("metric"), str):
+        raise InvalidInput("send {step, grid or random, metric, goal}")
+    goal = data.get("goal", "max")
+    if goal not in ("max", "min"):
+        raise InvalidInput("'goal' must be max or min")
+    p = hub.projects.get(project)
+    spec = hub.runs.pipeline(p.id, pipeline)["spec"]
+    step = data.get("step")
+    if step not in {s["name"] for s in spec["steps"]}:
+        raise InvalidInput(f"pipeline '{pipeline}' has no step {step!r}")
+    specs = [with_params(spec, {step: params}) for params in trials(data)]
+    for i, trial in enumerate(specs):
+        try:
+            hub.orchestrator.planner.plan(project, trial, who)
+        except InvalidInput as e:
+            raise InvalidInput(f"trial {i + 1}: {e.message}") from None
+    sweep_id = hub.db.execute(
+        "INSERT INTO sweeps (project_id, pipeline, spec, created_by, created_at) "
+        "VALUES (?, ?, ?, ?, ?) RETURNING id",
+        [p.id, pipeline, json.dumps({**data, "goal": goal}), who.name, now()],
+    )[0][0]
+    run_ids = []
+    for trial in specs:
+        run_ids.append(hub.orchestrator.start(project, pipeline, trial, who))
+        hub.runs.update_run(run_ids[-1], sweep_id=sweep_id)
+    hub.audit.record(who.name, "sweep.create", f"sweep {sweep_id}", project, runs=len(run_ids))
+    return {"id": int(sweep_id), "runs": run_ids}
+
+
+def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
+    p = hub.projects.get(project)
+    row = hub.db.one("SELECT * FROM sweeps WHERE id = ? AND project_id = ?", [sweep_id, p.id])
+    if row is None:
+        raise NotFound(f"sweep {sweep_id} not found")
+    spec = json.loads(row["spec"])
+    names = list(spec.get("grid") or spec.get("random") or {})
+    rows = hub.db.query(
+        "SELECT r.id, r.status, (SELECT last(m.value ORDER BY m.ts, m.step) FROM metrics m "
+        "WHERE m.run_id = r.id AND m.key = ?) AS metric FROM runs r WHERE r.sweep_id = ?",
+        [spec["metric"], sweep_id],
+    )
+    for r in rows:
+        params = {
+            q["key"]: q["value"] for q in hub.runs.params(r["id"]) if q["step"] == spec["step"]
+        }
+        r["params"] = {n: params.get(n) for n in names}
+    trials_ranked = ranked(rows, spec["goal"])
+    done = [t for t in trials_ranked if t["metric"] is not None]
+    return {
+        "project": p,
+        "sweep": {**row, "spec": spec},
+        "names": names,
+        "trials": trials_ranked,
+        "best": done[0] if done else None,
+        "finished": all(t["status"] in ("succeeded", "failed", "cancelled") for t in trials_ranked),
+    }
+
+
+@post(
+    "/api/projects/{project:str}/pipelines/{name:str}/sweeps", access="developer", status_code=201
+)
+def sweep_api(
+    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: JSONBody[Any]
+) -> dict:
+    return start_sweep(hub, request.user, project, name, data)
+
+
+@get("/api/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")
+def sweep_get_api(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> dict:
+    ctx = sweep_context(hub, project, sweep_id)
+    return {k: v for k, v in ctx.items() if k != "project"}
+
+
+@get("/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")
+def sweep_page(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> Template:
+    return Template("sweep.html", context=sweep_context(hub, project, sweep_id))
+
+
+@post("/projects/{project:str}/pipelines/{name:str}/sweeps", access="developer")
+def sweep_form(
+    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: Form
+) -> Redirect:
+    """The pipeline page's sweep form: one step, `PARAM = v1, v2, ...` per line (a grid)."""
+    grid = {}
+    for line in (data.get("space") or "").splitlines():
+        if line.strip():
+            key, _, values = line.partition("=")
+            grid[key.strip()] = [json_value(v) for v in values.split(",") if v.strip()]
+    body = {
+        "step": data.get("step"),
+        "grid": grid,
+        "metric": data.get("metric"),
+        "goal": data.get("goal", "max"),
+    }
+    sweep = start_sweep(hub, request.user, project, name, body)
+    return Redirect(f"/projects/{project}/sweeps/{sweep['id']}")
+
+
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text.strip())
+    except json.JSONDecodeError:
+        return text.strip()
+
+
+ROUTES = [sweep_api, sweep_get_api, sweep_page, sweep_form]
