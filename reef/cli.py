@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reef.settings import Settings, describe
 
-SERVE_OPTIONS = ("data_dir", "host", "port", "workers", "step_timeout", "modules_dir")
+SERVE_OPTIONS = ("data_dir", "host", "port", "workers", "step_timeout", "modules_dir", "gpus")
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 
 

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
@@ -52,6 +53,7 @@ class Hub:
     queue: StepQueue = field(init=False)
     orchestrator: Orchestrator = field(init=False)
     model_service: ModelService = field(init=False)
+    gpu_pool: GpuPool = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -72,6 +74,7 @@ class Hub:
             models=Models(db),
             secret=cls.secret_for(settings),
         )
+        hub.gpu_pool = GpuPool(detect(settings.gpus))
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
         hub.queue = StepQueue(

@@ -60,6 +60,7 @@ class StepSpec:
     register: str | None = None
     timeout_s: float | None = None
     require_valid: bool = False  # refuse dataset inputs that failed their rules
+    gpus: int = 0  # GPUs the step needs; it waits in the queue until they are free
 
 
 def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
@@ -78,7 +79,16 @@ def parse_step(data: Any, index: int) -> StepSpec:
     where = f"step {index + 1}"
     if not isinstance(data, dict):
         raise InvalidInput(f"{where}: expected an object with name, module, params and inputs")
-    fields = {"name", "module", "params", "inputs", "register", "timeout_s", "require_valid"}
+    fields = {
+        "name",
+        "module",
+        "params",
+        "inputs",
+        "register",
+        "timeout_s",
+        "require_valid",
+        "gpus",
+    }
     unknown = set(data) - fields
     if unknown:
         raise InvalidInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -97,12 +107,15 @@ def parse_step(data: Any, index: int) -> StepSpec:
     timeout = data.get("timeout_s")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise InvalidInput(f"{where}: timeout_s must be a positive number of seconds")
+    gpus = data.get("gpus", 0)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= 64:
+        raise InvalidInput(f"{where}: gpus must be a whole number of GPUs (0 for none)")
     if not isinstance(data.get("require_valid", False), bool):
         raise InvalidInput(f"{where}: require_valid must be true or false")
     refs = {k: parse_ref(v, f"{where}, input '{k}'") for k, v in inputs.items()}
     return StepSpec(
         name, m[1], m[2], m[3], params, refs, data.get("register"), timeout,
-        require_valid=data.get("require_valid", False),
+        require_valid=data.get("require_valid", False), gpus=gpus,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ class Settings:
     workers: int = _opt(2, "queue consumer threads (steps that may run at once)")
     step_timeout: float = _opt(3600.0, "default time limit of one step, in seconds")
     modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
+    gpus: str = _opt("auto", "GPUs lent to steps: auto (nvidia-smi), none, or indexes like 0,1")
     max_upload_mb: int = _opt(51200, "largest accepted upload, in MiB")
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"

@@ -67,7 +67,9 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(data: Path, modules: Path | None = None, port: int | None = None) -> Server:
+def start_server(
+    data: Path, modules: Path | None = None, port: int | None = None, extra: tuple = ()
+) -> Server:
     port = port or free_port()
     log = data.parent / f"server-{port}.log"
     data.mkdir(parents=True, exist_ok=True)
@@ -75,6 +77,7 @@ def start_server(data: Path, modules: Path | None = None, port: int | None = Non
     cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
     if modules:
         cmd += ["--modules-dir", str(modules)]
+    cmd += list(extra)
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", data, proc, log)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from reef.hub import Hub
 
 log = logging.getLogger("reef.runs")
+GPU_WAIT_S = 1.0  # how soon a step waiting for GPUs asks again
 
 
 class StepRefused(Exception):
@@ -118,8 +119,14 @@ class Orchestrator:
         if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
             self.advance(step.run_id)
             return
+        devices = self.hub.gpu_pool.acquire(step_id, step.gpus or 0)
+        if devices is None:  # its GPUs are busy: back in the queue, try again shortly
+            runs.move_step(step_id, "running", "queued", started_at=None)
+            runs.update_step(step_id, task_id=self.hub.queue.enqueue(step_id, delay=GPU_WAIT_S))
+            return
+        runs.update_step(step_id, gpu_ids=",".join(devices))
         try:
-            launch = self._prepare(run, step)
+            launch = self._prepare(run, step, devices)
             proc = self.procs.start(launch)
             runs.update_step(step_id, pid=proc.pid, pid_started=now().timestamp())
             outcome = self.procs.wait(
@@ -134,6 +141,7 @@ class Orchestrator:
         status = (
             "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
         )
+        self.hub.gpu_pool.release(step_id)
         runs.update_step(
             step_id,
             status=status,
@@ -217,7 +225,7 @@ class Orchestrator:
         )
         self.advance(run_id)
 
-    def _prepare(self, run: Run, step: Step) -> Launch:
+    def _prepare(self, run: Run, step: Step, devices: list[str]) -> Launch:
         """Work dir with the module at its commit, inputs, the step file; env; the record."""
         hub = self.hub
         base = self.step_dir(run.id, step.name)
@@ -253,6 +261,7 @@ class Orchestrator:
             },
         )
         env = self._env(run, step, project, step_file)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)  # "" hides every GPU from a CPU step
         command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
         hub.runs.set_record(
             step.id,
@@ -389,7 +398,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _pinned_spec(planned: dict) -> dict:
     """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
-    keep = ("name", "params", "inputs", "register", "timeout_s")
+    keep = ("name", "params", "inputs", "register", "timeout_s", "gpus")
     pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
     return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 

@@ -104,7 +104,14 @@ class Planner:
             "requirements": manifest.requirements,
             "register": s.register,
             "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
+            "gpus": self._gpus(where, s.gpus),
         }
+
+    def _gpus(self, where: str, count: int) -> int:
+        have = len(self.hub.gpu_pool.devices)
+        if count > have:
+            raise InvalidInput(f"{where}: needs {count} GPU(s); this server has {have}")
+        return count
 
     def _pin_inputs(
         self, project: str, s: StepSpec, wanted: dict[str, str], outputs: dict[str, dict[str, str]]

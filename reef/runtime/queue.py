@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,12 @@ class StepQueue:
         self._workers = workers
         self._consumer: Consumer | None = None
 
-    def enqueue(self, step_id: int) -> str:
+    def enqueue(self, step_id: int, delay: float = 0) -> str:
+        """Queue a step (after `delay` seconds); returns the task id (for revoking it)."""
+        if delay:
+            task_id = uuid.uuid4().hex
+            self._task.schedule(args=(step_id,), delay=delay, id=task_id)
+            return task_id
         task = self._task.s(step_id)
         self.huey.enqueue(task)
         return task.id

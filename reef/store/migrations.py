@@ -288,4 +288,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN sweep_id BIGINT;
         """,
     ),
+    (
+        "0010_step_gpus",
+        """
+        ALTER TABLE steps ADD COLUMN gpus INTEGER DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN gpu_ids VARCHAR;
+        """,
+    ),
 ]

@@ -59,6 +59,8 @@ class Step:
     record: dict | None = None
     cache_key: str | None = None
     cached_from: int | None = None
+    gpus: int | None = 0
+    gpu_ids: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -140,8 +142,8 @@ class Runs:
             for pos, s in enumerate(steps):
                 cur.execute(
                     "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
-                    "inputs, outputs, status, timeout_s, cache_key) "
-                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?)",
+                    "inputs, outputs, status, timeout_s, cache_key, gpus) "
+                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?)",
                     [
                         run_id,
                         s["name"],
@@ -153,6 +155,7 @@ class Runs:
                         json.dumps(s["outputs"]),
                         s["timeout_s"],
                         s.get("cache_key"),
+                        s.get("gpus", 0),
                     ],
                 )
                 for key, value in s["params"].items():  # one place to filter and compare by
