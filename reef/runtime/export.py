@@ -70,13 +70,12 @@ def export_torch(
     expected = _torch_outputs(model, x[:PARITY_ROWS])
     _check_classes(expected, class_names)
     _export_onnx(model, x, onnx_path)
-    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
     producer = {"framework": "torch", "version": torch.__version__}
-    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance, producer)
-    _check_parity(diff, tolerance, "torch", min(len(x), PARITY_ROWS))
+    result = _check_and_describe(
+        onnx_path, x, expected, feature_names, class_names, kind, tolerance, producer
+    )
     torch.save(model.state_dict(), dest_dir / "model.pt")
-    (dest_dir / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
+    return result
 
 
 def export_sklearn(
@@ -105,16 +104,33 @@ def export_sklearn(
     expected = np.asarray(model.predict_proba(x[:PARITY_ROWS]), dtype=np.float32)
     _check_classes(expected, class_names)
     _sklearn_to_onnx(model, x.shape[1], expected.shape[1], onnx_path)
-    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
     producer = {
         "framework": "scikit-learn",
         "version": sklearn.__version__,
         "estimator": type(model).__name__,
     }
     kind = "probabilities" if class_names else "raw"
+    return _check_and_describe(
+        onnx_path, x, expected, feature_names, class_names, kind, tolerance, producer
+    )
+
+
+def _check_and_describe(
+    onnx_path: Path,
+    x: np.ndarray,
+    expected: np.ndarray,
+    feature_names: list[str],
+    class_names: list[str] | None,
+    kind: str,
+    tolerance: float,
+    producer: dict[str, Any],
+) -> ExportResult:
+    """Compare onnxruntime with the original's `expected` outputs (ParityError beyond the
+    tolerance), then write schema.json beside the model."""
+    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
     schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance, producer)
-    _check_parity(diff, tolerance, "scikit-learn", min(len(x), PARITY_ROWS))
-    (dest_dir / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    _check_parity(diff, tolerance, producer["framework"], min(len(x), PARITY_ROWS))
+    (onnx_path.parent / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
     return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
 
 
