@@ -8,6 +8,7 @@ registered, and calls predict.
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -139,7 +140,19 @@ def predict(client: Client, result: DemoResult) -> None:
     result.ok = result.accuracy is not None and result.accuracy >= MIN_ACCURACY
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run_demo(settings: Settings, exit_after: bool) -> int:
+    if not port_free(settings.host, settings.port):  # before a first start prints a password
+        print(f"reef: port {settings.port} is in use; pass --port", flush=True)
+        return 2
     app, server = server_for(settings)
     result = DemoResult()
 
