@@ -31,13 +31,14 @@ class StepQueue:
         self._workers = workers
         self._consumer: Consumer | None = None
 
-    def enqueue(self, step_id: int, delay: float = 0) -> str:
-        """Queue a step (after `delay` seconds); returns the task id (for revoking it)."""
+    def enqueue(self, step_id: int, delay: float = 0, priority: int = 0) -> str:
+        """Queue a step (after `delay` seconds); returns the task id (for revoking it).
+        Consumers take higher `priority` first; equal priorities in the order queued."""
         if delay:
             task_id = uuid.uuid4().hex
-            self._task.schedule(args=(step_id,), delay=delay, id=task_id)
+            self._task.schedule(args=(step_id,), delay=delay, id=task_id, priority=priority)
             return task_id
-        task = self._task.s(step_id)
+        task = self._task.s(step_id, priority=priority)
         self.huey.enqueue(task)
         return task.id
 

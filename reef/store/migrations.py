@@ -295,4 +295,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE steps ADD COLUMN gpu_ids VARCHAR;
         """,
     ),
+    (
+        "0011_step_limits",
+        """
+        ALTER TABLE steps ADD COLUMN memory_mb INTEGER;       -- killed above this resident size
+        ALTER TABLE steps ADD COLUMN retries INTEGER DEFAULT 0;  -- automatic retries allowed
+        ALTER TABLE steps ADD COLUMN attempt INTEGER DEFAULT 0;  -- retries used so far
+        """,
+    ),
 ]
