@@ -23,7 +23,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class Predictor:
     """Predictions from one exported model directory."""
 
-    def __init__(self, model_dir: Path, max_rows: int = MAX_ROWS) -> None:
+    def __init__(self, model_dir: Path, max_rows: int = MAX_ROWS, threads: int = 1) -> None:
         import onnxruntime as ort
 
         model_dir = Path(model_dir)
@@ -36,7 +36,9 @@ class Predictor:
         self.classes: list[str] | None = outputs.get("classes")
         self.output_kind: str = outputs.get("kind") or ("probabilities" if self.classes else "raw")
         self.max_rows = max_rows
-        self._session = ort.InferenceSession(str(onnx_path), providers=_providers(ort))
+        self._session = ort.InferenceSession(
+            str(onnx_path), _session_options(ort, threads), providers=_providers(ort)
+        )
         self._input = self._session.get_inputs()[0].name
         self._known = set(self.features)
 
@@ -128,6 +130,18 @@ class Predictor:
                 parts.append(f"unknown features {_names(unknown)}")
             raise InvalidInput(f"row {index}: {'; '.join(parts)}")
         return [row[f] for f in self.features]
+
+
+def _session_options(ort: Any, threads: int) -> Any:
+    """`threads` intra-op threads (default 1), which sleep rather than spin between runs: a
+    served model answers many small requests side by side, and a spinning pool would take
+    the CPU from the event loop that parses and answers them."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
 
 
 def _providers(ort: Any) -> list[str]:

@@ -27,6 +27,7 @@ from reef.server import (
     builder,
     datasets,
     errors,
+    fast_predict,
     git,
     live,
     models,
@@ -43,6 +44,7 @@ from reef.store.db import now
 
 PACKAGE = Path(__file__).resolve().parent.parent
 SWAGGER = "/static/swagger-ui-5.32.0"
+MAX_BODY = 32 << 20
 log = logging.getLogger("reef.server")
 
 
@@ -118,9 +120,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                 )
             ],
         ),
-        request_max_body_size=32 << 20,
+        request_max_body_size=MAX_BODY,
     )
-    return git.mount(app)  # /git/* goes to dulwich, ahead of the router
+    git.mount(app)  # /git/* goes to dulwich, ahead of the router
+    return fast_predict.mount(app, MAX_BODY)  # a warm model's predict skips the middleware
 
 
 def provide_hub(state: State) -> Hub:

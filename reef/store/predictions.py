@@ -111,7 +111,7 @@ class PredictionLog:
 
     def _run(self) -> None:
         pending: list[Entry] = []
-        deadline = time.monotonic() + self.flush_s
+        rows, deadline = 0, time.monotonic() + self.flush_s
         while True:
             try:
                 item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -119,12 +119,11 @@ class PredictionLog:
                 item = False
             if isinstance(item, Entry):
                 pending.append(item)
-            due = time.monotonic() >= deadline or sum(len(e.inputs) for e in pending) >= (
-                self.batch_rows
-            )
+                rows += len(item.inputs)
+            due = time.monotonic() >= deadline or rows >= self.batch_rows
             if item is None or isinstance(item, threading.Event) or due:
                 self._write_all(pending)
-                pending, deadline = [], time.monotonic() + self.flush_s
+                pending, rows, deadline = [], 0, time.monotonic() + self.flush_s
             if isinstance(item, threading.Event):
                 item.set()
             if item is None:

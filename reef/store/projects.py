@@ -76,6 +76,10 @@ class Projects:
             (project, who.user_id, who.is_admin), lambda: self._role(project, who)
         )
 
+    def cached_role(self, project: str, who: Principal) -> str | object | None:
+        """Like role_of from the cache only; MISSING when the database must be asked."""
+        return self.roles.get((project, who.user_id, who.is_admin))
+
     def _role(self, project: str, who: Principal) -> str | None:
         row = self.db.one(
             "SELECT m.role FROM projects p JOIN members m ON m.project_id = p.id "
