@@ -50,8 +50,11 @@ def _runs(ids: list[int]) -> list[tuple[int, int]]:
 
 
 def rows_by_id(ds: lance.LanceDataset, ids: Sequence[int]) -> pa.Table:
-    """The rows with these row ids (with `_rowid` and `_rowaddr`), in row-id order."""
-    table = ds.scanner(filter=rowid_filter(ids), with_row_id=True, with_row_address=True).to_table()
+    """The rows with these row ids (with `_rowid` and `_rowaddr`), in row-id order; ids of
+    no live row are left out. A lookup in the row-id index, not a scan: an edit of 1% of 10M
+    rows reads only that 1%."""
+    wanted = pa.array(np.unique(np.asarray(ids, dtype=np.uint64)), pa.uint64())
+    table = ds._take_rows(wanted, columns=[*ds.schema.names, ROW_ID, _ROW_ADDR])
     return table.take(pc.sort_indices(table[ROW_ID]))
 
 
@@ -142,11 +145,14 @@ def rewrite_rows(ds: lance.LanceDataset, rows: pa.Table) -> lance.LanceDataset:
 
 
 def _delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any], list[int]]:
-    fragment_ids = pc.shift_right(rows[_ROW_ADDR], 32)
+    """Mark the rows deleted by their addresses (fragment id, offset): only the deletion
+    files of the fragments they are in are written, nothing is scanned."""
+    addresses = rows[_ROW_ADDR].to_numpy()
+    fragment_ids, offsets = addresses >> 32, addresses & 0xFFFFFFFF
     updated, removed = [], []
-    for fragment_id in pc.unique(fragment_ids).to_pylist():
-        ids = pc.filter(rows[ROW_ID], pc.equal(fragment_ids, fragment_id)).to_pylist()
-        metadata = ds.get_fragment(fragment_id).delete(rowid_filter(ids))
+    for fragment_id in np.unique(fragment_ids).tolist():
+        mine = offsets[fragment_ids == fragment_id].tolist()
+        metadata = ds.get_fragment(fragment_id).delete_rows(mine)
         if metadata is None:
             removed.append(fragment_id)
         else:

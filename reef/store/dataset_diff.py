@@ -27,7 +27,8 @@ from reef.store.dataset_changes import ROW_ID
 from reef.store.dataset_values import table_rows
 
 _UPDATED = "_row_last_updated_at_version"
-_CHUNK = 50_000
+_CHUNK = 200_000
+_DENSE_FACTOR, _DENSE_SLACK = 4, 1 << 20  # when a row-id-indexed table is worth its memory
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,19 @@ class _Side:
     ids: np.ndarray
     updated: np.ndarray
 
-    def positions_of(self, ids: np.ndarray) -> np.ndarray:
-        """The scan position of each of `ids` in this version, -1 where it is absent."""
-        order = np.argsort(self.ids, kind="stable")
-        ranked = self.ids[order]
-        slots = np.minimum(np.searchsorted(ranked, ids), max(len(ranked) - 1, 0))
-        if len(ranked) == 0:
-            return np.full(len(ids), -1, np.int64)
-        return np.where(ranked[slots] == ids, order[slots], -1).astype(np.int64)
+
+@dataclass(frozen=True)
+class _Modified:
+    """The candidate rows with at least one changed cell: their ids (ascending) and, per
+    row, which column pairs changed."""
+
+    ids: np.ndarray
+    cells: np.ndarray  # bool, one row per id, one column per column pair
+    pairs: list[tuple[str, str]]
+
+    def changed(self, row_id: int) -> list[tuple[str, str]]:
+        row = self.cells[int(np.searchsorted(self.ids, row_id))]
+        return [pair for pair, hit in zip(self.pairs, row, strict=True) if hit]
 
 
 def diff(old: lance.LanceDataset, new: lance.LanceDataset, offset: int, limit: int) -> dict:
@@ -57,7 +63,7 @@ def diff(old: lance.LanceDataset, new: lance.LanceDataset, offset: int, limit: i
     modified = _modified_cells(before, after, pairs, _of_kind(changes, "modified"))
     kept = pc.or_(
         pc.not_equal(changes["change"], "modified"),
-        pc.is_in(changes["id"], pa.array(list(modified), pa.uint64())),
+        pc.is_in(changes["id"], pa.array(modified.ids, pa.uint64())),
     )
     changes = changes.filter(kept)
     counts = {kind: _count(changes, kind) for kind in ("added", "removed", "modified")}
@@ -96,28 +102,51 @@ def schema_changes(old: lance.LanceDataset, new: lance.LanceDataset) -> dict[str
 
 def _side(ds: lance.LanceDataset) -> _Side:
     meta = ds.scanner(columns=[ROW_ID, _UPDATED]).to_table()
-    ids = meta[ROW_ID].to_numpy().astype(np.uint64)
-    return _Side(ds, ids, meta[_UPDATED].to_numpy().astype(np.uint64))
+    ids = meta[ROW_ID].to_numpy().astype(np.uint64, copy=False)
+    updated = meta[_UPDATED].to_numpy().astype(np.uint32)
+    updated += 1  # never 0: 0 marks an absent row in `_changes`
+    return _Side(ds, ids, updated)
 
 
 def _changes(old: _Side, new: _Side) -> pa.Table:
     """(id, change, old position, new position) of every added, removed or candidate row,
-    in row-id order. Sorted-array lookups (numpy) instead of hash sets: ids come nearly
-    sorted, so this is tens of milliseconds for a million rows."""
-    in_old = old.positions_of(new.ids)
-    in_new = new.positions_of(old.ids)
-    added = np.flatnonzero(in_old < 0)
-    removed = np.flatnonzero(in_new < 0)
-    both = np.flatnonzero(in_old >= 0)
-    rewritten = both[new.updated[both] != old.updated[in_old[both]]]
+    in row-id order. Stable row ids are dense (0, 1, 2, ... as rows were added), so each
+    side's last-updated versions go into an array indexed by row id and the sides are
+    compared with a few vectorised passes, no sort or hash of all the ids."""
+    old_keys, new_keys, size = _dense_keys(old.ids, new.ids)
+    seen_old = np.zeros(size, np.uint32)  # last-updated version + 1 by row; 0: absent
+    seen_old[old_keys] = old.updated
+    seen_new = np.zeros(size, np.uint32)
+    seen_new[new_keys] = new.updated
+    was = seen_old[new_keys]  # per row of the new side
+    added = np.flatnonzero(was == 0)
+    rewritten = np.flatnonzero((was != 0) & (was != new.updated))
+    removed = np.flatnonzero(seen_new[old_keys] == 0)
+    del seen_old, seen_new, was
+    marked = np.zeros(size, bool)
+    marked[new_keys[rewritten]] = True
+    before = np.flatnonzero(marked[old_keys])  # the rewritten rows' old positions
+    before = before[np.argsort(old.ids[before], kind="stable")]
+    rewritten = rewritten[np.argsort(new.ids[rewritten], kind="stable")]
     table = pa.concat_tables(
         [
             _part(new.ids[added], "added", np.full(len(added), -1), added),
             _part(old.ids[removed], "removed", removed, np.full(len(removed), -1)),
-            _part(new.ids[rewritten], "modified", in_old[rewritten], rewritten),
+            _part(new.ids[rewritten], "modified", before, rewritten),
         ]
     )
     return table.take(pc.sort_indices(table["id"]))
+
+
+def _dense_keys(old_ids: np.ndarray, new_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row ids as indexes into arrays of `size`: the ids themselves when they are dense
+    enough, else their ranks among the ids of both sides."""
+    count = len(old_ids) + len(new_ids)
+    top = max(int(old_ids.max(initial=0)), int(new_ids.max(initial=0)))
+    if top < _DENSE_FACTOR * count + _DENSE_SLACK:
+        return old_ids.view(np.int64), new_ids.view(np.int64), top + 1  # ids < 2**63
+    unique, ranks = np.unique(np.concatenate([old_ids, new_ids]), return_inverse=True)
+    return ranks[: len(old_ids)], ranks[len(old_ids) :], len(unique)
 
 
 def _part(ids: np.ndarray, kind: str, old_pos: np.ndarray, new_pos: np.ndarray) -> pa.Table:
@@ -140,55 +169,65 @@ def _count(changes: pa.Table, kind: str) -> int:
     return pc.sum(pc.equal(changes["change"], kind)).as_py() or 0
 
 
-def _take(side: _Side, positions: list[int], columns: list[str]) -> pa.Table:
-    """Rows at these scan positions (ascending), with their row ids."""
-    table = side.ds.take(positions, columns=columns)
+def _take(side: _Side, positions: list[int] | np.ndarray, columns: list[str]) -> pa.Table:
+    """Rows at these scan positions, in that order, with their row ids. Read by row id
+    (Lance's row-id index): taking by position is slow once fragments have deletions."""
     ids = side.ids[np.asarray(positions, np.int64)]
-    return table.append_column(ROW_ID, pa.array(ids, pa.uint64()))
+    table = side.ds._take_rows(pa.array(ids, pa.uint64()), columns=[*columns, ROW_ID])
+    found = table[ROW_ID].to_numpy()
+    order = np.argsort(found, kind="stable")
+    at = order[np.searchsorted(found, ids, sorter=order)]
+    return table.take(pa.array(at, pa.int64()))
 
 
 def _modified_cells(
     old: _Side, new: _Side, pairs: list[tuple[str, str]], candidates: pa.Table
-) -> dict[int, list[tuple[str, str]]]:
-    """For each candidate row with at least one changed cell: the (old, new) column pairs
-    that changed. Read in chunks, in the new version's storage order."""
+) -> _Modified:
+    """The candidate rows with at least one changed cell, and which cells. Read in chunks,
+    in the new version's storage order; compared column by column without Python loops."""
     candidates = candidates.take(pc.sort_indices(candidates["new"]))
-    found: dict[int, list[tuple[str, str]]] = {}
+    ids, masks = [], []
     for start in range(0, candidates.num_rows, _CHUNK):
         chunk = candidates.slice(start, _CHUNK)
         order = pc.sort_indices(chunk["old"])
-        before = _take(old, chunk["old"].take(order).to_pylist(), [o for o, _ in pairs])
-        before = before.take(pc.sort_indices(pc.sort_indices(chunk["old"])))  # back in chunk order
-        after = _take(new, chunk["new"].to_pylist(), [n for _, n in pairs])
-        changed = [(pair, _differs(before[pair[0]], after[pair[1]])) for pair in pairs]
-        for i, row_id in enumerate(after[ROW_ID].to_pylist()):
-            cells = [pair for pair, mask in changed if mask[i]]
-            if cells:
-                found[row_id] = cells
-    return found
+        before = _take(old, chunk["old"].take(order).to_numpy(), [o for o, _ in pairs])
+        before = before.take(pc.sort_indices(order))  # back in chunk order
+        after = _take(new, chunk["new"].to_numpy(), [n for _, n in pairs])
+        mask = np.column_stack(
+            [_differs(before[o], after[n]) for o, n in pairs] or [np.zeros(len(chunk), bool)]
+        )
+        hit = mask.any(axis=1)
+        ids.append(after[ROW_ID].to_numpy()[hit])
+        masks.append(mask[hit])
+    found = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+    cells = np.concatenate(masks) if masks else np.zeros((0, len(pairs)), bool)
+    order = np.argsort(found, kind="stable")
+    return _Modified(found[order], cells[order], pairs)
 
 
-def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> list[bool]:
+def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     """Per row: whether the two cells differ (null equals null, NaN equals NaN)."""
     if a.type != b.type:
         try:
             a = a.cast(b.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return [x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)]
+            return _differs_slowly(a, b)
     try:
         unequal = pc.fill_null(pc.not_equal(a, b), False)
     except pa.ArrowNotImplementedError:  # nested types
-        return [x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)]
+        return _differs_slowly(a, b)
     one_null = pc.xor(pc.is_null(a), pc.is_null(b))
     result = pc.or_(unequal, one_null)
     if pa.types.is_floating(b.type):
         result = pc.and_(result, pc.invert(pc.and_(pc.is_nan(a), pc.is_nan(b))))
-    return pc.fill_null(result, False).to_pylist()
+    return np.asarray(pc.fill_null(result, False), dtype=bool)
 
 
-def _page_rows(
-    old: _Side, new: _Side, page: pa.Table, modified: dict[int, list[tuple[str, str]]]
-) -> list[dict[str, Any]]:
+def _differs_slowly(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    return np.array([x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)], bool)
+
+
+def _page_rows(old: _Side, new: _Side, page: pa.Table, modified: _Modified) -> list[dict[str, Any]]:
     before = _by_id(old, [p for p in page["old"].to_pylist() if p is not None])
     after = _by_id(new, [p for p in page["new"].to_pylist() if p is not None])
     rows = []
@@ -198,7 +237,7 @@ def _page_rows(
         if kind == "modified":
             row["cells"] = {
                 new_name: {"old": before[row_id][old_name], "new": after[row_id][new_name]}
-                for old_name, new_name in modified[row_id]
+                for old_name, new_name in modified.changed(row_id)
             }
         rows.append(row)
     return rows

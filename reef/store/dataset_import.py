@@ -24,6 +24,7 @@ from reef.store.dataset_images import ImageSource
 
 BATCH_ROWS = 64 * 1024
 _JSON_BLOCK_BYTES = 16 << 20
+_SAMPLE_BYTES = 1 << 20
 COLUMN_TYPES: dict[str, pa.DataType] = {
     "int64": pa.int64(),
     "float64": pa.float64(),
@@ -139,6 +140,58 @@ def file_format(src: Path, fmt: str | None) -> str:
             "CSV, TSV, Parquet, JSON Lines, Arrow IPC, Excel (.xlsx) or a .zip of images"
         )
     return kind
+
+
+Progress = Callable[[int], None]  # called with the rows read so far
+
+
+def counted(
+    open_reader: Callable[[], pa.RecordBatchReader], progress: Progress
+) -> Callable[[], pa.RecordBatchReader]:
+    """`open_reader` whose readers call `progress(rows so far)` after each batch."""
+
+    def opened() -> pa.RecordBatchReader:
+        reader = open_reader()
+        return pa.RecordBatchReader.from_batches(reader.schema, _counting(reader, progress))
+
+    return opened
+
+
+def _counting(reader: pa.RecordBatchReader, progress: Progress) -> Iterator[pa.RecordBatch]:
+    done = 0
+    progress(done)
+    for batch in reader:
+        done += batch.num_rows
+        progress(done)
+        yield batch
+
+
+def expected_rows(src: Path, fmt: str | None) -> tuple[int | None, bool]:
+    """How many rows a file holds: (exact count, False) where the format records it
+    (Parquet, Arrow IPC files), (an estimate from the first 1 MiB, True) for text formats,
+    (None, False) otherwise."""
+    try:
+        kind = file_format(src, fmt)
+        if kind == "parquet":
+            return pq.ParquetFile(src).metadata.num_rows, False
+        if kind == "arrow":
+            with pa.memory_map(str(src)) as source:
+                return pa.ipc.open_file(source).count_rows(), False
+        if kind in ("csv", "tsv", "jsonl"):
+            header = 0 if kind == "jsonl" else 1
+            return _estimated_lines(src, header), True
+    except (pa.ArrowException, OSError, ValueError, InvalidInput):
+        pass
+    return None, False
+
+
+def _estimated_lines(src: Path, header: int) -> int | None:
+    with src.open("rb") as f:
+        head = f.read(_SAMPLE_BYTES)
+    lines = head.count(b"\n")
+    if not lines:
+        return None
+    return max(1, round(src.stat().st_size * lines / len(head)) - header)
 
 
 def open_source(src: Path, fmt: str | None, options: ImportOptions) -> Source:

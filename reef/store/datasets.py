@@ -33,7 +33,9 @@ from reef.store.dataset_import import (
     BATCH_ROWS,
     COLUMN_TYPES,
     ImportOptions,
+    Progress,
     Source,
+    counted,
     open_source,
 )
 from reef.store.dataset_predicate import predicate_columns
@@ -111,15 +113,18 @@ class DatasetStore:
         src: Path,
         fmt: str | None = None,
         options: ImportOptions | None = None,
+        progress: Progress | None = None,
     ) -> VersionInfo:
         """Stream a file (or an image folder) into the next version, or version 1.
-        Formats: csv, tsv, parquet, jsonl, arrow, xlsx, images (see `dataset_import`)."""
+        Formats: csv, tsv, parquet, jsonl, arrow, xlsx, images (see `dataset_import`).
+        `progress` is called with the rows read so far, batch by batch (from 0 again if
+        the import is retried with adjusted types)."""
         uri, options = self.uri(project, name), options or ImportOptions()
         source = open_source(Path(src), fmt, options)
         if isinstance(source, CsvSource) and is_dataset(uri):  # keep the stored types
             stored = {f.name: f.type for f in lance.dataset(str(uri)).schema}
             source.types = {**stored, **source.types}
-        return self._import(uri, source, options.mode)
+        return self._import(uri, source, options.mode, progress)
 
     def preview(
         self,
@@ -179,12 +184,15 @@ class DatasetStore:
         appending = dataclasses.replace(options, mode="append")
         return self.import_file(project, name, Path(src_or_table), fmt, appending)
 
-    def _import(self, uri: Path, source: Source, mode: str) -> VersionInfo:
+    def _import(
+        self, uri: Path, source: Source, mode: str, progress: Progress | None = None
+    ) -> VersionInfo:
         """Write the source, retrying while the source can adjust (CSV types, encoding)."""
+        opened = source.open if progress is None else counted(source.open, progress)
         for _ in range(_MAX_RETRIES):
             try:
                 with self._lock(uri):
-                    ds = commit(uri, source.open, mode, _read_key(uri))
+                    ds = commit(uri, opened, mode, _read_key(uri))
                 return _version_info(ds, source)
             except SourceFailed as failed:
                 if isinstance(failed.error, InvalidInput):
