@@ -63,8 +63,10 @@ class FastPredict:
             return
         status, payload = answer
         self.answered += 1
-        await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
-        await send({"type": "http.response.body", "body": _encode.encode(payload)})
+        body = _encode.encode(payload)
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _cached_caller(hub: Hub, scope: Scope, project: str) -> Principal | None:

@@ -1,18 +1,19 @@
 """The prediction log: every served row, appended to one Lance dataset per model, off the
 request path; and the labels (feedback) that arrive for them later, in DuckDB.
 
-A request only puts an `Entry` on a bounded queue. One writer thread turns what gathered
-into one Lance append per model every `flush_s` seconds (or sooner, at `batch_rows` rows),
+A request only puts an `Entry` on a bounded queue (a deque: no lock, no wake-up). One writer
+thread turns what gathered into one Lance append per model every `flush_s` seconds (or
+sooner, at `batch_rows` rows),
 so a burst of requests makes a handful of Lance versions, not one per request. When the
 queue is full the entry is dropped and counted: logging never slows or fails a prediction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,8 +71,11 @@ class PredictionLog:
     ) -> None:
         self.root = Path(root)
         self.flush_s, self.batch_rows, self.on_flush = flush_s, batch_rows, on_flush
-        self.dropped = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.dropped, self.queue_size = 0, queue_size
+        self._pending: deque[Entry | threading.Event] = deque()
+        self._rows = 0  # rows appended since the writer last drained (approximate)
+        self._wake = threading.Event()
+        self._closing = False
         self._appends: dict[ModelKey, int] = {}
         self._thread = threading.Thread(target=self._run, name="reef-prediction-log", daemon=True)
         self._thread.start()
@@ -80,24 +84,29 @@ class PredictionLog:
         return self.root / key[0] / f"{key[1]}.lance"
 
     def append(self, entry: Entry) -> bool:
-        """Queue an entry for writing; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(entry)
-            return True
-        except queue.Full:
+        """Queue an entry for writing; False (and counted) when the queue is full. It wakes
+        the writer only when `batch_rows` rows gathered: a request never hands the GIL over."""
+        if len(self._pending) >= self.queue_size:
             self.dropped += 1
             return False
+        self._pending.append(entry)
+        self._rows += len(entry.inputs)
+        if self._rows >= self.batch_rows:
+            self._wake.set()
+        return True
 
     def flush(self, timeout: float = 30) -> None:
         """Wait until everything queued before this call is written."""
         done = threading.Event()
-        self._queue.put(done, timeout=timeout)
+        self._pending.append(done)
+        self._wake.set()
         done.wait(timeout)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(30)
+        """Write what is queued, then stop the writer."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(30)
 
     def read(self, key: ModelKey, since: datetime | None, columns: list[str]) -> pa.Table:
         """Logged rows at or after `since` (all when None); an empty table when none."""
@@ -110,24 +119,26 @@ class PredictionLog:
     # --- the writer thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        pending: list[Entry] = []
-        rows, deadline = 0, time.monotonic() + self.flush_s
+        """Every `flush_s` (or when woken: enough rows, a flush, closing) write what gathered,
+        then release the flushes that waited for it."""
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = False
-            if isinstance(item, Entry):
-                pending.append(item)
-                rows += len(item.inputs)
-            due = time.monotonic() >= deadline or rows >= self.batch_rows
-            if item is None or isinstance(item, threading.Event) or due:
-                self._write_all(pending)
-                pending, rows, deadline = [], 0, time.monotonic() + self.flush_s
-            if isinstance(item, threading.Event):
-                item.set()
-            if item is None:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            closing = self._closing
+            items = self._drain()
+            self._write_all([i for i in items if isinstance(i, Entry)])
+            for waiter in (i for i in items if isinstance(i, threading.Event)):
+                waiter.set()
+            if closing:
                 return
+
+    def _drain(self) -> list[Entry | threading.Event]:
+        items = []
+        with contextlib.suppress(IndexError):
+            while True:
+                items.append(self._pending.popleft())
+        self._rows = 0
+        return items
 
     def _write_all(self, entries: list[Entry]) -> None:
         by_key: dict[ModelKey, list[Entry]] = {}
