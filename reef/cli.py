@@ -11,7 +11,16 @@ from pathlib import Path
 
 from reef.settings import Settings, describe
 
-SERVE_OPTIONS = ("data_dir", "host", "port", "workers", "step_timeout", "modules_dir", "gpus")
+SERVE_OPTIONS = (
+    "data_dir",
+    "host",
+    "port",
+    "workers",
+    "cpu_steps",
+    "step_timeout",
+    "modules_dir",
+    "gpus",
+)
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 
 

@@ -74,7 +74,7 @@ class Hub:
             models=Models(db),
             secret=cls.secret_for(settings),
         )
-        hub.gpu_pool = GpuPool(detect(settings.gpus))
+        hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
         hub.queue = StepQueue(

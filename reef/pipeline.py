@@ -14,7 +14,10 @@ An input is `dataset:NAME` (latest version when the run starts), `dataset:NAME@V
 `dataset:NAME@TAG` (the version the tag names when the run starts), or
 `STEP.OUTPUT`. Steps form a DAG; a run executes each step once all it reads is ready.
 A step with `"require_valid": true` refuses a dataset input whose version failed its
-dataset's validation rules (see docs/datasets.md).
+dataset's validation rules (see docs/datasets.md). `"gpus": N` and `"memory_mb": M` say
+what a step needs (it waits for free GPUs and is killed above M MiB resident), and
+`"retries": K` starts a failed step again up to K times. A top-level `"priority"` (-100 to
+100) puts the run's steps ahead of lower-priority runs' in the queue.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MODULE_REF = re.compile(r"^(?:([a-z0-9][a-z0-9_.-]*)/)?([a-z0-9][a-z0-9_.-]*)(?:@([\w./-]+))?$")
 DATASET_REF = re.compile(r"^dataset:([a-z0-9][a-z0-9_.-]*)(?:@(\d+|[A-Za-z][\w.-]*))?$")
 OUTPUT_REF = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
+MAX_RETRIES = 10
+MAX_PRIORITY = 100  # runs with a higher priority start their steps first
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class StepSpec:
     timeout_s: float | None = None
     require_valid: bool = False  # refuse dataset inputs that failed their rules
     gpus: int = 0  # GPUs the step needs; it waits in the queue until they are free
+    memory_mb: int | None = None  # the step is killed when its processes hold more
+    retries: int = 0  # times a failed step is started again automatically
 
 
 def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
@@ -88,6 +95,8 @@ def parse_step(data: Any, index: int) -> StepSpec:
         "timeout_s",
         "require_valid",
         "gpus",
+        "memory_mb",
+        "retries",
     }
     unknown = set(data) - fields
     if unknown:
@@ -110,26 +119,41 @@ def parse_step(data: Any, index: int) -> StepSpec:
     gpus = data.get("gpus", 0)
     if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= 64:
         raise InvalidInput(f"{where}: gpus must be a whole number of GPUs (0 for none)")
+    memory_mb = data.get("memory_mb")
+    if memory_mb is not None and not _whole(memory_mb, 16, 2**24):
+        raise InvalidInput(f"{where}: memory_mb must be a whole number of MiB, at least 16")
+    retries = data.get("retries", 0)
+    if not _whole(retries, 0, MAX_RETRIES):
+        raise InvalidInput(f"{where}: retries must be a whole number from 0 to {MAX_RETRIES}")
     if not isinstance(data.get("require_valid", False), bool):
         raise InvalidInput(f"{where}: require_valid must be true or false")
     refs = {k: parse_ref(v, f"{where}, input '{k}'") for k, v in inputs.items()}
     return StepSpec(
         name, m[1], m[2], m[3], params, refs, data.get("register"), timeout,
-        require_valid=data.get("require_valid", False), gpus=gpus,
+        require_valid=data.get("require_valid", False), gpus=gpus, memory_mb=memory_mb,
+        retries=retries,
     )  # fmt: skip
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def parse_pipeline(data: Any) -> list[StepSpec]:
     """Structural checks of a spec; returns its steps in an order where inputs come first."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise InvalidInput("a pipeline needs a non-empty list 'steps'")
-    if unknown := set(data) - {"steps", "seed", "description", "cache"}:
+    if unknown := set(data) - {"steps", "seed", "description", "cache", "priority"}:
         raise InvalidInput(f"unknown pipeline field(s) {', '.join(sorted(unknown))}")
     seed = data.get("seed")
     if seed is not None and (
         not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32
     ):
         raise InvalidInput("'seed' must be an integer from 0 to 2**32 - 1")
+    if not _whole(data.get("priority", 0), -MAX_PRIORITY, MAX_PRIORITY):
+        raise InvalidInput(
+            f"'priority' must be a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}"
+        )
     if not isinstance(data.get("cache", True), bool):
         raise InvalidInput("'cache' must be true or false")
     steps = [parse_step(s, i) for i, s in enumerate(data["steps"])]

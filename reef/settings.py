@@ -19,6 +19,7 @@ class Settings:
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8080, "port to listen on")
     workers: int = _opt(2, "queue consumer threads (steps that may run at once)")
+    cpu_steps: int = _opt(0, "CPU-only steps that may run at once (0: up to --workers)")
     step_timeout: float = _opt(3600.0, "default time limit of one step, in seconds")
     modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
     gpus: str = _opt("auto", "GPUs lent to steps: auto (nvidia-smi), none, or indexes like 0,1")

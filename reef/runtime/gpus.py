@@ -23,9 +23,13 @@ def detect(setting: str) -> list[str]:
 
 
 class GpuPool:
-    def __init__(self, devices: list[str]) -> None:
+    """Devices lent to steps, and slots for CPU-only steps (`cpu_steps`; 0: no limit of its
+    own, the queue's consumer count caps them)."""
+
+    def __init__(self, devices: list[str], cpu_steps: int = 0) -> None:
         self.devices = devices
-        self._held: dict[int, list[str]] = {}  # step id -> devices
+        self.cpu_steps = cpu_steps
+        self._held: dict[int, list[str]] = {}  # step id -> devices ([] for a CPU step)
         self._lock = threading.Lock()
 
     def acquire(self, step_id: int, count: int) -> list[str] | None:
@@ -38,6 +42,9 @@ class GpuPool:
             busy = {d for held in self._held.values() for d in held}
             free = [d for d in self.devices if d not in busy]
             if len(free) < count:
+                return None
+            cpu_held = sum(1 for held in self._held.values() if not held)
+            if count == 0 and self.cpu_steps and cpu_held >= self.cpu_steps:
                 return None
             self._held[step_id] = free[:count]
             return self._held[step_id]

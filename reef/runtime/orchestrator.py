@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reef.runs")
 GPU_WAIT_S = 1.0  # how soon a step waiting for GPUs asks again
+RETRY_DELAY_S = 2.0  # a step's n-th automatic retry waits n times this
 
 
 class StepRefused(Exception):
@@ -82,7 +84,7 @@ class Orchestrator:
                     state[s.name] = "skipped"
                 elif all(st == "succeeded" for st in needs):
                     self.hub.runs.update_step(s.id, status="queued")
-                    self.hub.runs.update_step(s.id, task_id=self.hub.queue.enqueue(s.id))
+                    self._queue(run, s.id)
                     state[s.name] = "queued"
             self._settle(run, state)
 
@@ -122,7 +124,7 @@ class Orchestrator:
         devices = self.hub.gpu_pool.acquire(step_id, step.gpus or 0)
         if devices is None:  # its GPUs are busy: back in the queue, try again shortly
             runs.move_step(step_id, "running", "queued", started_at=None)
-            runs.update_step(step_id, task_id=self.hub.queue.enqueue(step_id, delay=GPU_WAIT_S))
+            self._queue(run, step_id, delay=GPU_WAIT_S)
             return
         runs.update_step(step_id, gpu_ids=",".join(devices))
         try:
@@ -133,8 +135,9 @@ class Orchestrator:
                 launch, proc, lambda points: runs.log_metrics(run.id, step.name, points)
             )
             error = outcome.error or self._check_outputs(step)
-        except StepRefused as e:
+        except StepRefused as e:  # the same refusal would come again: no retry
             outcome, error = None, str(e)
+            step = replace(step, retries=0)
         except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"
@@ -142,6 +145,10 @@ class Orchestrator:
             "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
         )
         self.hub.gpu_pool.release(step_id)
+        if status == "failed" and self._again(run, step, error or "failed"):
+            return
+        if status == "failed" and step.retries:
+            error = f"{error} (attempt {(step.attempt or 0) + 1} of {step.retries + 1})"
         runs.update_step(
             step_id,
             status=status,
@@ -150,6 +157,34 @@ class Orchestrator:
             exit_code=outcome.exit_code if outcome else None,
         )
         self.advance(step.run_id)
+
+    def _queue(self, run: Run, step_id: int, delay: float = 0) -> None:
+        priority = int(run.spec.get("priority", 0))
+        task_id = self.hub.queue.enqueue(step_id, delay=delay, priority=priority)
+        self.hub.runs.update_step(step_id, task_id=task_id)
+
+    def _again(self, run: Run, step: Step, error: str) -> bool:
+        """Queue a failed step again while it has automatic retries left; the log says why."""
+        attempt = (step.attempt or 0) + 1
+        if attempt > (step.retries or 0):
+            return False
+        log_file = self.log_path(run.id, step.name)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as f:
+            f.write(f"\nreef: attempt {attempt} failed: {error}\n")
+            f.write(f"reef: retrying ({attempt} of {step.retries} retries)\n")
+        self.hub.runs.update_step(
+            step.id,
+            status="queued",
+            attempt=attempt,
+            error=None,
+            exit_code=None,
+            pid=None,
+            started_at=None,
+            gpu_ids=None,
+        )
+        self._queue(run, step.id, delay=RETRY_DELAY_S * attempt)
+        return True
 
     def _reuse(self, run: Run, step: Step) -> bool:
         """Finish `step` with the outputs of an earlier step that had the same cache key."""
@@ -214,6 +249,7 @@ class Orchestrator:
                     finished_at=None,
                     task_id=None,
                     cached_from=None,
+                    attempt=0,
                 )
         self.hub.runs.update_run(run_id, status="queued", error=None, finished_at=None)
         self.hub.audit.record(
@@ -279,7 +315,15 @@ class Orchestrator:
                 env,
             ),
         )
-        return Launch(step.id, work, base / "log.txt", manifest.entrypoint, env, step.timeout_s)
+        return Launch(
+            step.id,
+            work,
+            base / "log.txt",
+            manifest.entrypoint,
+            env,
+            step.timeout_s,
+            memory_mb=step.memory_mb,
+        )
 
     def _env(self, run: Run, step: Step, project: str, step_file: Path) -> dict[str, str]:
         """The child's environment, with a token valid for this run only."""
@@ -355,18 +399,16 @@ class Orchestrator:
         self.advance(run_id)
 
     def recover(self) -> None:
-        """After a crash: steps that were running failed; queued steps are queued again."""
+        """After a crash: queued steps are queued again; steps that were running failed, or
+        are queued again when they have automatic retries left."""
         self.hub.queue.flush()
+        for s in self.hub.runs.steps_in(("queued",)):
+            self._queue(self.hub.runs.run(s.run_id), s.id)
         for s in self.hub.runs.steps_in(("running",)):
             killed = kill_orphans(s.id)
-            self.hub.runs.update_step(
-                s.id,
-                status="failed",
-                finished_at=now(),
-                error=STOPPED + (f" (killed {killed} leftover process(es))" if killed else ""),
-            )
-        for s in self.hub.runs.steps_in(("queued",)):
-            self.hub.runs.update_step(s.id, task_id=self.hub.queue.enqueue(s.id))
+            error = STOPPED + (f" (killed {killed} leftover process(es))" if killed else "")
+            if not self._again(self.hub.runs.run(s.run_id), s, error):
+                self.hub.runs.update_step(s.id, status="failed", finished_at=now(), error=error)
         for run in self.hub.runs.runs_in(("queued", "running")):
             self.advance(run.id)
 
@@ -398,7 +440,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _pinned_spec(planned: dict) -> dict:
     """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
-    keep = ("name", "params", "inputs", "register", "timeout_s", "gpus")
+    keep = ("name", "params", "inputs", "register", "timeout_s", "gpus", "memory_mb", "retries")
     pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
     return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 

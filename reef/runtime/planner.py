@@ -8,6 +8,7 @@ import json
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from packaging.requirements import InvalidRequirement, Requirement
 
 from reef.errors import InvalidInput, NotFound
@@ -105,7 +106,15 @@ class Planner:
             "register": s.register,
             "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
             "gpus": self._gpus(where, s.gpus),
+            "memory_mb": self._memory(where, s.memory_mb),
+            "retries": s.retries,
         }
+
+    def _memory(self, where: str, mb: int | None) -> int | None:
+        have = psutil.virtual_memory().total // 2**20
+        if mb is not None and mb > have:
+            raise InvalidInput(f"{where}: needs {mb} MiB of memory; this machine has {have} MiB")
+        return mb
 
     def _gpus(self, where: str, count: int) -> int:
         have = len(self.hub.gpu_pool.devices)

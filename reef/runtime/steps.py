@@ -41,6 +41,7 @@ class Launch:
     entrypoint: str
     env: dict[str, str]
     timeout_s: float
+    memory_mb: int | None = None  # killed when its process tree holds more resident memory
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ class ProcessTable:
                         kill_group(proc.pid)
                         proc.wait()
                         return Outcome(None, f"time limit of {launch.timeout_s:g} s exceeded")
+                    if launch.memory_mb and (used := tree_rss_mb(proc.pid)) > launch.memory_mb:
+                        kill_group(proc.pid)
+                        proc.wait()
+                        return Outcome(
+                            None,
+                            f"memory limit of {launch.memory_mb} MiB exceeded "
+                            f"(its processes held {used:.0f} MiB)",
+                        )
         finally:
             with self._lock:
                 self._procs.pop(launch.step_id, None)
@@ -138,6 +147,20 @@ def _report(on_sample: Callable[[list[dict]], None], sampler: Sampler) -> None:
         on_sample(sampler.sample())
     except Exception:  # metrics must never break a running step
         log.exception("sampling system metrics failed")
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            total += p.memory_info().rss
+    return total / 2**20
 
 
 def kill_group(pgid: int) -> None:

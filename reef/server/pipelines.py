@@ -49,14 +49,23 @@ def with_params(spec: dict, overrides: Any) -> dict:
 
 
 def start_run(
-    hub: Hub, who: Principal, project: str, name: str, overrides: Any, cache: Any = None
+    hub: Hub,
+    who: Principal,
+    project: str,
+    name: str,
+    overrides: Any,
+    cache: Any = None,
+    priority: Any = None,
 ) -> int:
     """Run a saved pipeline, with per-step parameter overrides; `cache=False` runs every step
-    even where an earlier identical step could be reused."""
+    even where an earlier identical step could be reused; `priority` overrides the
+    pipeline's (the planner checks both)."""
     pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
     spec = with_params(pipeline["spec"], overrides)
     if cache is not None:
         spec = {**spec, "cache": cache}
+    if priority is not None:
+        spec = {**spec, "priority": priority}
     return hub.orchestrator.start(project, name, spec, who)
 
 
@@ -98,6 +107,13 @@ def form_overrides(form: dict[str, str]) -> dict[str, dict[str, str]]:
             step, param = key.split(".", 1)
             out.setdefault(step, {})[param] = value
     return out
+
+
+def form_int(text: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} must be a whole number, not {text!r}") from None
 
 
 def parse_spec(body: bytes, content_type: str) -> Any:
@@ -165,9 +181,18 @@ def run_pipeline_api(
     name: FromPath[str],
     data: JSONBody[Any] = None,
 ) -> dict:
-    overrides = data.get("params") if isinstance(data, dict) else None
-    cache = data.get("cache") if isinstance(data, dict) else None
-    return {"id": start_run(hub, request.user, project, name, overrides, cache)}
+    data = data if isinstance(data, dict) else {}
+    return {
+        "id": start_run(
+            hub,
+            request.user,
+            project,
+            name,
+            data.get("params"),
+            data.get("cache"),
+            data.get("priority"),
+        )
+    }
 
 
 # pages -------------------------------------------------------------------------------
@@ -222,6 +247,7 @@ def run_pipeline_page(
         name,
         form_overrides(data),
         cache=data.get("cache", "true") != "false",
+        priority=form_int(data.get("priority") or "0", "priority"),
     )
     return Redirect(f"/projects/{project}/runs/{run_id}")
 

@@ -16,9 +16,11 @@ from reef.store.people import Principal
 def queue_context(hub: Hub, who: Principal) -> dict[str, Any]:
     rows = hub.db.query(
         "SELECT s.id, s.name, s.status, s.module, s.gpus, s.gpu_ids, s.started_at, s.run_id, "
-        "p.name AS project, r.created_by FROM steps s JOIN runs r ON r.id = s.run_id "
+        "s.memory_mb, s.attempt, s.retries, p.name AS project, r.created_by, "
+        "coalesce(CAST(json_extract(r.spec, '$.priority') AS INTEGER), 0) AS priority "
+        "FROM steps s JOIN runs r ON r.id = s.run_id "
         "JOIN projects p ON p.id = r.project_id WHERE s.status IN ('queued', 'running') "
-        "ORDER BY s.status DESC, s.id"
+        "ORDER BY s.status DESC, priority DESC, s.id"
     )
     visible = [r for r in rows if hub.projects.role_of(r["project"], who)]
     return {
@@ -27,6 +29,7 @@ def queue_context(hub: Hub, who: Principal) -> dict[str, Any]:
         "gpus": hub.gpu_pool.devices,
         "held": hub.gpu_pool.holders(),
         "workers": hub.settings.workers,
+        "cpu_steps": hub.settings.cpu_steps,
     }
 
 

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.runtime.sweeps import ranked, trials
-from reef.server.pipelines import with_params
+from reef.server.pipelines import form_int, with_params
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store.db import now
 from reef.store.people import Principal
@@ -103,20 +103,51 @@ def sweep_page(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> 
 def sweep_form(
     request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: Form
 ) -> Redirect:
-    """The pipeline page's sweep form: one step, `PARAM = v1, v2, ...` per line (a grid)."""
-    grid = {}
-    for line in (data.get("space") or "").splitlines():
-        if line.strip():
-            key, _, values = line.partition("=")
-            grid[key.strip()] = [json_value(v) for v in values.split(",") if v.strip()]
-    body = {
+    """The pipeline page's sweep form: a step, a grid or random search, `PARAM = ...` lines."""
+    sweep = start_sweep(hub, request.user, project, name, form_sweep(data))
+    return Redirect(f"/projects/{project}/sweeps/{sweep['id']}")
+
+
+def form_sweep(data: dict[str, str]) -> dict[str, Any]:
+    """The form's fields as a sweep request. Each line of `space` is `PARAM = v1, v2, ...`
+    or, for a random search, `PARAM = MIN..MAX [log] [int]`."""
+    mode = data.get("mode", "grid")
+    if mode not in ("grid", "random"):
+        raise InvalidInput("search must be grid or random")
+    space: dict[str, Any] = {}
+    for number, line in enumerate((data.get("space") or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, values = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"line {number}: write PARAM = values, not {line.strip()!r}")
+        space[key.strip()] = _domain(values, mode, number)
+    body: dict[str, Any] = {
         "step": data.get("step"),
-        "grid": grid,
+        mode: space,
         "metric": data.get("metric"),
         "goal": data.get("goal", "max"),
     }
-    sweep = start_sweep(hub, request.user, project, name, body)
-    return Redirect(f"/projects/{project}/sweeps/{sweep['id']}")
+    if mode == "random":
+        body["trials"] = form_int(data.get("trials") or "", "trials")
+    return body
+
+
+def _domain(text: str, mode: str, number: int) -> Any:
+    words = text.split()
+    if ".." not in text:
+        return [json_value(v) for v in text.split(",") if v.strip()]
+    if mode == "grid":
+        raise InvalidInput(f"line {number}: a grid needs a list of values; ranges are for random")
+    low, _, high = words[0].partition("..")
+    flags = set(words[1:])
+    if unknown := flags - {"log", "int"}:
+        raise InvalidInput(f"line {number}: unknown range option(s) {', '.join(sorted(unknown))}")
+    try:
+        bounds = {"min": float(low), "max": float(high)}
+    except ValueError:
+        raise InvalidInput(f"line {number}: a range is MIN..MAX with numbers") from None
+    return {**bounds, "log": "log" in flags, "int": "int" in flags}
 
 
 def json_value(text: str) -> Any:
