@@ -86,3 +86,41 @@ def test_compare_runs(runs):
     assert page.status_code == 200 and 'class="differs"' in page.text
     table = client.get("/projects/t/runs?sort=-metric:accuracy")
     assert table.status_code == 200 and f'value="{ids[4]}"' in table.text
+
+
+def test_the_metric_summary_agrees_with_every_point(tmp_path):
+    """run_metrics (kept on ingest) gives what a scan of all points gives: the latest value
+    by (time, step) with unnumbered points last, and min, max and count; also for copies."""
+    import random
+    from types import SimpleNamespace
+
+    from reef.store.db import Database
+    from reef.store.migrations import MIGRATIONS
+    from reef.store.runs import Runs
+
+    db = Database(tmp_path / "reef.duckdb")
+    db.migrate(MIGRATIONS)
+    runs, rnd = Runs(db), random.Random(7)
+    for batch in range(40):
+        points = [
+            {
+                "key": rnd.choice("abc"),
+                "value": None if rnd.random() < 0.1 else rnd.random(),
+                "step": None if rnd.random() < 0.2 else rnd.randrange(50),
+            }
+            for _ in range(rnd.randrange(1, 30))
+        ]
+        runs.log_metrics(1 + batch % 3, rnd.choice(["train", "eval"]), points)
+    step = SimpleNamespace
+    runs.copy_reports(step(run_id=1, name="train"), step(run_id=4, name="train"))
+    runs.copy_reports(step(run_id=2, name="eval"), step(run_id=4, name="eval"))
+    scan = db.query(
+        "SELECT run_id, key, last(value ORDER BY ts, step) AS value, min(value) AS lo, "
+        "max(value) AS hi, count(*) AS n FROM metrics GROUP BY ALL ORDER BY ALL"
+    )
+    summary = db.query(
+        "SELECT run_id, key, value, value_min AS lo, value_max AS hi, points AS n "
+        "FROM run_metrics ORDER BY ALL"
+    )
+    assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
+    assert runs.latest_metrics(1) == {r["key"]: r["value"] for r in scan if r["run_id"] == 1}

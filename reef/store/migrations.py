@@ -303,4 +303,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE steps ADD COLUMN attempt INTEGER DEFAULT 0;  -- retries used so far
         """,
     ),
+    (
+        "0013_run_metrics",
+        """
+        CREATE TABLE run_metrics (          -- one row per run and metric key, kept on ingest
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE,                   -- the latest point: last by (ts, step)
+            step BIGINT,
+            ts TIMESTAMP NOT NULL,
+            value_min DOUBLE,
+            value_max DOUBLE,
+            points BIGINT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        INSERT INTO run_metrics
+        SELECT run_id, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
+               max(ts), min(value), max(value), count(*)
+        FROM metrics GROUP BY run_id, key;
+        """,
+    ),
 ]

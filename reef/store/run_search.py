@@ -14,6 +14,8 @@ from reef.store.db import Database
 METRIC_FILTER = re.compile(r"^([\w./-]+)\s*(>=|<=|!=|=|>|<)\s*(-?[\d.eE+-]+)$")
 PARAM_FILTER = re.compile(r"^([\w-]+)\.([\w.-]+)=(.*)$")
 COLUMN = re.compile(r"^(metric|param):([\w./-]+)$")
+# A metric's latest value, from the per-run summary kept on ingest (never the points table).
+LATEST = "(SELECT s.value FROM run_metrics s WHERE s.run_id = r.id AND s.key = ?)"
 BASE_SORTS = {
     "created": "r.id",
     "status": "r.status",
@@ -102,10 +104,7 @@ def _metric_clause(text: str, params: list[Any]) -> str:
     if not m:
         raise InvalidInput(f"metric filter {text!r}: use KEY OP NUMBER, e.g. accuracy>=0.9")
     params.extend([m[1], float(m[3])])
-    return (
-        f"(SELECT last(value ORDER BY ts, step) FROM metrics m WHERE m.run_id = r.id "
-        f"AND m.key = ?) {m[2]} ?"
-    )
+    return f"{LATEST} {m[2]} ?"
 
 
 def _column(text: str) -> tuple[str, list[Any]]:
@@ -113,11 +112,7 @@ def _column(text: str) -> tuple[str, list[Any]]:
     if not m:
         raise InvalidInput(f"column {text!r}: use metric:KEY or param:STEP.KEY")
     if m[1] == "metric":
-        return (
-            "(SELECT last(value ORDER BY ts, step) FROM metrics m WHERE m.run_id = r.id "
-            "AND m.key = ?)",
-            [m[2]],
-        )
+        return LATEST, [m[2]]
     step, _, key = m[2].partition(".")
     if not key:
         raise InvalidInput(f"column {text!r}: a parameter column is param:STEP.KEY")

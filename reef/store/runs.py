@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from reef.errors import NotFound
 from reef.store.db import Database, now
+from reef.store.metric_ingest import FOLD_SUMMARY, SCHEMA, MetricIngest
 
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
@@ -61,9 +62,6 @@ class Step:
     cached_from: int | None = None
     gpus: int | None = 0
     gpu_ids: str | None = None
-    memory_mb: int | None = None
-    retries: int | None = 0
-    attempt: int | None = 0
 
     @property
     def duration_s(self) -> float | None:
@@ -85,6 +83,7 @@ def _step(row: dict) -> Step:
 class Runs:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.ingest = MetricIngest(db)
 
     # pipelines -----------------------------------------------------------------
     def save_pipeline(self, project_id: int, name: str, spec: dict, author: str) -> bool:
@@ -145,8 +144,8 @@ class Runs:
             for pos, s in enumerate(steps):
                 cur.execute(
                     "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
-                    "inputs, outputs, status, timeout_s, cache_key, gpus, memory_mb, retries) "
-                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?)",
+                    "inputs, outputs, status, timeout_s, cache_key, gpus) "
+                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?)",
                     [
                         run_id,
                         s["name"],
@@ -159,16 +158,25 @@ class Runs:
                         s["timeout_s"],
                         s.get("cache_key"),
                         s.get("gpus", 0),
-                        s.get("memory_mb"),
-                        s.get("retries", 0),
                     ],
                 )
-                for key, value in s["params"].items():  # one place to filter and compare by
-                    cur.execute(
-                        "INSERT INTO run_params VALUES (?, ?, ?, ?)",
-                        [run_id, s["name"], key, json.dumps(value, default=str)],
-                    )
+                _put_params(cur, run_id, s["name"], s["params"])  # one place to filter by
         return int(run_id)
+
+    def create_script_run(
+        self, project_id: int, name: str | None, params: dict[str, Any], author: str
+    ) -> int:
+        """A running run with no steps (a script reports to it), and its params: one commit."""
+        stamp = now()
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO runs (project_id, pipeline, status, spec, created_by, created_at, "
+                "started_at, name) VALUES (?, NULL, 'running', ?, ?, ?, ?, ?) RETURNING id",
+                [project_id, json.dumps({"steps": []}), author, stamp, stamp, name],
+            )
+            run_id = int(cur.fetchone()[0])
+            _put_params(cur, run_id, "script", params)
+        return run_id
 
     def run(self, run_id: int, project_id: int | None = None) -> Run:
         row = self.db.one("SELECT * FROM runs WHERE id = ?", [run_id])
@@ -233,11 +241,13 @@ class Runs:
     def copy_reports(self, src: Step, dst: Step) -> None:
         """What a step reported (metrics, params, artifacts), copied to a step that reuses it."""
         with self.db.transaction() as cur:
-            cur.execute(
-                "INSERT INTO metrics SELECT ?, ?, key, value, step, ts FROM metrics "
-                "WHERE run_id = ? AND step_name = ?",
-                [dst.run_id, dst.name, src.run_id, src.name],
+            copied = (
+                "SELECT ?::BIGINT AS run_id, ?::VARCHAR AS step_name, key, value, step, ts "
+                "FROM metrics WHERE run_id = ? AND step_name = ?"
             )
+            ids = [dst.run_id, dst.name, src.run_id, src.name]
+            cur.execute(f"INSERT INTO metrics {copied}", ids)
+            cur.execute(FOLD_SUMMARY.format(source=copied), ids)
             cur.execute(
                 "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
                 "WHERE run_id = ? AND step = ?",
@@ -253,11 +263,7 @@ class Runs:
     # what steps report -----------------------------------------------------------
     def log_params(self, run_id: int, step: str, params: dict[str, Any]) -> None:
         with self.db.transaction() as cur:
-            for key, value in params.items():
-                cur.execute(
-                    "INSERT OR REPLACE INTO run_params VALUES (?, ?, ?, ?)",
-                    [run_id, step, str(key), json.dumps(value, default=str)],
-                )
+            _put_params(cur, run_id, step, params)
 
     def params(self, run_id: int) -> list[dict]:
         rows = self.db.query(
@@ -266,21 +272,23 @@ class Runs:
         return [{**r, "value": json.loads(r["value"])} for r in rows]
 
     def log_metrics(self, run_id: int, step_name: str, points: list[dict]) -> int:
-        """Append metric points ({key, value, step?, ts?}) in one bulk insert."""
+        """Append metric points ({key, value, step?, ts?}) in one bulk insert, and fold them
+        into the run's summary (run_metrics) in the same transaction."""
         if not points:
             return 0
         stamp = now()
         table = pa.table(
-            {
-                "run_id": pa.array([run_id] * len(points), pa.int64()),
-                "step_name": pa.array([step_name] * len(points), pa.string()),
-                "key": pa.array([p["key"] for p in points], pa.string()),
-                "value": pa.array([p["value"] for p in points], pa.float64()),
-                "step": pa.array([p.get("step") for p in points], pa.int64()),
-                "ts": pa.array([p.get("ts") or stamp for p in points], pa.timestamp("us")),
-            }
+            [
+                [run_id] * len(points),
+                [step_name] * len(points),
+                [p["key"] for p in points],
+                [p["value"] for p in points],
+                [p.get("step") for p in points],
+                [p.get("ts") or stamp for p in points],
+            ],
+            schema=SCHEMA,
         )
-        self.db.insert_arrow("metrics", table)
+        self.ingest.append(table)
         return len(points)
 
     def metric_history(self, run_id: int) -> dict[str, list[tuple[int | None, float]]]:
@@ -293,12 +301,18 @@ class Runs:
             out.setdefault(r["key"], []).append((r["step"], r["value"]))
         return out
 
+    def final_metrics(self, run_id: int) -> dict[tuple[str, str], float | None]:
+        """Each (step, key)'s last value, by (ts, step): what a re-run is compared on."""
+        rows = self.db.query(
+            "SELECT step_name, key, last(value ORDER BY ts, step) AS value FROM metrics "
+            "WHERE run_id = ? GROUP BY step_name, key",
+            [run_id],
+        )
+        return {(r["step_name"], r["key"]): r["value"] for r in rows}
+
     def latest_metrics(self, run_id: int) -> dict[str, float]:
         rows = self.db.query(
-            "SELECT key, last(value ORDER BY ts, step) AS value FROM metrics WHERE run_id = ? "
-            "GROUP BY key "
-            "ORDER BY key",
-            [run_id],
+            "SELECT key, value FROM run_metrics WHERE run_id = ? ORDER BY key", [run_id]
         )
         return {r["key"]: r["value"] for r in rows}
 
@@ -334,3 +348,14 @@ class Runs:
             "WHERE run_id = ? ORDER BY id",
             [run_id],
         )
+
+
+def _put_params(cur: Any, run_id: int, step: str, params: dict[str, Any]) -> None:
+    """Insert or replace a step's parameters in one statement (one per key is slow)."""
+    if not params:
+        return
+    rows = [[run_id, step, str(k), json.dumps(v, default=str)] for k, v in params.items()]
+    marks = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+    cur.execute(
+        f"INSERT OR REPLACE INTO run_params VALUES {marks}", [x for row in rows for x in row]
+    )
