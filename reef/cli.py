@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from reef.dataset_cli import add_dataset_parser, dataset_main
 from reef.settings import Settings, describe
 
 SERVE_OPTIONS = (
@@ -57,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after the demo; exit 0 only if every step succeeded",
     )
+    add_dataset_parser(sub)
     module = sub.add_parser("module", help="work with AI modules")
     module_sub = module.add_subparsers(dest="module_command", required=True)
     new = module_sub.add_parser("new", help="scaffold a new module folder from the template")
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "module":
         return module_new(args)
+    if args.command == "dataset":
+        return dataset_main(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "huey", "huey.consumer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

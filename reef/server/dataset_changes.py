@@ -8,8 +8,10 @@ audit entry) and checks the dataset's rules on it.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ from litestar.datastructures import UploadFile
 
 from reef.errors import InvalidInput, NotFound, TooLarge
 from reef.hub import Hub
-from reef.store.dataset_import import ImportOptions
+from reef.store.dataset_import import ImportOptions, expected_rows
 from reef.store.datasets import VersionInfo, VersionRef
+from reef.store.import_jobs import ImportJob
 from reef.store.people import Principal, check_name
 from reef.store.rules import check_version, parse_rules
 
@@ -114,19 +117,72 @@ def _upload_file(data: Mapping[str, Any]) -> UploadFile:
     return file
 
 
-def upload(hub: Hub, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
-    """Store an uploaded file as the next version of dataset `name` (version 1 when new):
-    replacing the data, or added to it with mode=append."""
+@dataclass(frozen=True)
+class _Upload:
+    """What an upload asks for, checked before its file is read."""
+
+    file: UploadFile
+    name: str
+    options: ImportOptions
+    message: str
+    fmt: str | None
+
+
+def _upload_request(hub: Hub, project: str, data: dict, name: str | None) -> _Upload:
     file = _upload_file(data)
     hub.projects.get(project)
     name = check_name("dataset", name or data.get("name") or Path(file.filename).stem.lower())
     options = import_options(data)
     verb = "append" if options.mode == "append" else "upload"
     message = str(data.get("message") or f"{verb} {file.filename}")
+    return _Upload(file, name, options, message, _text(data, "format"))
+
+
+def upload(hub: Hub, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
+    """Store an uploaded file as the next version of dataset `name` (version 1 when new):
+    replacing the data, or added to it with mode=append."""
+    asked = _upload_request(hub, project, data, name)
     with tempfile.TemporaryDirectory(dir=hub.settings.data_dir) as tmp:
-        src = _spool(file, Path(tmp), hub.settings.max_upload_mb << 20)
-        info = hub.datasets.import_file(project, name, src, _text(data, "format"), options)
-    return new_version(hub, who, project, name, info, message, source=file.filename or "")
+        src = _spool(asked.file, Path(tmp), hub.settings.max_upload_mb << 20)
+        return _import(hub, who, project, asked, src)
+
+
+def start_upload(
+    hub: Hub, who: Principal, project: str, data: dict, name: str | None = None
+) -> dict:
+    """Like `upload`, but the import runs in the background once the file is spooled: the
+    job (`DatasetStore.imports`) to poll for its progress and, at the end, its version."""
+    asked = _upload_request(hub, project, data, name)
+    tmp = Path(tempfile.mkdtemp(dir=hub.settings.data_dir))
+    try:
+        src = _spool(asked.file, tmp, hub.settings.max_upload_mb << 20)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total, estimated = expected_rows(src, asked.fmt)
+    size = src.stat().st_size
+
+    def job_for(job_id: int) -> ImportJob:
+        return ImportJob(job_id, project, asked.name, src.name, size, total, estimated)
+
+    def work(job: ImportJob) -> dict:
+        try:
+            return _import(hub, who, project, asked, src, job)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    return hub.datasets.imports.start(job_for, work).as_dict()
+
+
+def _import(
+    hub: Hub, who: Principal, project: str, asked: _Upload, src: Path, job: ImportJob | None = None
+) -> dict:
+    progress = job.progress if job is not None else None
+    info = hub.datasets.import_file(project, asked.name, src, asked.fmt, asked.options, progress)
+    if job is not None:
+        job.phase = "checking"
+    source = asked.file.filename or ""
+    return new_version(hub, who, project, asked.name, info, asked.message, source=source)
 
 
 def preview(hub: Hub, data: dict) -> dict:

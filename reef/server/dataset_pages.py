@@ -25,6 +25,7 @@ from reef.server.dataset_changes import (
     set_key,
     set_rules,
     set_tag,
+    start_upload,
     upload,
 )
 from reef.server.dataset_views import (
@@ -207,9 +208,25 @@ def preview_partial(hub: HubDep, project: FromPath[str], data: Multipart) -> Tem
 
 
 @post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Response:
+def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Any:
+    """From htmx: the upload is imported in the background and the answer is its progress,
+    polled until the version exists; a plain form waits for the import."""
+    if request.headers.get("hx-request"):
+        job = start_upload(hub, request.user, project, data)
+        return Template("_dataset_import_job.html", context={"job": job})
     result = upload(hub, request.user, project, data)
     return _go(request, _page_url(project, result["dataset"]))
+
+
+@get("/projects/{project:str}/imports/{job:int}", access="reporter")
+def import_job_partial(
+    request: Request, hub: HubDep, project: FromPath[str], job: FromPath[int]
+) -> Any:
+    """The progress of a background import; once it is done, on to the dataset page."""
+    found = hub.datasets.imports.get(project, job)
+    if found.status == "done":
+        return _go(request, _page_url(project, found.dataset))
+    return Template("_dataset_import_job.html", context={"job": found.as_dict()})
 
 
 # --- diff, query -----------------------------------------------------------------------------
@@ -343,6 +360,7 @@ ROUTES = [
     import_page,
     preview_partial,
     upload_page,
+    import_job_partial,
     diff_page,
     query_page,
     query_partial,

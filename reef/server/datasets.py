@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from litestar import Request
+from litestar import Request, Response
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
@@ -22,6 +22,7 @@ from reef.server.dataset_changes import (
     set_key,
     set_rules,
     set_tag,
+    start_upload,
     upload,
 )
 from reef.server.dataset_views import (
@@ -60,8 +61,23 @@ def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 
 @post(API, access="developer", status_code=201, request_max_body_size=None)
-def upload_api(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
+def upload_api(
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    data: Multipart,
+    wait: FromQuery[bool] = True,
+) -> Any:
+    """The new version (201); with ?wait=false the import job to poll (202)."""
+    if not wait:
+        return Response(start_upload(hub, request.user, project, data), status_code=202)
     return upload(hub, request.user, project, data)
+
+
+@get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
+def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> dict:
+    """A background import: status, phase, rows_done of total_rows, result or error."""
+    return hub.datasets.imports.get(project, job).as_dict()
 
 
 @post(API + "/preview", access="developer", status_code=200, request_max_body_size=None)
@@ -81,12 +97,22 @@ def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) ->
 
 @post(ONE + "/versions", access="developer", status_code=201, request_max_body_size=None)
 async def new_version_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str]
-) -> dict:
-    """A multipart upload (replace, or append with mode=append) or a JSON change."""
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    wait: FromQuery[bool] = True,
+) -> Any:
+    """A multipart upload (replace, or append with mode=append; with ?wait=false it runs in
+    the background and the answer is its job, 202) or a JSON change."""
     if request.content_type[0] == "multipart/form-data":
         form = await request.form()
         data = {key: form.get(key) for key in form}
+        if not wait:
+            job = await anyio.to_thread.run_sync(
+                upload_version, hub, request.user, project, dataset, data, start_upload
+            )
+            return Response(job, status_code=202)
         return await anyio.to_thread.run_sync(
             upload_version, hub, request.user, project, dataset, data
         )
@@ -97,9 +123,11 @@ async def new_version_api(
     return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, body)
 
 
-def upload_version(hub: Hub, who: Principal, project: str, dataset: str, data: dict) -> dict:
+def upload_version(
+    hub: Hub, who: Principal, project: str, dataset: str, data: dict, how: Any = upload
+) -> dict:
     dataset_id(hub, project, dataset)  # a new version of an existing dataset only
-    return upload(hub, who, project, data, name=dataset)
+    return how(hub, who, project, data, name=dataset)
 
 
 @get(VERSION, access="reporter")
@@ -251,6 +279,7 @@ ROUTES = [
     *dataset_pages.ROUTES,
     list_datasets_api,
     upload_api,
+    import_job_api,
     preview_api,
     dataset_api,
     versions_api,

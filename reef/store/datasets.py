@@ -57,6 +57,7 @@ from reef.store.dataset_write import (
     is_dataset,
     lance_errors,
 )
+from reef.store.import_jobs import ImportJobs
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
@@ -94,6 +95,7 @@ class DatasetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.imports = ImportJobs()  # imports running in the background, with progress
 
     def uri(self, project: str, name: str) -> Path:
         """The dataset's directory; raises InvalidInput for names that are not slugs."""
