@@ -122,3 +122,13 @@ def test_rerun_reproduces_metrics_exactly(demo, client):
     for key in ("accuracy", "macro_f1", "loss"):
         assert second["metrics"][key] == first["metrics"][key]
     assert [s["commit_sha"] for s in second["steps"]] == [s["commit_sha"] for s in first["steps"]]
+    assert all(s["cached_from"] is None for s in second["steps"])  # really ran again
+    diff = client.get(f"/api/projects/demo/runs/{again}/rerun-diff").json()
+    assert diff == second["rerun"] and diff["original"] == info["run_id"]
+    compared = {(m["step"], m["key"]) for m in diff["metrics"]}
+    assert {("train", "loss"), ("evaluate", "accuracy"), ("split", "train_rows")} <= compared
+    assert diff["metrics_identical"] and all(m["difference"] == 0 for m in diff["metrics"])
+    assert diff["record_identical"], diff["record"]
+    assert "Metrics identical" in client.get(f"/projects/demo/runs/{again}").text
+    not_a_rerun = client.get(f"/api/projects/demo/runs/{info['run_id']}/rerun-diff")
+    assert not_a_rerun.status_code == 404 and "not a re-run" in not_a_rerun.json()["detail"]

@@ -14,6 +14,7 @@ from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
 from reef.server.modules import start_module_run
+from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
 from reef.store.db import now
 from reef.store.people import Principal
@@ -56,6 +57,7 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
         "comments": hub.runs.comments(run_id),
         "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
+        "rerun": rerun_diff(hub, run),
     }
 
 
@@ -91,9 +93,11 @@ def logs_with_ends(hub: Hub, run_id: int) -> tuple[dict[str, str], dict[str, int
 
 
 def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
-    """A new run from the pinned spec of `run_id`: same commits, dataset versions, params."""
+    """A new run from the pinned spec of `run_id`: same commits, dataset versions, params and
+    seed. Every step runs again (never from the step cache): that is what a re-run checks."""
     run = hub.runs.run(run_id, hub.projects.get(project).id)
-    return hub.orchestrator.start(project, run.pipeline, run.spec, who, rerun_of=run.id)
+    spec = {**run.spec, "cache": False}
+    return hub.orchestrator.start(project, run.pipeline, spec, who, rerun_of=run.id)
 
 
 def metric_points(data: Any) -> tuple[str, list[dict]]:
@@ -121,11 +125,7 @@ def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise InvalidInput("'params' must be an object")
-    run_id = hub.runs.create_run(
-        hub.projects.get(project).id, None, {"steps": []}, [], who.name, name=name
-    )
-    hub.runs.update_run(run_id, status="running", started_at=now())
-    hub.runs.log_params(run_id, "script", params)
+    run_id = hub.runs.create_script_run(hub.projects.get(project).id, name, params, who.name)
     hub.audit.record(who.name, "run.create", f"run {run_id}", project, name=name)
     return run_id
 
@@ -469,6 +469,7 @@ ROUTES = [
     logs_api,
     cancel_api,
     rerun_api,
+    rerun_diff_api,
     run_page,
     run_live,
     run_metrics_page,
