@@ -225,9 +225,35 @@ def test_drift_alert_from_shifted_inputs(app_client, lab):
     service.predict("lab", "m", (x + 3.0).tolist())
     service.flush()
     alerts = app_client.get(f"{API}/monitoring").json()["alerts"]
-    assert alerts and alerts[0]["kind"] == "drift"
+    assert {a["kind"] for a in alerts} == {"drift", "ks"}  # PSI and KS both see it
     listed = app_client.get("/api/projects/lab/alerts").json()
     assert listed[0]["model"] == "m" and "drift" in listed[0]["message"]
+
+
+def test_ks_drift_has_its_own_threshold_and_alert(app_client, lab):
+    """KS against the training sample kept with the version: in-distribution inputs stay
+    quiet; shifted ones raise a `ks` alert while PSI, its threshold set out of reach, does not."""
+    promote(app_client, 1)
+    service = lab.model_service
+    v1 = app_client.get(f"{API}/versions/1").json()
+    assert v1["reference"]["sample"]["rows"] == 600
+    x = training_data(seed=4, n=300)[0]
+    service.predict("lab", "m", x.tolist())
+    service.flush()
+    quiet = app_client.get(f"{API}/monitoring").json()
+    assert quiet["alerts"] == [] and all(f["ks"] < 0.15 for f in quiet["drift"]["features"])
+    bad = app_client.patch(f"{API}/monitor", json={"ks_threshold": "high"})
+    assert bad.status_code == 400 and "ks_threshold" in bad.json()["detail"]
+    config = {"ks_threshold": 0.3, "psi_threshold": 1000}
+    assert app_client.patch(f"{API}/monitor", json=config).json()["ks_threshold"] == 0.3
+    service.predict("lab", "m", (x + 3.0).tolist())
+    service.flush()
+    stats = app_client.get(f"{API}/monitoring").json()
+    assert [a["kind"] for a in stats["alerts"]] == ["ks"], stats["alerts"]
+    assert "KS" in stats["alerts"][0]["message"] and stats["drift"]["ks_drifted"]
+    assert stats["drift"]["features"][0]["ks"] > 0.3
+    page = app_client.get("/projects/lab/models/m/monitoring").text
+    assert "<th>KS</th>" in page
 
 
 def test_batch_prediction_writes_a_new_dataset_version(app_client, lab):

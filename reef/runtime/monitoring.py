@@ -1,9 +1,11 @@
 """Monitoring served models: request rate, latency, the prediction distribution, live
-accuracy from feedback, and input drift per feature (PSI) against the training data.
+accuracy from feedback, and input drift per feature against the training data: the PSI and
+the two-sample Kolmogorov-Smirnov statistic.
 
-At registration each version keeps its training data's decile bins per feature (`reference`).
-Drift compares the inputs logged for the serving version in a recent window with those bins;
-features whose PSI passes the threshold raise an alert that the project page lists.
+At registration each version keeps its training data's decile bins per feature (`reference`)
+and a random sample of its training rows (`training_sample`, an artifact). Drift compares the
+inputs logged for the serving version in a recent window with the bins (PSI) and with the
+sample (KS); features past either threshold raise an alert that the project page lists.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULTS: dict[str, Any] = {
     "psi_threshold": 0.2,  # PSI above this on any feature raises a drift alert
+    "ks_threshold": 0.2,  # KS statistic above this on any feature raises a ks alert
     "min_rows": 100,  # logged rows needed before drift is judged
     "window_s": 3600,  # how far back monitoring looks
     "min_accuracy": None,  # live accuracy below this (with feedback) raises an alert
@@ -33,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
 }
 REFERENCE_BINS = 10
 REFERENCE_ROWS = 50_000
+SAMPLE_ROWS = 1000  # training rows kept per version for the KS test
 _EPS = 1e-4
 _STATS_COLUMNS = ["request_id", "row", "at", "version", "arm", "latency_ms", "label"]
 
@@ -61,13 +65,39 @@ def psi(values: np.ndarray, feature: dict[str, Any]) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def drift(x: np.ndarray, ref: dict[str, Any]) -> list[dict[str, Any]]:
-    """PSI of every feature of live inputs `x`, largest first."""
-    scores = [
-        {"feature": f["name"], "psi": round(psi(x[:, j], f), 4)}
-        for j, f in enumerate(ref["features"])
-        if j < x.shape[1]
-    ]
+def training_sample(x: np.ndarray, rows: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+    """Up to `rows` training rows drawn without replacement (float32), for the KS test."""
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) <= rows:
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
+
+
+def ks(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs of
+    `a` and `b` (non-finite values left out; 0 when either side is empty)."""
+    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
+    if not len(a) or not len(b):
+        return 0.0
+    points = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, points, "right") / len(a)
+    cdf_b = np.searchsorted(b, points, "right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+def drift(
+    x: np.ndarray, ref: dict[str, Any], sample: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """PSI (and, with the training `sample`, the KS statistic) of every feature of live
+    inputs `x`, largest PSI first."""
+    scores = []
+    for j, f in enumerate(ref["features"]):
+        if j >= x.shape[1]:
+            continue
+        score = {"feature": f["name"], "psi": round(psi(x[:, j], f), 4), "ks": None}
+        if sample is not None and j < sample.shape[1]:
+            score["ks"] = round(ks(x[:, j], sample[:, j]), 4)
+        scores.append(score)
     return sorted(scores, key=lambda s: -s["psi"])
 
 
@@ -80,6 +110,7 @@ class Monitor:
         self.hub, self.log, self.feedback = hub, log, feedback
         self.check_every_s = check_every_s
         self._checked: dict[ModelKey, float] = {}
+        self._samples: dict[tuple[int, int], np.ndarray | None] = {}
         self._lock = threading.Lock()
 
     def config(self, model_id: int) -> dict[str, Any]:
@@ -104,37 +135,65 @@ class Monitor:
         }
 
     def drift(self, key: ModelKey, model_id: int, config: dict[str, Any]) -> dict[str, Any]:
-        """PSI per feature of the serving version's recent inputs against its training data."""
+        """PSI and KS per feature of the serving version's recent inputs against its training
+        data; `drifted` and `ks_drifted` are the features past each threshold."""
         version = self.hub.models.serving_version(model_id)
         ref = self.hub.models.version(model_id, version)["reference"]
         since = now() - timedelta(seconds=config["window_s"])
         table = self.log.read(key, since, ["version", "inputs"])
         table = table.filter(pa.compute.equal(table["version"], version))
         result = {"version": version, "rows": table.num_rows, "features": [], "drifted": []}
+        result["ks_drifted"] = []
         if ref is None or table.num_rows == 0:
             return {**result, "note": "no reference data" if ref is None else "no traffic yet"}
-        x = _matrix(table["inputs"])
-        result["features"] = drift(x, ref)
-        threshold = config["psi_threshold"]
-        result["drifted"] = [f for f in result["features"] if f["psi"] > threshold]
+        sample = self.sample(model_id, version, ref)
+        scores = drift(_matrix(table["inputs"]), ref, sample)
+        result["features"] = sorted(scores, key=lambda f: -_severity(f, config))
+        result["drifted"] = [f for f in scores if f["psi"] > config["psi_threshold"]]
+        ks_over = [f for f in scores if f["ks"] is not None and f["ks"] > config["ks_threshold"]]
+        result["ks_drifted"] = sorted(ks_over, key=lambda f: -f["ks"])
+        if sample is None:
+            result["note"] = "no training sample kept with this version: KS not measured"
         return result
 
+    def sample(self, model_id: int, version: int, ref: dict[str, Any]) -> np.ndarray | None:
+        """The training sample kept with a version (read once: versions never change)."""
+        if (model_id, version) not in self._samples:
+            digest = (ref.get("sample") or {}).get("digest")
+            found = None
+            if digest:
+                with self.hub.artifacts.open(digest) as f:
+                    found = np.load(f, allow_pickle=False)
+            self._samples[model_id, version] = found
+        return self._samples[model_id, version]
+
     def check(self, key: ModelKey, model_id: int) -> list[dict[str, Any]]:
-        """Raise or clear the model's drift and accuracy alerts; returns the open ones."""
+        """Raise or clear the model's drift (PSI), ks and accuracy alerts; returns the open
+        ones."""
         config = self.config(model_id)
         found = self.drift(key, model_id, config)
-        if found["rows"] >= config["min_rows"] and found["drifted"]:
-            top = found["drifted"][0]
-            message = (
-                f"input drift on {len(found['drifted'])} of {len(found['features'])} features "
-                f"(PSI {top['psi']:.2f} on {top['feature']}; threshold {config['psi_threshold']})"
-            )
-            detail = {"features": found["drifted"][:20], "rows": found["rows"]}
-            self.hub.models.raise_alert(model_id, "drift", found["version"], message, detail)
-        elif found["rows"] >= config["min_rows"] or not found["rows"]:
-            self.hub.models.clear_alert(model_id, "drift")
+        self._judge_drift(model_id, config, found, "drift", "psi")
+        self._judge_drift(model_id, config, found, "ks", "ks")
         self._check_accuracy(key, model_id, config, found["version"])
         return self.hub.models.alerts(self.hub.projects.get(key[0]).id, model_id)
+
+    def _judge_drift(
+        self, model_id: int, config: dict[str, Any], found: dict[str, Any], kind: str, stat: str
+    ) -> None:
+        """Raise alert `kind` when enough rows were logged and a feature's `stat` (psi or ks)
+        passes its threshold; clear it when enough rows say otherwise, or none came."""
+        drifted = found["drifted"] if stat == "psi" else found["ks_drifted"]
+        threshold, rows = config[f"{stat}_threshold"], found["rows"]
+        if rows >= config["min_rows"] and drifted:
+            top = drifted[0]
+            message = (
+                f"input drift on {len(drifted)} of {len(found['features'])} features "
+                f"({stat.upper()} {top[stat]:.2f} on {top['feature']}; threshold {threshold})"
+            )
+            detail = {"features": drifted[:20], "rows": rows, "statistic": stat}
+            self.hub.models.raise_alert(model_id, kind, found["version"], message, detail)
+        elif rows >= config["min_rows"] or not rows:
+            self.hub.models.clear_alert(model_id, kind)
 
     def _check_accuracy(
         self, key: ModelKey, model_id: int, config: dict[str, Any], version: int
@@ -189,6 +248,12 @@ def alerts(hub: Hub, project: str) -> list[dict[str, Any]]:
     each {"model", "kind", "version", "message", "detail", "raised_at", "url"}."""
     rows = hub.models.alerts(hub.projects.get(project).id)
     return [{**r, "url": f"/projects/{project}/models/{r['model']}#monitoring"} for r in rows]
+
+
+def _severity(score: dict[str, Any], config: dict[str, Any]) -> float:
+    """How far past its thresholds a feature's drift is (1 = at a threshold)."""
+    psi_part = score["psi"] / max(config["psi_threshold"], _EPS)
+    return max(psi_part, (score["ks"] or 0.0) / max(config["ks_threshold"], _EPS))
 
 
 def _matrix(inputs: pa.ChunkedArray) -> np.ndarray:

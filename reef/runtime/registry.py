@@ -7,6 +7,7 @@ hold the old plan finish on it, later ones get the new one, and none waits for a
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -106,7 +107,7 @@ class ModelService:
         onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
         features = schema["inputs"]["features"]
-        reference = None if train is None else monitoring.reference(train, features)
+        reference = None if train is None else self._reference(train, features)
         version = self.hub.models.register(
             project_id,
             name,
@@ -124,6 +125,17 @@ class ModelService:
         self.hub.audit.record(author, "model.register", target, project, run_id=run_id)
         self.refresh(self.hub.models.model_id(project_id, name))  # "latest" may have moved
         return version
+
+    def _reference(self, train: np.ndarray, features: list[str]) -> dict[str, Any]:
+        """What drift is measured against: quantile bins per feature (PSI), and a sample of
+        training rows kept as an .npy artifact (KS)."""
+        reference = monitoring.reference(train, features)
+        sample = monitoring.training_sample(train)
+        buffer = io.BytesIO()
+        np.save(buffer, sample, allow_pickle=False)
+        buffer.seek(0)
+        digest, _ = self.hub.artifacts.put_stream(buffer)
+        return {**reference, "sample": {"digest": digest, "rows": len(sample)}}
 
     def _model_dir(self, run: Run, step: dict) -> Path:
         steps = {s.name: s for s in self.hub.runs.steps(run.id)}
