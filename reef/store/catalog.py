@@ -38,9 +38,14 @@ class Catalog:
         num_rows: int,
         columns: list[tuple[str, str]],
         source: str,
+        produced_by: tuple[int, str] | None = None,
     ) -> None:
+        """`produced_by`: (run id, step name) when a pipeline step published this version."""
+        run_id, step = produced_by or (None, None)
         self.db.execute(
-            "INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO dataset_versions (dataset_id, version, message, author, num_rows, "
+            "columns, source, created_at, produced_run, produced_step) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 dataset_id,
                 version,
@@ -50,7 +55,18 @@ class Catalog:
                 json.dumps([{"name": n, "type": t} for n, t in columns]),
                 source,
                 now(),
+                run_id,
+                step,
             ],
+        )
+
+    def published(self, run_id: int) -> list[dict]:
+        """The dataset versions that the steps of run `run_id` published."""
+        return self.db.query(
+            "SELECT d.name AS dataset, v.version, v.produced_step AS step "
+            "FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
+            "WHERE v.produced_run = ? ORDER BY d.name, v.version",
+            [run_id],
         )
 
     def datasets(self, project_id: int) -> list[dict]:
@@ -65,23 +81,19 @@ class Catalog:
 
     def versions(self, dataset_id: int) -> list[dict]:
         rows = self.db.query(
-            "SELECT version, message, author, num_rows, columns, source, created_at "
-            "FROM dataset_versions WHERE dataset_id = ? ORDER BY version DESC",
+            f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = ? "
+            "ORDER BY version DESC",
             [dataset_id],
         )
-        for r in rows:
-            r["columns"] = json.loads(r["columns"])
-        return rows
+        return [_version_row(r) for r in rows]
 
     def version(self, dataset_id: int, version: int) -> dict | None:
         row = self.db.one(
-            "SELECT version, message, author, num_rows, columns, source, created_at "
-            "FROM dataset_versions WHERE dataset_id = ? AND version = ?",
+            f"SELECT {_VERSION_COLUMNS} FROM dataset_versions "
+            "WHERE dataset_id = ? AND version = ?",
             [dataset_id, version],
         )
-        if row:
-            row["columns"] = json.loads(row["columns"])
-        return row
+        return _version_row(row) if row else None
 
     def previous_version(self, dataset_id: int, version: int) -> int | None:
         """The recorded version before `version` (what drift rules compare with)."""
@@ -133,3 +145,16 @@ class Catalog:
                 if head == f"dataset:{name}" and version.isdigit():
                     found.setdefault(int(version), []).append(row)
         return found
+
+
+_VERSION_COLUMNS = (
+    "version, message, author, num_rows, columns, source, created_at, produced_run, produced_step"
+)
+
+
+def _version_row(row: dict) -> dict:
+    """A version row with its columns parsed and `produced_by` {run, step} (or None)."""
+    row["columns"] = json.loads(row["columns"])
+    run_id, step = row.pop("produced_run"), row.pop("produced_step")
+    row["produced_by"] = None if run_id is None else {"run": run_id, "step": step}
+    return row

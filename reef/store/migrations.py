@@ -323,4 +323,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         FROM metrics GROUP BY run_id, key;
         """,
     ),
+    (
+        "0014_dataset_produced_by",
+        """
+        ALTER TABLE dataset_versions ADD COLUMN produced_run BIGINT;   -- the run whose step
+        ALTER TABLE dataset_versions ADD COLUMN produced_step VARCHAR; -- published this version
+        """,
+    ),
 ]
