@@ -116,7 +116,8 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 def reef_side(work: Path, base: Path, csv: Path, edited: Path, rows: int) -> dict:
     from reef.hub import Hub
-    from reef.server.dataset_changes import apply_change, new_version, set_key
+    from reef.runtime.dataset_versions import new_version
+    from reef.server.dataset_changes import apply_change, set_key
     from reef.server.dataset_views import diff_context
     from reef.settings import Settings
 
@@ -128,7 +129,7 @@ def reef_side(work: Path, base: Path, csv: Path, edited: Path, rows: int) -> dic
         def imported(name: str, src: Path) -> float:
             def run() -> None:
                 info = hub.datasets.import_file(PROJECT, name, src)
-                new_version(hub, admin, PROJECT, name, info, f"import {src.name}", src.name)
+                new_version(hub, admin.name, PROJECT, name, info, f"import {src.name}", src.name)
 
             return timed(run)[1]
 

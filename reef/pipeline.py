@@ -17,7 +17,9 @@ A step with `"require_valid": true` refuses a dataset input whose version failed
 dataset's validation rules (see docs/datasets.md). `"gpus": N` and `"memory_mb": M` say
 what a step needs (it waits for free GPUs and is killed above M MiB resident), and
 `"retries": K` starts a failed step again up to K times. A top-level `"priority"` (-100 to
-100) puts the run's steps ahead of lower-priority runs' in the queue.
+100) puts the run's steps ahead of lower-priority runs' in the queue. `"publish": {"train":
+"flowers-train"}` makes a step's table output a new version of a project dataset when the
+run succeeds (see reef/runtime/publish.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from reef.errors import InvalidInput
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MODULE_REF = re.compile(r"^(?:([a-z0-9][a-z0-9_.-]*)/)?([a-z0-9][a-z0-9_.-]*)(?:@([\w./-]+))?$")
 DATASET_REF = re.compile(r"^dataset:([a-z0-9][a-z0-9_.-]*)(?:@(\d+|[A-Za-z][\w.-]*))?$")
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 OUTPUT_REF = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
 MAX_RETRIES = 10
 MAX_PRIORITY = 100  # runs with a higher priority start their steps first
@@ -68,6 +71,7 @@ class StepSpec:
     gpus: int = 0  # GPUs the step needs; it waits in the queue until they are free
     memory_mb: int | None = None  # the step is killed when its processes hold more
     retries: int = 0  # times a failed step is started again automatically
+    publish: dict[str, str] = field(default_factory=dict)  # output -> dataset made from it
 
 
 def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
@@ -97,6 +101,7 @@ def parse_step(data: Any, index: int) -> StepSpec:
         "gpus",
         "memory_mb",
         "retries",
+        "publish",
     }
     unknown = set(data) - fields
     if unknown:
@@ -131,8 +136,25 @@ def parse_step(data: Any, index: int) -> StepSpec:
     return StepSpec(
         name, m[1], m[2], m[3], params, refs, data.get("register"), timeout,
         require_valid=data.get("require_valid", False), gpus=gpus, memory_mb=memory_mb,
-        retries=retries,
+        retries=retries, publish=parse_publish(data.get("publish"), where),
     )  # fmt: skip
+
+
+def parse_publish(value: Any, where: str) -> dict[str, str]:
+    """`{OUTPUT: DATASET}`: the outputs to publish as versions of the named datasets."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidInput(f'{where}: publish must be an object like {{"train": "dataset-name"}}')
+    for output, dataset in value.items():
+        if not DATASET_NAME.match(dataset) or ".." in dataset:
+            raise InvalidInput(
+                f"{where}: publish: {dataset!r} (for output '{output}') is not a valid dataset "
+                "name: use 1-63 lowercase letters, digits, '_', '.' or '-'"
+            )
+    if len(set(value.values())) < len(value):
+        raise InvalidInput(f"{where}: publish: each output needs a dataset of its own")
+    return dict(value)
 
 
 def _whole(value: Any, low: int, high: int) -> bool:

@@ -17,6 +17,7 @@ from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
 from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
+from reef.runtime.publish import settle_publish
 from reef.runtime.steps import (
     STOPPED,
     Launch,
@@ -103,6 +104,7 @@ class Orchestrator:
                 log.exception("registering the models of run %s failed", run.id)
                 status, run_error = "failed", f"model registration failed: {e}"
                 self.hub.runs.update_run(run.id, error=run_error)
+        status, run = settle_publish(self.hub, run, status)  # step outputs -> dataset versions
         if status == "failed" and run.error is None:
             bad = next(s for s in self.hub.runs.steps(run.id) if s.status == "failed")
             self.hub.runs.update_run(run.id, error=f"step '{bad.name}' {bad.error or 'failed'}")
@@ -440,7 +442,8 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _pinned_spec(planned: dict) -> dict:
     """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
-    keep = ("name", "params", "inputs", "register", "timeout_s", "gpus", "memory_mb", "retries")
+    keep = ("name", "params", "inputs", "register", "publish", "timeout_s", "gpus", "memory_mb",
+            "retries")  # fmt: skip
     pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
     return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 

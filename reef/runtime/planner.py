@@ -15,6 +15,7 @@ from reef.errors import InvalidInput, NotFound
 from reef.manifest import Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
 from reef.runtime.environment import fingerprint
+from reef.runtime.publish import check_publish
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 from reef.store.rules import require_valid
@@ -91,6 +92,7 @@ class Planner:
         except InvalidInput as e:
             raise type(e)(f"{where}: {e.message}") from e
         inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
+        check_publish(where, s.publish, manifest.outputs)
         if s.require_valid:  # dataset inputs must have passed their rules
             require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
         self._check_columns(project, where, manifest, params, inputs)
@@ -104,6 +106,7 @@ class Planner:
             "entrypoint": manifest.entrypoint,
             "requirements": manifest.requirements,
             "register": s.register,
+            "publish": s.publish,
             "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
             "gpus": self._gpus(where, s.gpus),
             "memory_mb": self._memory(where, s.memory_mb),

@@ -1,8 +1,8 @@
 """Changes of datasets, each made as a new version: imports (replace or append), row edits,
 deletes, column changes and restores; and tags, the key and the validation rules.
 
-Every new version goes through `new_version`: it records who made it and why (catalog row and
-audit entry) and checks the dataset's rules on it.
+Every new version goes through `new_version` (`reef.runtime.dataset_versions`): it records
+who made it and why (catalog row and audit entry) and checks the dataset's rules on it.
 """
 
 from __future__ import annotations
@@ -20,65 +20,12 @@ from litestar.datastructures import UploadFile
 
 from reef.errors import InvalidInput, NotFound, TooLarge
 from reef.hub import Hub
+from reef.runtime.dataset_versions import check_rules, new_version
 from reef.store.dataset_import import ImportOptions, expected_rows
 from reef.store.datasets import VersionInfo, VersionRef
 from reef.store.import_jobs import ImportJob
 from reef.store.people import Principal, check_name
-from reef.store.rules import check_version, parse_rules
-
-# --- new versions ------------------------------------------------------------------------------
-
-
-def new_version(
-    hub: Hub, who: Principal, project: str, name: str, info: VersionInfo, message: str, source: str
-) -> dict[str, Any]:
-    """Record a version the store just made (catalog row, audit entry) and check its rules."""
-    p = hub.projects.get(project)
-    dataset_id = hub.catalog.dataset_id(p.id, name, author=who.name)
-    hub.catalog.record_version(
-        dataset_id,
-        info.version,
-        author=who.name,
-        message=message,
-        num_rows=info.num_rows,
-        columns=info.columns,
-        source=source,
-    )
-    target = f"dataset {name}@{info.version}"
-    hub.audit.record(who.name, "dataset.version", target, project, rows=info.num_rows,
-                     message=message, source=source)  # fmt: skip
-    return {
-        "dataset": name,
-        "version": info.version,
-        "num_rows": info.num_rows,
-        "columns": [{"name": n, "type": t} for n, t in info.columns],
-        "author": who.name,
-        "message": message,
-        "source": source,
-        "notes": list(info.notes),
-        "skipped": info.skipped,
-        "validation": check_rules(hub, project, name, dataset_id, info.version),
-    }
-
-
-def check_rules(
-    hub: Hub, project: str, name: str, dataset_id: int, version: int
-) -> dict[str, Any] | None:
-    """Check the dataset's rules on `version` and store the result (None: no rules)."""
-    rules = hub.catalog.rules(dataset_id)
-    if not rules:
-        return None
-    previous = hub.catalog.previous_version(dataset_id, version)
-    ds = hub.datasets.open(project, name, version)
-    before = hub.datasets.open(project, name, previous) if previous else None
-    try:
-        result = check_version(ds, before, rules)
-    except InvalidInput as e:
-        failed = {"name": "rules", "passed": False, "failures": 0, "detail": e.message}
-        result = {"version": version, "passed": False, "checks": [failed]}
-    hub.catalog.record_check(dataset_id, version, result["passed"], result["checks"])
-    return result
-
+from reef.store.rules import parse_rules
 
 # --- imports -----------------------------------------------------------------------------------
 
@@ -182,7 +129,7 @@ def _import(
     if job is not None:
         job.phase = "checking"
     source = asked.file.filename or ""
-    return new_version(hub, who, project, asked.name, info, asked.message, source=source)
+    return new_version(hub, who.name, project, asked.name, info, asked.message, source=source)
 
 
 def preview(hub: Hub, data: dict) -> dict:
@@ -290,7 +237,7 @@ def apply_change(hub: Hub, who: Principal, project: str, name: str, body: Any) -
     dataset_id(hub, project, name)
     info, what = CHANGES[body["op"]](hub, project, name, body)
     message = str(body.get("message") or what)
-    return new_version(hub, who, project, name, info, message, source=what)
+    return new_version(hub, who.name, project, name, info, message, source=what)
 
 
 # --- tags, key, rules --------------------------------------------------------------------------
