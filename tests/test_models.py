@@ -10,8 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import api_token, csrf, login
+from conftest import ADMIN_PASSWORD, Server, api_token, csrf, login, start_server
+from reef.hub import Hub
 from reef.runtime.export import export_model
+from reef.settings import Settings
 
 FEATURES = ["a", "b", "c", "d"]
 CLASSES = ["x", "y", "z"]
@@ -44,6 +46,18 @@ def register(hub, tmp_path: Path, project: str = "lab", name: str = "m", iters: 
         author="admin",
         train=x,
     )
+
+
+def lab_server(root: Path, iters: tuple[int, ...] = (200,)) -> Server:
+    """A `reef serve` over a fresh data dir holding project `lab` with model `m` (one version
+    per entry of `iters`)."""
+    data = root / "data"
+    hub = Hub.open(Settings(data_dir=data, admin_password=ADMIN_PASSWORD), start_queue=False)
+    hub.projects.create("lab", hub.admin(), "")
+    for n in iters:
+        register(hub, root, iters=n)
+    hub.close()
+    return start_server(data)
 
 
 @pytest.fixture

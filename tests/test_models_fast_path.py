@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import lance
 import pytest
-from test_models import API, FEATURES, lab, register, training_data  # noqa: F401
+from test_models import API, FEATURES, lab, lab_server, training_data  # noqa: F401
 
-from conftest import ADMIN_PASSWORD, api_token, start_server
-from reef.hub import Hub
-from reef.settings import Settings
+from conftest import api_token
 
 
 def fast(app_client) -> int:
@@ -77,12 +75,8 @@ def test_callers_the_cache_does_not_vouch_for_go_the_regular_way(app_client, lab
 def test_a_clean_shutdown_writes_every_logged_prediction(tmp_path):
     """`reef serve` answers 200 fast-path requests, gets SIGTERM at once, and the prediction
     log on disk then holds every one of them (the buffer is flushed on the way out)."""
-    data = tmp_path / "data"
-    hub = Hub.open(Settings(data_dir=data, admin_password=ADMIN_PASSWORD), start_queue=False)
-    hub.projects.create("lab", hub.admin(), "")
-    register(hub, tmp_path)
-    hub.close()
-    server = start_server(data)
+    server = lab_server(tmp_path)
+    data = server.data
     with server.client() as client:
         for _ in range(200):
             resp = client.post(f"{API}/predict", json={"rows": [[0.1, 0.2, 0.3, 0.4]] * 2})

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reef.errors import InvalidInput
+from reef.runtime.serving import MAX_ROWS
 
 if TYPE_CHECKING:
     from reef.runtime.registry import ModelService
@@ -31,6 +32,7 @@ CHECKS = ("metric", "parity", "latency", "better_than")
 SCORES = {"accuracy": True, "rmse": False}  # name -> higher is better
 LATENCY_RUNS = 50
 SCORE_CHUNK = 8192
+NUMBERS = ("min", "max", "max_diff", "max_ms", "batch", "min_delta")  # numeric check fields
 
 
 def parse(gates: Any) -> dict[str, Any]:
@@ -48,10 +50,16 @@ def _check(index: int, check: Any) -> dict[str, Any]:
     if not isinstance(check, dict) or check.get("type") not in CHECKS:
         raise InvalidInput(f"{where}: 'type' must be one of {', '.join(CHECKS)}")
     kind = check["type"]
+    for key in NUMBERS:
+        if check.get(key) is not None and not _number(check[key]):
+            raise InvalidInput(f"{where}: '{key}' must be a number, got {check[key]!r}")
     if kind == "metric" and not (isinstance(check.get("metric"), str) and _bound(check)):
         raise InvalidInput(f"{where}: a metric check needs 'metric' and 'min' or 'max'")
-    if kind == "latency" and not _number(check.get("max_ms")):
-        raise InvalidInput(f"{where}: a latency check needs 'max_ms'")
+    if kind == "latency" and not (_number(check.get("max_ms")) and check["max_ms"] > 0):
+        raise InvalidInput(f"{where}: a latency check needs 'max_ms' (milliseconds, above 0)")
+    batch = check.get("batch", 1)
+    if kind == "latency" and (batch != int(batch) or not 1 <= batch <= MAX_ROWS):
+        raise InvalidInput(f"{where}: 'batch' must be a whole number from 1 to {MAX_ROWS}")
     if kind == "better_than":
         if not isinstance(check.get("dataset"), str):
             raise InvalidInput(f"{where}: better_than needs 'dataset' (name or name@version)")

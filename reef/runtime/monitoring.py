@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from reef.errors import InvalidInput
 from reef.store.db import now
 from reef.store.predictions import Feedback, ModelKey, PredictionLog
 
@@ -34,11 +35,39 @@ DEFAULTS: dict[str, Any] = {
     "min_accuracy": None,  # live accuracy below this (with feedback) raises an alert
     "min_labels": 30,  # labelled rows needed before accuracy is judged
 }
+# (lowest, highest, whole number) allowed for each setting; null restores the default
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "psi_threshold": (1e-6, math.inf, False),
+    "ks_threshold": (1e-6, 1.0, False),
+    "min_rows": (1, math.inf, True),
+    "window_s": (1, math.inf, True),
+    "min_accuracy": (0.0, 1.0, False),
+    "min_labels": (1, math.inf, True),
+}
 REFERENCE_BINS = 10
 REFERENCE_ROWS = 50_000
 SAMPLE_ROWS = 1000  # training rows kept per version for the KS test
 _EPS = 1e-4
 _STATS_COLUMNS = ["request_id", "row", "at", "version", "arm", "latency_ms", "label"]
+
+
+def parse_config(data: Any) -> dict[str, Any]:
+    """Validate monitor settings: some of DEFAULTS' keys, each a number within LIMITS or
+    null (back to its default)."""
+    if not isinstance(data, dict) or not data or not set(data) <= set(DEFAULTS):
+        raise InvalidInput(f"send some of {', '.join(DEFAULTS)}")
+    for key, value in data.items():
+        if value is None:
+            continue
+        low, high, whole = LIMITS[key]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidInput(f"'{key}' must be a number (or null for the default)")
+        if whole and value != int(value):
+            raise InvalidInput(f"'{key}' must be a whole number, got {value}")
+        if not low <= value <= high:
+            upper = "" if high == math.inf else f" and at most {high:g}"
+            raise InvalidInput(f"'{key}' must be at least {low:g}{upper}, got {value}")
+    return data
 
 
 def reference(x: np.ndarray, features: list[str], bins: int = REFERENCE_BINS) -> dict[str, Any]:

@@ -4,6 +4,7 @@ feedback, batch) and monitoring. JSON under /api; the pages are in `model_pages`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.runtime import batch, gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
+from reef.server import model_forms
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.store.people import Principal
 
@@ -147,14 +149,12 @@ def set_gates(hub: Hub, who: Principal, project: str, name: str | None, data: An
 
 
 def set_monitor(hub: Hub, who: Principal, project: str, name: str, data: Any) -> dict:
-    if not isinstance(data, dict) or not set(data) <= set(monitoring.DEFAULTS):
-        raise InvalidInput(f"send some of {', '.join(monitoring.DEFAULTS)}")
-    for key, value in data.items():
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise InvalidInput(f"'{key}' must be a number (or null)")
+    """Change some monitor settings; null puts one back to its default."""
+    data = monitoring.parse_config(data)
     model_id = hub.model_service.model_id(project, name)
     current = hub.models.settings(model_id)["monitor"] or {}
-    hub.models.set_setting(model_id, "monitor", {**current, **data})
+    merged = {k: v for k, v in {**current, **data}.items() if v is not None}
+    hub.models.set_setting(model_id, "monitor", merged)
     hub.audit.record(who.name, "model.monitor", f"model {name}", project, **data)
     return hub.model_service.monitor.config(model_id)
 
@@ -337,7 +337,11 @@ def page_context(hub: Hub, who: Principal, project: str, name: str, **extra: Any
     if serving:
         example = json.dumps([[0.0] * len(serving["schema"]["inputs"]["features"])])
     role = hub.projects.role_of(project, who)
-    return {**ctx, "example": example, "role": role, "refused": None, **extra}
+    forms = {
+        **model_forms.gates_form(model_forms.gates_fields(ctx["gates"])),
+        "monitor_fields": model_forms.monitor_fields(ctx["monitor"]),
+    }
+    return {**ctx, **forms, "example": example, "role": role, "refused": None, **extra}
 
 
 def _back(project: str, model: str, anchor: str = "") -> Redirect:
@@ -420,6 +424,57 @@ def traffic_page(
     return _back(project, model, "#traffic")
 
 
+@post("/projects/{project:str}/models/{model:str}/gates", access="maintainer", status_code=200)
+def gates_form(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
+) -> Template:
+    """Save the model's gates from the page's form; the Gates section comes back."""
+
+    def save() -> None:
+        set_gates(hub, request.user, project, model, model_forms.gates_from_fields(data))
+
+    def fields(ctx: dict, error: str | None) -> dict:
+        return model_forms.gates_form(data if error else model_forms.gates_fields(ctx["gates"]))
+
+    return _settings_form(request, hub, (project, model), "_model_gates.html", save, fields)
+
+
+@post("/projects/{project:str}/models/{model:str}/monitor", access="maintainer", status_code=200)
+def monitor_form(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
+) -> Template:
+    """Save the monitor thresholds from the page's form; the form comes back."""
+
+    def save() -> None:
+        set_monitor(hub, request.user, project, model, model_forms.monitor_from_fields(data))
+
+    def fields(ctx: dict, error: str | None) -> dict:
+        return {"monitor_fields": data if error else model_forms.monitor_fields(ctx["monitor"])}
+
+    template = "_model_monitor_settings.html"
+    return _settings_form(request, hub, (project, model), template, save, fields)
+
+
+def _settings_form(
+    request: Request,
+    hub: Hub,
+    where: tuple[str, str],
+    template: str,
+    save: Callable[[], Any],
+    fields: Callable[[dict, str | None], dict],
+) -> Template:
+    """Run `save`; render `template` with the saved values, or (400, nothing stored) with
+    the error inline and the fields as typed."""
+    error = None
+    try:
+        save()
+    except InvalidInput as e:
+        error = e.message
+    ctx = page_context(hub, request.user, *where)
+    extra = {**fields(ctx, error), "form_error": error, "form_saved": not error}
+    return Template(template, context={**ctx, **extra}, status_code=400 if error else 200)
+
+
 @get("/projects/{project:str}/models/{model:str}/compare", access="reporter")
 def compare_page(
     hub: HubDep, project: FromPath[str], model: FromPath[str], a: FromQuery[int], b: FromQuery[int]
@@ -457,6 +512,8 @@ ROUTES = [
     promote_page,
     rollback_page,
     traffic_page,
+    gates_form,
+    monitor_form,
     compare_page,
     monitoring_page,
 ]
