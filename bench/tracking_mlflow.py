@@ -8,11 +8,17 @@ favourable setup for MLflow), printing one JSON object of results on the last li
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+# Run as a script, bench/ is first on the path: bench/queue.py would shadow the stdlib's queue.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
 
 if TYPE_CHECKING:  # mlflow is imported where it is used: bench/tracking.py imports this file
     from mlflow.tracking import MlflowClient

@@ -193,18 +193,13 @@ class Reporter:
         self.log_metrics({key: value}, step)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        stamp = time.time()
+        """Buffer one point per key (NaN is sent as null). The server stamps the time a point
+        arrives: client clocks are not trusted, so no time is sent."""
         points = []
         for key, value in metrics.items():
             number = float(value)
-            points.append(
-                {
-                    "key": key,
-                    "value": None if math.isnan(number) else number,
-                    "step": step,
-                    "ts": stamp,
-                }
-            )
+            value = None if math.isnan(number) else number
+            points.append({"key": key, "value": value, "step": step})
         self._metrics.add(points)
 
     def flush(self) -> None:

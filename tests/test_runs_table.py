@@ -124,3 +124,22 @@ def test_the_metric_summary_agrees_with_every_point(tmp_path):
     )
     assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
     assert runs.latest_metrics(1) == {r["key"]: r["value"] for r in scan if r["run_id"] == 1}
+
+
+def test_a_rerun_diff_marks_each_difference():
+    from reef.server.rerun_diff import metric_rows, record_rows
+
+    before = {("train", "loss"): 0.5, ("eval", "acc"): 0.9, ("train", "system/cpu_percent"): 9.0}
+    after = {("train", "loss"): 0.5, ("eval", "acc"): 0.875, ("eval", "f1"): None}
+    rows = {(r["step"], r["key"]): r for r in metric_rows(before, after)}
+    assert set(rows) == {("train", "loss"), ("eval", "acc"), ("eval", "f1")}  # system: apart
+    assert rows["train", "loss"]["identical"] and rows["train", "loss"]["difference"] == 0
+    assert rows["eval", "acc"]["difference"] == pytest.approx(-0.025)
+    assert not rows["eval", "acc"]["identical"] and not rows["eval", "f1"]["identical"]
+    old = {"commit": "a1", "seed": 7, "run_id": 1, "packages": {"numpy": "2.0", "torch": "2.13"}}
+    new = {**old, "run_id": 2, "packages": {"numpy": "2.1", "torch": "2.13"}}
+    assert record_rows({"train": old}, {"train": old | {"run_id": 2}}) == []
+    assert record_rows({"train": old}, {"train": new}) == [
+        {"step": "train", "field": "package numpy", "original": "2.0", "value": "2.1"}
+    ]
+    assert record_rows({"train": old}, {"train": None})[0]["field"] == "record"

@@ -60,7 +60,7 @@ async def log_events(hub: Hub, run_id: int, offsets: dict[str, int]) -> AsyncIte
 def log_stream(
     request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
 ) -> ServerSentEvent:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     steps = [s.name for s in hub.runs.steps(run_id)]
     return ServerSentEvent(log_events(hub, run_id, offsets_from(request, steps)))
 

@@ -103,7 +103,7 @@ def _said(record: dict | None) -> str:
 @get("/api/projects/{project:str}/runs/{run_id:int}/rerun-diff", access="reporter")
 def rerun_diff_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
     """A re-run against its original: final metrics side by side, record differences."""
-    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    run = hub.runs.run_in(project, run_id)
     diff = rerun_diff(hub, run)
     if diff is None:
         raise NotFound(f"run {run_id} is not a re-run: it has no original to compare with")

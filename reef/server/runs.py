@@ -95,7 +95,7 @@ def logs_with_ends(hub: Hub, run_id: int) -> tuple[dict[str, str], dict[str, int
 def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
     """A new run from the pinned spec of `run_id`: same commits, dataset versions, params and
     seed. Every step runs again (never from the step cache): that is what a re-run checks."""
-    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    run = hub.runs.run_in(project, run_id)
     spec = {**run.spec, "cache": False}
     return hub.orchestrator.start(project, run.pipeline, spec, who, rerun_of=run.id)
 
@@ -131,11 +131,11 @@ def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
 
 
 def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
-    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    run = hub.runs.run_in(project, run_id)
     status = (data or {}).get("status", "succeeded") if isinstance(data, dict) else "succeeded"
     if status not in ("succeeded", "failed"):
         raise InvalidInput("'status' must be succeeded or failed")
-    if hub.runs.steps(run_id):
+    if run.spec.get("steps"):  # the pinned spec lists a pipeline's steps; a script's is empty
         raise Conflict(f"run {run_id} runs a pipeline; it finishes by itself")
     if run.finished:
         raise Conflict(f"run {run_id} already {run.status}")
@@ -154,7 +154,7 @@ def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) 
         raise InvalidInput("send {'text': ...}: a comment cannot be empty")
     if len(text) > 10_000:
         raise InvalidInput("a comment is at most 10,000 characters")
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     comment_id = hub.runs.add_comment(run_id, who.name, text.strip())
     hub.audit.record(who.name, "run.comment", f"run {run_id}", project, text=text.strip()[:200])
     return {"id": comment_id, "author": who.name, "text": text.strip()}
@@ -162,7 +162,7 @@ def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) 
 
 def record(hub: Hub, project: str, run_id: int) -> dict:
     """Everything that went into a run: the pinned spec and each step's environment."""
-    run = hub.runs.run(run_id, hub.projects.get(project).id)
+    run = hub.runs.run_in(project, run_id)
     return {
         "run": run.id,
         "project": project,
@@ -202,7 +202,7 @@ def finish_api(
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter")
 def comments_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> list[dict]:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     return hub.runs.comments(run_id)
 
 
@@ -233,7 +233,7 @@ def run_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter", run_token=True)
 def metrics_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     return hub.runs.metric_history(run_id)
 
 
@@ -246,7 +246,7 @@ def metrics_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> d
 def log_metrics_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     step, points = metric_points(data)
     return {"stored": hub.runs.log_metrics(run_id, step, points)}
 
@@ -260,7 +260,7 @@ def log_metrics_api(
 def log_params_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
     hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
@@ -277,7 +277,7 @@ def log_params_api(
 def upload_artifact_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     file = data.get("file")
     if not isinstance(file, UploadFile):
         raise InvalidInput("send the file in multipart field 'file'")
@@ -303,7 +303,7 @@ def logs_api(
     step: FromQuery[str | None] = None,
     offset: FromQuery[int] = 0,
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     if step is None:
         return {"logs": step_logs(hub, run_id)}
     if step not in {s.name for s in hub.runs.steps(run_id)}:
@@ -316,7 +316,7 @@ def logs_api(
 def cancel_api(
     request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     hub.orchestrator.cancel(run_id, request.user)
     return {"id": run_id, "status": hub.runs.run(run_id).status}
 
@@ -333,7 +333,7 @@ def retry_api(
     run_id: FromPath[int],
     step: FromPath[str],
 ) -> dict:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     hub.orchestrator.retry(run_id, step, request.user)
     return {"id": run_id, "status": hub.runs.run(run_id).status}
 
@@ -410,7 +410,7 @@ def rerun_page(
 
 
 def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response:
-    hub.runs.run(run_id, hub.projects.get(project).id)
+    hub.runs.run_in(project, run_id)
     row = next((a for a in hub.runs.artifacts(run_id) if a["id"] == artifact_id), None)
     if row is None:
         raise NotFound(f"run {run_id} has no artifact {artifact_id}")

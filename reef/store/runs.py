@@ -160,7 +160,7 @@ class Runs:
                         s.get("gpus", 0),
                     ],
                 )
-                _put_params(cur, run_id, s["name"], s["params"])  # one place to filter by
+                _put_params(cur, run_id, s["name"], s["params"], replace=False)  # to filter by
         return int(run_id)
 
     def create_script_run(
@@ -175,12 +175,25 @@ class Runs:
                 [project_id, json.dumps({"steps": []}), author, stamp, stamp, name],
             )
             run_id = int(cur.fetchone()[0])
-            _put_params(cur, run_id, "script", params)
+            _put_params(cur, run_id, "script", params, replace=False)
         return run_id
 
     def run(self, run_id: int, project_id: int | None = None) -> Run:
         row = self.db.one("SELECT * FROM runs WHERE id = ?", [run_id])
         if row is None or (project_id is not None and row["project_id"] != project_id):
+            raise NotFound(f"run {run_id} not found")
+        return _run(row)
+
+    def run_in(self, project: str, run_id: int) -> Run:
+        """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
+        row = self.db.one(
+            "SELECT r.* FROM runs r JOIN projects p ON p.id = r.project_id "
+            "WHERE r.id = ? AND p.name = ?",
+            [run_id, project],
+        )
+        if row is None:
+            if self.db.one("SELECT id FROM projects WHERE name = ?", [project]) is None:
+                raise NotFound(f"project '{project}' not found")
             raise NotFound(f"run {run_id} not found")
         return _run(row)
 
@@ -350,12 +363,14 @@ class Runs:
         )
 
 
-def _put_params(cur: Any, run_id: int, step: str, params: dict[str, Any]) -> None:
-    """Insert or replace a step's parameters in one statement (one per key is slow)."""
+def _put_params(
+    cur: Any, run_id: int, step: str, params: dict[str, Any], replace: bool = True
+) -> None:
+    """Insert (or replace) a step's parameters in one statement: one per key is slow, and so
+    is OR REPLACE where nothing can be there yet (a new run)."""
     if not params:
         return
     rows = [[run_id, step, str(k), json.dumps(v, default=str)] for k, v in params.items()]
     marks = ", ".join(["(?, ?, ?, ?)"] * len(rows))
-    cur.execute(
-        f"INSERT OR REPLACE INTO run_params VALUES {marks}", [x for row in rows for x in row]
-    )
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    cur.execute(f"{verb} INTO run_params VALUES {marks}", [x for row in rows for x in row])
