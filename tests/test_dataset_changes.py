@@ -88,6 +88,9 @@ def test_update_unknown_row_ids_lists_them(store: DatasetStore) -> None:
         store.update_rows("p", "d", [{"_rowid": 0, "score": 1}, {"_rowid": 0, "score": 2}])
     with pytest.raises(InvalidInput, match="name its row"):
         store.update_rows("p", "d", [{"label": "x"}])
+    for bad in (True, -1, "1", None, 1.5, 2**70):
+        with pytest.raises(InvalidInput, match=rf"whole number of 0 or more, not {bad!r}"):
+            store.update_rows("p", "d", [{"_rowid": 0}, {"_rowid": bad, "label": "y"}])
     assert store.latest_version("p", "d") == 1
 
 

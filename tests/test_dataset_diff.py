@@ -123,3 +123,21 @@ def test_diff_by_tag(store: DatasetStore) -> None:
     store.update_rows("p", "d", [{"_rowid": 0, "score": 9.0}])
     diff = store.diff("p", "d", "gold", None)
     assert (diff["from"], diff["to"], diff["counts"]["modified"]) == (1, 2, 1)
+
+
+def test_sparse_row_ids_diff_the_same(tmp_path: Path) -> None:
+    """After most rows are deleted the row ids are sparse (far more ids than rows): the diff
+    ranks them instead of indexing arrays by row id, with the same result."""
+    s = DatasetStore(tmp_path / "datasets")
+    s.write_table("p", "d", pa.table({"id": list(range(1_500_000))}))
+    s.delete_rows("p", "d", "id % 10000 <> 0")  # 150 rows left, ids up to 1,490,000
+    s.update_rows("p", "d", [{"_rowid": 20_000, "id": -1}])
+    s.append("p", "d", pa.table({"id": [7]}))
+    diff = s.diff("p", "d", 2, 4)
+    assert diff["counts"] == {"added": 1, "removed": 0, "modified": 1}
+    assert [(r["row_id"], r["change"]) for r in diff["rows"]] == [
+        (20_000, "modified"),
+        (1_500_000, "added"),
+    ]
+    assert diff["rows"][0]["cells"] == {"id": {"old": 20_000, "new": -1}}
+    assert s.diff("p", "d", 1, 2)["counts"]["removed"] == 1_500_000 - 150

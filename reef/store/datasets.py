@@ -15,7 +15,6 @@ import json
 import re
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import lance
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reef.errors import Conflict, InvalidInput, NotFound
 from reef.store import dataset_changes as changes
@@ -540,20 +541,34 @@ def _split_updates(
     for column in sorted({c for cell in cells for c in cell}):
         _check_column(ds, column)
     names = [update[key] for update in updates]
-    if key == "_rowid":
-        ids = [_row_id(value) for value in names]
-    else:
-        ids = changes.ids_for_keys(ds, key, names)
-    repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
-    if repeated:
-        raise InvalidInput(f"rows updated more than once: {repeated[:20]}")
+    ids = _row_ids(names) if key == "_rowid" else changes.ids_for_keys(ds, key, names)
+    unique, counts = np.unique(np.asarray(ids, np.uint64), return_counts=True)
+    if len(unique) < len(ids):
+        raise InvalidInput(f"rows updated more than once: {unique[counts > 1][:20].tolist()}")
     return ids, cells
 
 
-def _row_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"a row id is a whole number of 0 or more, not {value!r}")
-    return value
+def _row_ids(values: list[Any]) -> list[int]:
+    """`values` checked to be row ids (whole numbers of 0 or more), in one pass."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        array = None
+    if (
+        array is None
+        or not pa.types.is_integer(array.type)
+        or array.null_count
+        or (len(array) and pc.min(array).as_py() < 0)
+    ):
+        raise InvalidInput(f"a row id is a whole number of 0 or more, not {_not_id(values)!r}")
+    return array.to_pylist()
+
+
+def _not_id(values: list[Any]) -> Any:
+    def bad(v: Any) -> bool:
+        return isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**64
+
+    return next((v for v in values if bad(v)), values[0])
 
 
 def _matching_ids(ds: lance.LanceDataset, where: str) -> list[int]:
