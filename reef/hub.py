@@ -85,6 +85,7 @@ class Hub:
         hub.orchestrator.recover()
         if start_queue:
             hub.queue.start()
+            hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:

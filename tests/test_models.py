@@ -56,8 +56,16 @@ def lab_server(root: Path, iters: tuple[int, ...] = (200,)) -> Server:
     hub.projects.create("lab", hub.admin(), "")
     for n in iters:
         register(hub, root, iters=n)
+    hub.datasets.write_table("lab", "table", labelled_table())
     hub.close()
     return start_server(data)
+
+
+def labelled_table() -> pa.Table:
+    x, y = training_data(seed=1, n=300)
+    return pa.table(
+        {**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": [CLASSES[k] for k in y]}
+    )
 
 
 @pytest.fixture
@@ -69,11 +77,7 @@ def lab(app_client, tmp_path):
     hub = app_client.app.state.hub
     register(hub, tmp_path, iters=200)
     register(hub, tmp_path, iters=1)
-    x, y = training_data(seed=1, n=300)
-    table = pa.table(
-        {**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": [CLASSES[k] for k in y]}
-    )
-    hub.datasets.write_table("lab", "table", table)
+    hub.datasets.write_table("lab", "table", labelled_table())
     return hub
 
 
@@ -270,17 +274,75 @@ def test_ks_drift_has_its_own_threshold_and_alert(app_client, lab):
     assert "<th>KS</th>" in page
 
 
-def test_batch_prediction_writes_a_new_dataset_version(app_client, lab):
+def test_batch_prediction_is_a_queued_job_that_writes_a_new_dataset_version(app_client, lab):
     resp = app_client.post(f"{API}/batch", json={"dataset": "table", "model_version": 1})
-    assert resp.status_code == 201, resp.text
-    out = resp.json()
-    assert out["version"] == 2 and out["num_rows"] == 300
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert job["status"] in ("queued", "running", "done")
+    assert job["request"] == {
+        "dataset": "table",
+        "version": 1,  # pinned when asked
+        "output": "table",
+        "column": "prediction",
+        "model_version": 1,
+    }
+    lab.model_service.batches.wait()
+    done = app_client.get(job["links"]["api"]).json()
+    assert done["status"] == "done", done
+    assert done["result"]["version"] == 2 and done["result"]["num_rows"] == 300
+    assert done["links"]["dataset"] == "/projects/lab/datasets/table?version=2"
     table = lab.datasets.open("lab", "table").to_table()
     assert {"prediction", "prediction_probability", "label"} <= set(table.column_names)
     agree = np.mean(
         np.array(table["prediction"].to_pylist()) == np.array(table["label"].to_pylist())
     )
     assert agree > 0.8
+    assert [j["id"] for j in app_client.get(f"{API}/batch").json()] == [job["id"]]
+
+
+def test_bad_batch_requests_are_refused_and_store_no_job(app_client, lab):
+    for body, status, fragment in (
+        ({"version": 1}, 400, "dataset"),
+        ({"dataset": "nope"}, 404, "nope"),
+        ({"dataset": "table", "version": 9}, 404, "9"),
+        ({"dataset": "table", "model_version": "gone"}, 400, "gone"),
+        ({"dataset": "table", "output": "Bad Name"}, 400, "invalid dataset name"),
+    ):
+        resp = app_client.post(f"{API}/batch", json=body)
+        assert resp.status_code == status and fragment in resp.json()["detail"], resp.text
+    assert app_client.get(f"{API}/batch").json() == []
+    assert app_client.get(f"{API}/batch/1").status_code == 404
+
+
+def test_batch_jobs_resume_after_a_restart(app_client, lab):
+    """What a stopped server left: a running job fails as interrupted, a queued one runs."""
+    batches = lab.model_service.batches
+    model_id = lab.model_service.model_id("lab", "m")
+    request = {"dataset": "table", "version": 1, "output": "scored", "column": "p"}
+    running = batches.jobs.create(model_id, {**request, "model_version": 1}, "admin")
+    batches.jobs.start(running)
+    queued = batches.jobs.create(model_id, {**request, "model_version": 2}, "admin")
+    batches.resume()
+    batches.wait()
+    assert "interrupted" in batches.jobs.get(running)["error"]
+    assert batches.jobs.get(queued)["result"]["dataset"] == "scored"
+    assert lab.datasets.open("lab", "scored").to_table().num_rows == 300
+
+
+def test_batch_from_the_model_page(app_client, lab):
+    login(app_client)
+    token = csrf(app_client.get("/projects/lab/models/m").text)
+    headers = {"HX-Request": "true"}
+    data = {"dataset": "table", "version": "", "output": "out", "_csrf_token": token}
+    resp = app_client.post("/projects/lab/models/m/batch", data=data, headers=headers)
+    assert resp.status_code == 200 and 'id="batch-jobs"' in resp.text
+    lab.model_service.batches.wait()
+    table = app_client.get("/projects/lab/models/m/batch").text
+    assert "/projects/lab/datasets/out?version=1" in table and "hx-trigger" not in table
+    bad = app_client.post(
+        "/projects/lab/models/m/batch", data={**data, "dataset": "nope"}, headers=headers
+    )
+    assert bad.status_code == 404 and "nope" in bad.text and 'role="alert"' in bad.text
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,21 @@ def test_owner_edits_a_gate_and_sees_the_promotion_refused(tab: Tab) -> None:
     expect(failing).to_contain_text(re.compile(r"accuracy 0\.\d+ < 0\.999 \(min\)"))
     expected = re.compile(r"(status of|Status Error Code) (400|409) ")  # the refusals
     assert not [e for e in tab.errors if not expected.search(e)], tab.errors
+
+
+def test_batch_prediction_runs_as_a_job_the_page_follows(tab: Tab) -> None:
+    tab.login()
+    tab.goto(PAGE)
+    page = tab.page
+    page.fill("#batch input[name=dataset]", "table")
+    page.fill("#batch input[name=output]", "scored")
+    with page.expect_response(re.compile(r"/models/m/batch$")):
+        page.click("#batch button:has-text('Score')")
+    row = page.locator("#batch-jobs tbody tr").first
+    expect(row).to_have_attribute("data-status", "done")  # the table polls until then
+    link = row.locator("a")
+    expect(link).to_have_text("scored v1")
+    with page.expect_navigation():
+        link.click()
+    assert page.url.endswith("/projects/lab/datasets/scored?version=1")
+    assert not tab.errors, tab.errors

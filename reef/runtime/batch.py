@@ -1,5 +1,7 @@
 """Batch prediction: score every row of a dataset version and write the result, with a
-predictions column added, as a new version of a dataset (the same one by default)."""
+predictions column added, as a new version of a dataset (the same one by default).
+`prepare` validates and pins a request when it is asked; `run` does the work, later, in the
+batch queue (`runtime.batch_queue`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from reef.errors import InvalidInput
-from reef.store.people import Principal, check_name
+from reef.store.people import check_name
 
 if TYPE_CHECKING:
     from reef.runtime.registry import ModelService
@@ -19,40 +21,59 @@ if TYPE_CHECKING:
 BATCH_ROWS = 8192
 
 
-def predict_dataset(
-    service: ModelService, who: Principal, project: str, name: str, data: Any
-) -> dict[str, Any]:
-    """{"dataset", "version"?, "output"?, "column"?, "model_version"?}: writes `output`
-    (default: the same dataset) with `column` (default "prediction") and, for classifiers,
-    `<column>_probability`. Rows with a missing or non-finite feature get nulls."""
+def prepare(service: ModelService, project: str, name: str, data: Any) -> dict[str, Any]:
+    """Validate a batch request {"dataset", "version"?, "output"?, "column"?,
+    "model_version"?} and pin it: the dataset version (default: the latest) and the model
+    version (an alias or number; default: the serving one) become numbers, so the job scores
+    what was asked for even if an alias or the dataset moves before it runs."""
     if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
         raise InvalidInput('send {"dataset": NAME, "version"?, "output"?, "column"?}')
-    dataset, ref = data["dataset"], data.get("version")
+    dataset = data["dataset"]
     output = check_name("dataset", str(data.get("output") or dataset))
     column = str(data.get("column") or "prediction")
     alias = data.get("model_version")
-    plan = service.plan(service.model_id(project, name), None if alias is None else str(alias))
-    predictor = plan.main.predictor
-    source = service.hub.datasets.open(project, dataset, ref)
-    missing = [f for f in predictor.features if f not in source.schema.names]
+    model_id = service.model_id(project, name)
+    version = service.hub.models.serving_version(model_id, None if alias is None else str(alias))
+    features = service.hub.models.version(model_id, version)["schema"]["inputs"]["features"]
+    source = service.hub.datasets.open(project, dataset, data.get("version"))
+    missing = [f for f in features if f not in source.schema.names]
     if missing:
         raise InvalidInput(f"dataset {dataset} lacks the model's features {missing[:5]}")
+    if source.count_rows() == 0:
+        raise InvalidInput(f"dataset {dataset} has no rows")
+    return {
+        "dataset": dataset,
+        "version": source.version,
+        "output": output,
+        "column": column,
+        "model_version": version,
+    }
+
+
+def run(
+    service: ModelService, author: str, project: str, name: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Score every row of the pinned dataset version with the pinned model version and write
+    `output` with `column` (and, for classifiers, `<column>_probability`). Rows with a
+    missing or non-finite feature get nulls."""
+    dataset, column = request["dataset"], request["column"]
+    predictor = service.predictor(service.model_id(project, name), request["model_version"])
+    source = service.hub.datasets.open(project, dataset, request["version"])
     keep = [n for n in source.schema.names if n not in (column, f"{column}_probability")]
     batches = _scored(source.to_batches(columns=keep, batch_size=BATCH_ROWS), predictor, column)
     first = next(batches, None)
     if first is None:
         raise InvalidInput(f"dataset {dataset} has no rows")
     reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
-    info = service.hub.datasets.write_table(project, output, reader)
-    _record(
-        service, who, project, output, info, f"predictions of model {name} v{plan.main.version}"
-    )
+    info = service.hub.datasets.write_table(project, request["output"], reader)
+    message = f"predictions of model {name} v{request['model_version']} on {dataset}@"
+    _record(service, author, project, request["output"], info, message + str(request["version"]))
     return {
-        "dataset": output,
+        "dataset": request["output"],
         "version": info.version,
         "num_rows": info.num_rows,
         "column": column,
-        "model_version": plan.main.version,
+        "model_version": request["model_version"],
     }
 
 
@@ -85,19 +106,19 @@ def _scored(
 
 
 def _record(
-    service: ModelService, who: Principal, project: str, dataset: str, info: Any, message: str
+    service: ModelService, author: str, project: str, dataset: str, info: Any, message: str
 ) -> None:
     hub = service.hub
-    dataset_id = hub.catalog.dataset_id(hub.projects.get(project).id, dataset, author=who.name)
+    dataset_id = hub.catalog.dataset_id(hub.projects.get(project).id, dataset, author=author)
     hub.catalog.record_version(
         dataset_id,
         info.version,
-        author=who.name,
+        author=author,
         message=message,
         num_rows=info.num_rows,
         columns=info.columns,
         source=message,
     )
     hub.audit.record(
-        who.name, "dataset.version", f"dataset {dataset}@{info.version}", project, message=message
+        author, "dataset.version", f"dataset {dataset}@{info.version}", project, message=message
     )

@@ -22,6 +22,7 @@ import numpy as np
 
 from reef.errors import InvalidInput, ReefError
 from reef.runtime import monitoring
+from reef.runtime.batch_queue import BatchQueue
 from reef.runtime.traffic import Arm, Plan
 from reef.store.db import now
 from reef.store.models import DEFAULT_ALIAS
@@ -51,9 +52,12 @@ class ModelService:
         self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="reef-shadow")
         self._shadow_pending = 0
         self._shadow_lock = threading.Lock()
+        self.batches = BatchQueue(self)
 
     def close(self) -> None:
-        """Finish shadow predictions and write what the prediction log still holds."""
+        """Finish the running batch job and shadow predictions, and write what the prediction
+        log still holds."""
+        self.batches.close()
         self._shadow_pool.shutdown(wait=True)
         self.log.close()
 

@@ -13,9 +13,9 @@ from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
-from reef.runtime import batch, gates, monitoring, promotion
+from reef.runtime import gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
-from reef.server import model_forms
+from reef.server import model_batch, model_forms
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.store.people import Principal
 
@@ -322,13 +322,6 @@ def feedback_api(
     return {"labelled": n}
 
 
-@post("/api/projects/{project:str}/models/{model:str}/batch", access="developer", status_code=201)
-def batch_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
-) -> dict:
-    return batch.predict_dataset(hub.model_service, request.user, project, model, data)
-
-
 # pages -------------------------------------------------------------------------------
 def page_context(hub: Hub, who: Principal, project: str, name: str, **extra: Any) -> dict:
     ctx = model_context(hub, project, name)
@@ -505,7 +498,7 @@ ROUTES = [
     alerts_api,
     predict_api,
     feedback_api,
-    batch_api,
+    *model_batch.ROUTES,
     model_page,
     card_page,
     predict_page,

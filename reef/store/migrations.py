@@ -330,4 +330,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE dataset_versions ADD COLUMN produced_step VARCHAR; -- published this version
         """,
     ),
+    (
+        "0015_batch_jobs",
+        """
+        CREATE SEQUENCE batch_jobs_id;
+        CREATE TABLE batch_jobs (           -- batch predictions, queued and run in the server
+            id BIGINT PRIMARY KEY DEFAULT nextval('batch_jobs_id'),
+            model_id BIGINT NOT NULL,
+            request JSON NOT NULL,          -- dataset, version, output, column, model_version
+            status VARCHAR NOT NULL,        -- queued | running | done | failed
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            result JSON,                    -- the dataset version written, when done
+            error VARCHAR
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,80 @@
+"""Batch prediction jobs over HTTP: asked (202 and the job), listed, followed; the model page
+shows them in a table that refreshes itself while one is queued or running, each finished
+job linking to the dataset version it wrote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.response import Template
+
+from reef.errors import ReefError
+from reef.hub import Hub
+from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+
+LISTED = 20
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the API and the page show it, with links to itself and to its result."""
+    base = f"/projects/{job['project']}"
+    result = job["result"] or {}
+    links = {"api": f"/api{base}/models/{job['model']}/batch/{job['id']}"}
+    if result:
+        links["dataset"] = f"{base}/datasets/{result['dataset']}?version={result['version']}"
+    return {**job, "links": links}
+
+
+def jobs_context(hub: Hub, project: str, model: str, error: str | None = None) -> dict:
+    model_id = hub.model_service.model_id(project, model)
+    jobs = [job_view(j) for j in hub.model_service.batches.jobs.list(model_id, LISTED)]
+    active = any(j["status"] in ("queued", "running") for j in jobs)
+    return {"project": project, "model": model, "jobs": jobs, "active": active, "error": error}
+
+
+# API ---------------------------------------------------------------------------------
+@post("/api/projects/{project:str}/models/{model:str}/batch", access="developer")
+def batch_api(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+) -> Response:
+    """Queue a batch prediction: 202 with the job to follow (`links.api`)."""
+    job = hub.model_service.batches.submit(request.user.name, project, model, data)
+    return Response(job_view(job), status_code=202)
+
+
+@get("/api/projects/{project:str}/models/{model:str}/batch", access="reporter")
+def batch_jobs_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> list[dict]:
+    return jobs_context(hub, project, model)["jobs"]
+
+
+@get("/api/projects/{project:str}/models/{model:str}/batch/{job:int}", access="reporter")
+def batch_job_api(
+    hub: HubDep, project: FromPath[str], model: FromPath[str], job: FromPath[int]
+) -> dict:
+    model_id = hub.model_service.model_id(project, model)
+    return job_view(hub.model_service.batches.jobs.get(job, model_id))
+
+
+# pages -------------------------------------------------------------------------------
+@get("/projects/{project:str}/models/{model:str}/batch", access="reporter")
+def batch_jobs_partial(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> Template:
+    return Template("_model_batch_jobs.html", context=jobs_context(hub, project, model))
+
+
+@post("/projects/{project:str}/models/{model:str}/batch", access="developer", status_code=200)
+def batch_form(
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
+) -> Template:
+    """Queue a batch prediction from the model page; the jobs table comes back."""
+    asked = {k: v.strip() for k, v in data.items() if k != "_csrf_token" and v.strip()}
+    error, status = None, 200
+    try:
+        hub.model_service.batches.submit(request.user.name, project, model, asked)
+    except ReefError as e:
+        error, status = e.message, e.status
+    ctx = jobs_context(hub, project, model, error)
+    return Template("_model_batch_jobs.html", context=ctx, status_code=status)
+
+
+ROUTES = [batch_api, batch_jobs_api, batch_job_api, batch_jobs_partial, batch_form]
