@@ -47,6 +47,7 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
 REFERENCE_BINS = 10
 REFERENCE_ROWS = 50_000
 SAMPLE_ROWS = 1000  # training rows kept per version for the KS test
+KS_LIVE_ROWS = 20_000  # live rows KS looks at (a random subset of a busier window)
 _EPS = 1e-4
 _STATS_COLUMNS = ["request_id", "row", "at", "version", "arm", "latency_ms", "label"]
 
@@ -94,9 +95,12 @@ def psi(values: np.ndarray, feature: dict[str, Any]) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def training_sample(x: np.ndarray, rows: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+def training_sample(x: np.ndarray, rows: int = SAMPLE_ROWS) -> np.ndarray:
     """Up to `rows` training rows drawn without replacement (float32), for the KS test."""
-    x = np.asarray(x, dtype=np.float32)
+    return _subsample(np.asarray(x, dtype=np.float32), rows)
+
+
+def _subsample(x: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
     if len(x) <= rows:
         return x
     return x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
@@ -120,12 +124,13 @@ def drift(
     """PSI (and, with the training `sample`, the KS statistic) of every feature of live
     inputs `x`, largest PSI first."""
     scores = []
+    live = _subsample(x, KS_LIVE_ROWS)
     for j, f in enumerate(ref["features"]):
         if j >= x.shape[1]:
             continue
         score = {"feature": f["name"], "psi": round(psi(x[:, j], f), 4), "ks": None}
         if sample is not None and j < sample.shape[1]:
-            score["ks"] = round(ks(x[:, j], sample[:, j]), 4)
+            score["ks"] = round(ks(live[:, j], sample[:, j]), 4)
         scores.append(score)
     return sorted(scores, key=lambda s: -s["psi"])
 
