@@ -7,7 +7,9 @@ created under /tmp on first use). Both are hit over HTTP by the same load genera
 (apt-get install -y wrk), with the same number of open connections, at batch 1 and batch 64;
 it prints requests/s, p50/p99 latency (wrk's histogram) and reef/MLflow ratios.
 
-    python bench/serving.py [--seconds 10] [--clients 8] [--no-mlflow]   # needs wrk
+    python -P bench/serving.py [--seconds 10] [--clients 8] [--no-mlflow]   # needs wrk
+
+(-P keeps bench/ off the import path, where a script may share a standard module's name.)
 """
 
 from __future__ import annotations
