@@ -19,7 +19,10 @@ versioning in a `git init` + `dvc init` repo with a local cache: `dvc add` the b
 file and commit, overwrite it with the edited file, `dvc add` + commit again (time, extra
 cache disk), and `dvc diff HEAD~1 HEAD` (which only knows that the file changed).
 
-    python bench/datasets.py [--rows 10000000] [--no-dvc] [--work DIR] [--keep]
+    python -P bench/datasets.py [--rows 10000000] [--no-dvc] [--work DIR] [--keep]
+
+(-P: bench/ is not put first on the import path, where a script's name could shadow a
+standard module.)
 
 Prints a table with reef/DVC ratios and the targets (a 1% change: under 3% of the base size
 on disk and under 1 s; diff under 1 s) and writes it to bench/results/datasets.txt.
@@ -215,7 +218,9 @@ def report(rows: int, reef: dict, dvc: dict | None) -> str:
     mb = reef["base_bytes"] / 1e6
     lines = [
         f"dataset benchmark: {rows:,} rows, 1% change = {max(1, rows // 100):,} rows of column x",
-        f"reef: in-process Hub, real stores; base Lance dir {mb:,.1f} MB",
+        f"reef: in-process Hub, real stores; base Lance dir {mb:,.1f} MB; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the end",
         "",
         f"{'':34} {'reef':>12} {'DVC':>12} {'reef/DVC':>9}",
     ]

@@ -2,14 +2,16 @@
 
 A row is the same row in both versions when it has the same `_rowid`. Rows only in the newer
 version were added, rows only in the older one removed. A row in both is a candidate for
-"modified" only when its `_row_last_updated_at_version` differs between the two versions
-(Lance sets it on every rewrite of the row; a restore brings the old value back), so an edit
-of 1% of the rows reads only the row ids, their versions and that 1% (by scan offset).
-Adding a column with values marks every row rewritten: such a diff reads every row.
-Candidates are then compared cell by cell on the columns both versions have (matched by
-Lance field id, so a renamed column is still compared), in chunks, and only rows with a
-changed cell count as modified. Schema changes (columns added, removed, renamed, retyped)
-are reported separately and do not make rows "modified".
+"modified" only when it is not at the same place in both: Lance never changes a stored row,
+an edit deletes the old copy and writes a new one. Where the rows are is read from Lance's
+metadata (`dataset_fragments`: deletion files and row-id sequences, no data), so the diff of
+a 1% edit of 10M rows reads that metadata and the 1% of rows, nothing else; where the
+metadata is not readable here, both versions' row ids and last-updated versions are scanned
+instead. Adding a column with values rewrites every row: such a diff reads every row.
+Candidates are compared cell by cell on the columns both versions have (matched by Lance
+field id, so a renamed column is still compared), in chunks, and only rows with a changed
+cell count as modified. Schema changes (columns added, removed, renamed, retyped) are
+reported separately and do not make rows "modified".
 Both orders work: diff(5, 2) is the change that turns version 5 into version 2.
 """
 
@@ -24,21 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reef.store.dataset_changes import ROW_ID
+from reef.store.dataset_fragments import Moved, moved_rows
 from reef.store.dataset_values import table_rows
 
 _UPDATED = "_row_last_updated_at_version"
 _CHUNK = 200_000
 _DENSE_FACTOR, _DENSE_SLACK = 4, 1 << 20  # when a row-id-indexed table is worth its memory
-
-
-@dataclass(frozen=True)
-class _Side:
-    """One version: its row ids and last-updated versions, in scan order (so the index of a
-    row is its offset for `take`)."""
-
-    ds: lance.LanceDataset
-    ids: np.ndarray
-    updated: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -58,9 +51,9 @@ class _Modified:
 def diff(old: lance.LanceDataset, new: lance.LanceDataset, offset: int, limit: int) -> dict:
     """Schema changes, counts of rows added/removed/modified and one page of changed rows."""
     pairs = column_pairs(old, new)
-    before, after = _side(old), _side(new)
-    changes = _changes(before, after)
-    modified = _modified_cells(before, after, pairs, _of_kind(changes, "modified"))
+    changes = _changes(moved_rows(old, new) or scanned_moves(old, new))
+    candidates = _of_kind(changes, "modified")["id"].to_numpy()
+    modified = _modified_cells(old, new, pairs, candidates)
     kept = pc.or_(
         pc.not_equal(changes["change"], "modified"),
         pc.is_in(changes["id"], pa.array(modified.ids, pa.uint64())),
@@ -75,7 +68,7 @@ def diff(old: lance.LanceDataset, new: lance.LanceDataset, offset: int, limit: i
         "columns": new.schema.names,
         "offset": offset,
         "limit": limit,
-        "rows": _page_rows(before, after, changes.slice(offset, limit), modified),
+        "rows": _page_rows(old, new, changes.slice(offset, limit), modified),
     }
 
 
@@ -100,42 +93,29 @@ def schema_changes(old: lance.LanceDataset, new: lance.LanceDataset) -> dict[str
     }
 
 
-def _side(ds: lance.LanceDataset) -> _Side:
+def scanned_moves(old: lance.LanceDataset, new: lance.LanceDataset) -> Moved:
+    """What `moved_rows` answers, by scanning both versions' row ids and last-updated
+    versions: a row moved when it is missing on the other side or was rewritten there.
+    Stable row ids are dense (0, 1, 2, ... as rows were added), so each side's versions go
+    into an array indexed by row id: a few vectorised passes, no sort or hash of all ids."""
+    old_ids, old_updated = _scan(old)
+    new_ids, new_updated = _scan(new)
+    old_keys, new_keys, size = _dense_keys(old_ids, new_ids)
+    seen = np.zeros(size, np.uint32)  # last-updated version + 1 by row; 0: absent
+    seen[new_keys] = new_updated
+    gone = old_ids[seen[old_keys] != old_updated]
+    seen[:] = 0
+    seen[old_keys] = old_updated
+    arrived = new_ids[seen[new_keys] != new_updated]
+    return Moved(np.sort(gone), np.sort(arrived))
+
+
+def _scan(ds: lance.LanceDataset) -> tuple[np.ndarray, np.ndarray]:
     meta = ds.scanner(columns=[ROW_ID, _UPDATED]).to_table()
     ids = meta[ROW_ID].to_numpy().astype(np.uint64, copy=False)
     updated = meta[_UPDATED].to_numpy().astype(np.uint32)
-    updated += 1  # never 0: 0 marks an absent row in `_changes`
-    return _Side(ds, ids, updated)
-
-
-def _changes(old: _Side, new: _Side) -> pa.Table:
-    """(id, change, old position, new position) of every added, removed or candidate row,
-    in row-id order. Stable row ids are dense (0, 1, 2, ... as rows were added), so each
-    side's last-updated versions go into an array indexed by row id and the sides are
-    compared with a few vectorised passes, no sort or hash of all the ids."""
-    old_keys, new_keys, size = _dense_keys(old.ids, new.ids)
-    seen_old = np.zeros(size, np.uint32)  # last-updated version + 1 by row; 0: absent
-    seen_old[old_keys] = old.updated
-    seen_new = np.zeros(size, np.uint32)
-    seen_new[new_keys] = new.updated
-    was = seen_old[new_keys]  # per row of the new side
-    added = np.flatnonzero(was == 0)
-    rewritten = np.flatnonzero((was != 0) & (was != new.updated))
-    removed = np.flatnonzero(seen_new[old_keys] == 0)
-    del seen_old, seen_new, was
-    marked = np.zeros(size, bool)
-    marked[new_keys[rewritten]] = True
-    before = np.flatnonzero(marked[old_keys])  # the rewritten rows' old positions
-    before = before[np.argsort(old.ids[before], kind="stable")]
-    rewritten = rewritten[np.argsort(new.ids[rewritten], kind="stable")]
-    table = pa.concat_tables(
-        [
-            _part(new.ids[added], "added", np.full(len(added), -1), added),
-            _part(old.ids[removed], "removed", removed, np.full(len(removed), -1)),
-            _part(new.ids[rewritten], "modified", before, rewritten),
-        ]
-    )
-    return table.take(pc.sort_indices(table["id"]))
+    updated += 1  # never 0: 0 marks an absent row
+    return ids, updated
 
 
 def _dense_keys(old_ids: np.ndarray, new_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -149,15 +129,22 @@ def _dense_keys(old_ids: np.ndarray, new_ids: np.ndarray) -> tuple[np.ndarray, n
     return ranks[: len(old_ids)], ranks[len(old_ids) :], len(unique)
 
 
-def _part(ids: np.ndarray, kind: str, old_pos: np.ndarray, new_pos: np.ndarray) -> pa.Table:
-    """Rows of the change table; a position of -1 (the row is not in that version) is null."""
+def _changes(moved: Moved) -> pa.Table:
+    """(id, change) of every added, removed or candidate ("modified") row, by row id."""
+    both = np.intersect1d(moved.gone, moved.arrived, assume_unique=True)
+    table = pa.concat_tables(
+        [
+            _part(np.setdiff1d(moved.arrived, both, assume_unique=True), "added"),
+            _part(np.setdiff1d(moved.gone, both, assume_unique=True), "removed"),
+            _part(both, "modified"),
+        ]
+    )
+    return table.take(pc.sort_indices(table["id"]))
+
+
+def _part(ids: np.ndarray, kind: str) -> pa.Table:
     return pa.table(
-        {
-            "id": pa.array(ids, pa.uint64()),
-            "change": pa.array([kind] * len(ids), pa.string()),
-            "old": pa.array(old_pos.astype(np.int64), mask=old_pos < 0),
-            "new": pa.array(new_pos.astype(np.int64), mask=new_pos < 0),
-        }
+        {"id": pa.array(ids, pa.uint64()), "change": pa.array([kind] * len(ids), pa.string())}
     )
 
 
@@ -169,11 +156,10 @@ def _count(changes: pa.Table, kind: str) -> int:
     return pc.sum(pc.equal(changes["change"], kind)).as_py() or 0
 
 
-def _take(side: _Side, positions: list[int] | np.ndarray, columns: list[str]) -> pa.Table:
-    """Rows at these scan positions, in that order, with their row ids. Read by row id
-    (Lance's row-id index): taking by position is slow once fragments have deletions."""
-    ids = side.ids[np.asarray(positions, np.int64)]
-    table = side.ds._take_rows(pa.array(ids, pa.uint64()), columns=[*columns, ROW_ID])
+def _take(ds: lance.LanceDataset, ids: np.ndarray, columns: list[str]) -> pa.Table:
+    """The rows with these row ids, in the order of `ids`, with `_rowid` (Lance's row-id
+    index; taking by scan position is slow once fragments have deletions)."""
+    table = ds._take_rows(pa.array(ids, pa.uint64()), columns=[*columns, ROW_ID])
     found = table[ROW_ID].to_numpy()
     order = np.argsort(found, kind="stable")
     at = order[np.searchsorted(found, ids, sorter=order)]
@@ -181,28 +167,24 @@ def _take(side: _Side, positions: list[int] | np.ndarray, columns: list[str]) ->
 
 
 def _modified_cells(
-    old: _Side, new: _Side, pairs: list[tuple[str, str]], candidates: pa.Table
+    old: lance.LanceDataset, new: lance.LanceDataset, pairs: list[tuple[str, str]], ids: np.ndarray
 ) -> _Modified:
-    """The candidate rows with at least one changed cell, and which cells. Read in chunks,
-    in the new version's storage order; compared column by column without Python loops."""
-    candidates = candidates.take(pc.sort_indices(candidates["new"]))
-    ids, masks = [], []
-    for start in range(0, candidates.num_rows, _CHUNK):
-        chunk = candidates.slice(start, _CHUNK)
-        order = pc.sort_indices(chunk["old"])
-        before = _take(old, chunk["old"].take(order).to_numpy(), [o for o, _ in pairs])
-        before = before.take(pc.sort_indices(order))  # back in chunk order
-        after = _take(new, chunk["new"].to_numpy(), [n for _, n in pairs])
+    """The candidate rows (`ids`, ascending) with at least one changed cell, and which
+    cells; read in chunks and compared column by column without Python loops."""
+    found, masks = [], []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        before = _take(old, chunk, [o for o, _ in pairs])
+        after = _take(new, chunk, [n for _, n in pairs])
         mask = np.column_stack(
             [_differs(before[o], after[n]) for o, n in pairs] or [np.zeros(len(chunk), bool)]
         )
         hit = mask.any(axis=1)
-        ids.append(after[ROW_ID].to_numpy()[hit])
+        found.append(chunk[hit])
         masks.append(mask[hit])
-    found = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+    changed = np.concatenate(found) if found else np.zeros(0, np.uint64)
     cells = np.concatenate(masks) if masks else np.zeros((0, len(pairs)), bool)
-    order = np.argsort(found, kind="stable")
-    return _Modified(found[order], cells[order], pairs)
+    return _Modified(changed, cells, pairs)
 
 
 def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
@@ -227,11 +209,14 @@ def _differs_slowly(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     return np.array([x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)], bool)
 
 
-def _page_rows(old: _Side, new: _Side, page: pa.Table, modified: _Modified) -> list[dict[str, Any]]:
-    before = _by_id(old, [p for p in page["old"].to_pylist() if p is not None])
-    after = _by_id(new, [p for p in page["new"].to_pylist() if p is not None])
+def _page_rows(
+    old: lance.LanceDataset, new: lance.LanceDataset, page: pa.Table, modified: _Modified
+) -> list[dict[str, Any]]:
+    ids, kinds = page["id"].to_numpy(), page["change"].to_pylist()
+    before = _by_id(old, ids[[kind != "added" for kind in kinds]])
+    after = _by_id(new, ids[[kind != "removed" for kind in kinds]])
     rows = []
-    for row_id, kind in zip(page["id"].to_pylist(), page["change"].to_pylist(), strict=True):
+    for row_id, kind in zip(ids.tolist(), kinds, strict=True):
         values = before[row_id] if kind == "removed" else after[row_id]
         row: dict[str, Any] = {"row_id": row_id, "change": kind, "values": values}
         if kind == "modified":
@@ -243,9 +228,9 @@ def _page_rows(old: _Side, new: _Side, page: pa.Table, modified: _Modified) -> l
     return rows
 
 
-def _by_id(side: _Side, positions: list[int]) -> dict[int, dict[str, Any]]:
-    names = side.ds.schema.names
-    table = _take(side, sorted(positions), names)
+def _by_id(ds: lance.LanceDataset, ids: np.ndarray) -> dict[int, dict[str, Any]]:
+    names = ds.schema.names
+    table = _take(ds, ids, names)
     values = table_rows(table.select(names))
     return {
         row_id: dict(zip(names, row, strict=True))
