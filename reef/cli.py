@@ -21,6 +21,8 @@ SERVE_OPTIONS = (
     "step_timeout",
     "modules_dir",
     "gpus",
+    "queue",
+    "worker_timeout",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 
@@ -58,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after the demo; exit 0 only if every step succeeded",
     )
+    add_worker_parser(sub)
     add_dataset_parser(sub)
     module = sub.add_parser("module", help="work with AI modules")
     module_sub = module.add_subparsers(dest="module_command", required=True)
@@ -69,6 +72,55 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--description", default="", help="one line saying what it does")
     new.add_argument("--dir", type=Path, default=Path("."), help="where to create it")
     return p
+
+
+def add_worker_parser(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser("worker", help="run steps for a server that shares a Redis queue")
+    worker.add_argument("--server", required=True, help="the server's URL, e.g. http://HOST:8080")
+    worker.add_argument(
+        "--token", default=None, help="an API token of a developer (default: $REEF_TOKEN)"
+    )
+    worker.add_argument("--queue", required=True, help="the server's queue: redis://HOST:PORT/DB")
+    worker.add_argument("--workers", type=int, default=1, help="steps run at once (default: 1)")
+    worker.add_argument(
+        "--dir", type=Path, default=Path("reef-worker"), help="work dir (default: ./reef-worker)"
+    )
+    worker.add_argument("--gpus", default="auto", help="GPUs lent to steps: auto, none or 0,1")
+    worker.add_argument("--name", default=None, help="how steps record it (default: HOST:PID)")
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    from reef.runtime.worker import WorkerSettings, run_worker
+
+    token = args.token or os.environ.get("REEF_TOKEN")
+    if not token:
+        print("reef worker: give --token or set REEF_TOKEN (an API token)", file=sys.stderr)
+        return 2
+    if not args.queue.startswith(("redis://", "rediss://", "unix://")):
+        print("reef worker: --queue must be the server's redis:// queue", file=sys.stderr)
+        return 2
+    named = {"name": args.name} if args.name else {}
+    settings = WorkerSettings(
+        server=args.server,
+        token=token,
+        queue=args.queue,
+        workers=max(1, args.workers),
+        work_dir=args.dir.resolve(),
+        gpus=args.gpus,
+        **named,
+    )
+    return run_worker(settings)
+
+
+def check_queue_or_exit(url: str) -> int | None:
+    from reef.runtime.queue import QueueUnavailable, check_queue
+
+    try:
+        check_queue(url)
+    except QueueUnavailable as e:
+        print(f"reef: {e.message}", file=sys.stderr)
+        return 2
+    return None
 
 
 def module_new(args: argparse.Namespace) -> int:
@@ -96,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "huey", "huey.consumer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "worker":
+        return worker_main(args)
     settings = settings_from(args)
+    if args.command == "serve" and (refused := check_queue_or_exit(settings.queue)):
+        return refused
     if args.command == "serve":
         from reef.server.run import serve
 

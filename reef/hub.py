@@ -16,6 +16,7 @@ from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
+from reef.runtime.remote import RemoteSteps
 from reef.settings import Settings
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
@@ -54,6 +55,7 @@ class Hub:
     orchestrator: Orchestrator = field(init=False)
     model_service: ModelService = field(init=False)
     gpu_pool: GpuPool = field(init=False)
+    remote: RemoteSteps = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -77,19 +79,25 @@ class Hub:
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
+        hub.remote = RemoteSteps(hub, hub.orchestrator)
         hub.queue = StepQueue(
-            settings.path("queue.sqlite"), settings.workers, hub.orchestrator.execute
+            settings.path("queue.sqlite"),
+            settings.workers,
+            hub.orchestrator.execute,
+            url=settings.queue,
         )
         hub.initial_password = hub._bootstrap_admin()
         hub._install_builtin_modules()
         hub.orchestrator.recover()
         if start_queue:
             hub.queue.start()
+            hub.remote.start()
             hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:
         self.orchestrator.shutdown()
+        self.remote.stop()
         self.queue.stop()
         self.model_service.close()  # flushes the prediction log
         self.db.close()

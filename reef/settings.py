@@ -18,12 +18,22 @@ class Settings:
     data_dir: Path = _opt(Path("reef-data"), "directory holding everything reef owns")
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8080, "port to listen on")
-    workers: int = _opt(2, "queue consumer threads (steps that may run at once)")
+    workers: int = _opt(
+        2, "queue consumer threads (steps that may run at once; 0: only `reef worker`s run them)"
+    )
     cpu_steps: int = _opt(0, "CPU-only steps that may run at once (0: up to --workers)")
     step_timeout: float = _opt(3600.0, "default time limit of one step, in seconds")
     modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
     gpus: str = _opt("auto", "GPUs lent to steps: auto (nvidia-smi), none, or indexes like 0,1")
     max_upload_mb: int = _opt(51200, "largest accepted upload, in MiB")
+    queue: str = _opt(
+        "sqlite",
+        "step queue: sqlite (a file in the data dir) or redis://HOST:PORT/DB (shared "
+        "with `reef worker`s on other boxes)",
+    )
+    worker_timeout: float = _opt(
+        60.0, "seconds a remote worker may stay silent before its running step fails"
+    )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
     )

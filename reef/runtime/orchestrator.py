@@ -113,20 +113,14 @@ class Orchestrator:
 
     # executing (on a queue consumer thread) -------------------------------------
     def execute(self, step_id: int) -> None:
-        runs = self.hub.runs
-        step = runs.step(step_id)
-        if not runs.move_step(step_id, "queued", "running", started_at=now()):
-            return  # cancelled, or already taken by another consumer
-        run = runs.run(step.run_id)
-        if run.status == "queued":
-            runs.update_run(run.id, status="running", started_at=now())
-        if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
-            self.advance(step.run_id)
+        claimed = self.claim(step_id)
+        if claimed is None:
             return
+        run, step = claimed
+        runs = self.hub.runs
         devices = self.hub.gpu_pool.acquire(step_id, step.gpus or 0)
         if devices is None:  # its GPUs are busy: back in the queue, try again shortly
-            runs.move_step(step_id, "running", "queued", started_at=None)
-            self._queue(run, step_id, delay=GPU_WAIT_S)
+            self.requeue(run, step_id)
             return
         runs.update_step(step_id, gpu_ids=",".join(devices))
         try:
@@ -143,20 +137,42 @@ class Orchestrator:
         except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"
+        self.hub.gpu_pool.release(step_id)
+        self.finish(run, step, error, outcome.exit_code if outcome else None)
+
+    def claim(self, step_id: int) -> tuple[Run, Step] | None:
+        """Move a step queued -> running for whoever runs it (a consumer thread here or a
+        remote worker); None when it is not to run: cancelled, taken by another consumer, or
+        finished from the cache."""
+        runs = self.hub.runs
+        step = runs.step(step_id)
+        if not runs.move_step(step_id, "queued", "running", started_at=now()):
+            return None
+        run = runs.run(step.run_id)
+        if run.status == "queued":
+            runs.update_run(run.id, status="running", started_at=now())
+        if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
+            self.advance(step.run_id)
+            return None
+        return run, step
+
+    def requeue(self, run: Run, step_id: int) -> None:
+        """A claimed step whose GPUs are busy goes back in the queue, to be tried shortly."""
+        self.hub.runs.move_step(step_id, "running", "queued", started_at=None)
+        self._queue(run, step_id, delay=GPU_WAIT_S)
+
+    def finish(self, run: Run, step: Step, error: str | None, exit_code: int | None) -> None:
+        """Settle a step that ran (here or on a worker): its status or an automatic retry,
+        then the DAG goes on."""
         status = (
             "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
         )
-        self.hub.gpu_pool.release(step_id)
         if status == "failed" and self._again(run, step, error or "failed"):
             return
         if status == "failed" and step.retries:
             error = f"{error} (attempt {(step.attempt or 0) + 1} of {step.retries + 1})"
-        runs.update_step(
-            step_id,
-            status=status,
-            error=error,
-            finished_at=now(),
-            exit_code=outcome.exit_code if outcome else None,
+        self.hub.runs.update_step(
+            step.id, status=status, error=error, finished_at=now(), exit_code=exit_code
         )
         self.advance(step.run_id)
 
@@ -285,37 +301,13 @@ class Orchestrator:
         }
         outputs = {k: _output_path(out_dir, k, kind) for k, kind in step.outputs.items()}
         step_file = write_step_file(
-            work,
-            {
-                "project": project,
-                "run_id": run.id,
-                "step": step.name,
-                "module": step.module,
-                "commit": step.commit_sha,
-                "params": step.params,
-                "inputs": inputs,
-                "outputs": outputs,
-                "seed": run.spec.get("seed", 0),
-            },
+            work, {**step_description(project, run, step), "inputs": inputs, "outputs": outputs}
         )
-        env = self._env(run, step, project, step_file)
+        env = child_env({**self.run_env(run, step, project), "REEF_STEP_FILE": str(step_file)})
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)  # "" hides every GPU from a CPU step
         command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
         hub.runs.set_record(
-            step.id,
-            self.environment.record(
-                {
-                    "run_id": run.id,
-                    "step": step.name,
-                    "module": step.module,
-                    "commit": step.commit_sha,
-                    "params": step.params,
-                    "inputs": step.inputs,
-                    "seed": run.spec.get("seed"),
-                    "command": command,
-                },
-                env,
-            ),
+            step.id, self.environment.record(step_identity(run, step, command), env)
         )
         return Launch(
             step.id,
@@ -327,8 +319,8 @@ class Orchestrator:
             memory_mb=step.memory_mb,
         )
 
-    def _env(self, run: Run, step: Step, project: str, step_file: Path) -> dict[str, str]:
-        """The child's environment, with a token valid for this run only."""
+    def run_env(self, run: Run, step: Step, project: str) -> dict[str, str]:
+        """What reef adds to a step's environment, with a token valid for this run only."""
         owner = self.hub.people.user(run.created_by)
         token = self.hub.people.issue_token(
             owner["id"],
@@ -337,18 +329,15 @@ class Orchestrator:
             run_id=run.id,
             ttl=timedelta(seconds=step.timeout_s + 600),
         )
-        return child_env(
-            {
-                "REEF_URL": self.hub.settings.url,
-                "REEF_TOKEN": token,
-                "REEF_PROJECT": project,
-                "REEF_RUN_ID": str(run.id),
-                "REEF_STEP": step.name,
-                "REEF_STEP_ID": str(step.id),
-                "REEF_STEP_FILE": str(step_file),
-                "REEF_SEED": str(run.spec.get("seed", 0)),
-            }
-        )
+        return {
+            "REEF_URL": self.hub.settings.url,
+            "REEF_TOKEN": token,
+            "REEF_PROJECT": project,
+            "REEF_RUN_ID": str(run.id),
+            "REEF_STEP": step.name,
+            "REEF_STEP_ID": str(step.id),
+            "REEF_SEED": str(run.spec.get("seed", 0)),
+        }
 
     def _materialize(self, project: str, run_id: int, ref: str, inputs_dir: Path, key: str) -> str:
         if ref.startswith("dataset:"):
@@ -393,8 +382,8 @@ class Orchestrator:
             ):
                 self.hub.queue.revoke(s.task_id)
         for s in steps:
-            if s.status == "running":
-                self.procs.cancel(s.id)
+            if s.status == "running" and not self.procs.cancel(s.id):
+                self.hub.remote.cancel(s.id)  # a worker's step: it learns on its next call
         self.hub.audit.record(
             who.name, "run.cancel", f"run {run_id}", self.hub.project_name(run.project_id)
         )
@@ -430,6 +419,33 @@ def downstream(steps: dict[str, Step], name: str) -> set[str]:
         }
         found |= frontier
     return found
+
+
+def step_description(project: str, run: Run, step: Step) -> dict:
+    """The step file's content, less the local paths of inputs and outputs."""
+    return {
+        "project": project,
+        "run_id": run.id,
+        "step": step.name,
+        "module": step.module,
+        "commit": step.commit_sha,
+        "params": step.params,
+        "seed": run.spec.get("seed", 0),
+    }
+
+
+def step_identity(run: Run, step: Step, command: list[str]) -> dict:
+    """What a step is, for its reproducibility record (where it ran is added to it)."""
+    return {
+        "run_id": run.id,
+        "step": step.name,
+        "module": step.module,
+        "commit": step.commit_sha,
+        "params": step.params,
+        "inputs": step.inputs,
+        "seed": run.spec.get("seed"),
+        "command": command,
+    }
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -1,4 +1,6 @@
-"""The step queue: Huey on a SQLite file, consumed by threads inside `reef serve`."""
+"""The step queue: Huey on a SQLite file, consumed by threads inside `reef serve`; or Huey on
+Redis, shared by the server and `reef worker`s on other boxes (both register the task
+`execute_step`, each with its own function)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from huey import SqliteHuey
+from huey import Huey, PriorityRedisHuey, SqliteHuey
 from huey.consumer import Consumer
+
+from reef.errors import ReefError
 
 log = logging.getLogger("reef.queue")
 
@@ -21,13 +25,48 @@ class QuietConsumer(Consumer):
         pass
 
 
+class QueueUnavailable(ReefError):
+    """The queue URL is malformed or its Redis server does not answer."""
+
+
+def open_huey(url: str, path: Path) -> Huey:
+    """`sqlite` (the file at `path`) or a `redis://HOST:PORT/DB` URL, checked by a ping.
+    Priority storage on both, so a run's priority orders steps on either backend."""
+    if url == "sqlite":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("reef", filename=str(path), results=False)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise QueueUnavailable(f"--queue must be 'sqlite' or a redis:// URL; got {url!r}")
+    import redis  # only when a Redis queue is used
+
+    try:
+        huey = PriorityRedisHuey("reef", url=url, results=False)
+        huey.storage.conn.ping()
+    except (redis.RedisError, ValueError) as e:
+        raise QueueUnavailable(f"cannot reach the queue at {url}: {e}") from None
+    return huey
+
+
+def check_queue(url: str) -> None:
+    """Raise QueueUnavailable unless the queue at `url` answers (a Redis URL only)."""
+    if url != "sqlite":
+        open_huey(url, Path()).storage.close()
+
+
 class StepQueue:
     """Enqueues step ids; a consumer thread calls `execute(step_id)` for each."""
 
-    def __init__(self, path: Path, workers: int, execute: Callable[[int], None]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.huey = SqliteHuey("reef", filename=str(path), results=False)
-        self._task = self.huey.task(name="execute_step")(execute)
+    def __init__(
+        self, path: Path, workers: int, execute: Callable[[int], None], url: str = "sqlite"
+    ) -> None:
+        self.huey = open_huey(url, path)
+
+        def execute_step(step_id: int) -> None:
+            execute(step_id)
+
+        # Huey names a task by its function's module too: defined here, the task is called
+        # the same in `reef serve` and in `reef worker`, whose functions differ
+        self._task = self.huey.task(name="execute_step")(execute_step)
         self._workers = workers
         self._consumer: Consumer | None = None
 
@@ -53,6 +92,8 @@ class StepQueue:
         return self.huey.pending_count()
 
     def start(self) -> None:
+        if self._workers < 1:  # a server that leaves every step to remote workers
+            return
         self._consumer = QuietConsumer(
             self.huey,
             workers=self._workers,

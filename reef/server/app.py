@@ -38,6 +38,7 @@ from reef.server import (
     run_table,
     runs,
     sweeps,
+    workers,
 )
 from reef.settings import Settings
 from reef.store.db import now
@@ -88,6 +89,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *live.ROUTES,
                     *run_table.ROUTES,
                     *models.ROUTES,
+                    *workers.ROUTES,
                 ],
             )
         ],

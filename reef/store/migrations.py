@@ -304,6 +304,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0012_step_workers",
+        """
+        CREATE TABLE step_workers (         -- steps run by a remote `reef worker`
+            step_id BIGINT PRIMARY KEY,
+            worker VARCHAR NOT NULL,        -- the name the worker gave (host:pid by default)
+            claimed_by VARCHAR NOT NULL,    -- the user whose token the worker used
+            claimed_at TIMESTAMP NOT NULL,
+            heartbeat_at TIMESTAMP NOT NULL, -- its last call about this step
+            active BOOLEAN NOT NULL DEFAULT true  -- false once the step left the worker
+        );
+        """,
+    ),
+    (
         "0013_run_metrics",
         """
         CREATE TABLE run_metrics (          -- one row per run and metric key, kept on ingest

@@ -1,0 +1,235 @@
+"""The server's side of steps that a `reef worker` runs on another box.
+
+A worker takes a step id from the shared (Redis) queue and calls the server: `claim` moves
+the step queued -> running exactly as a local consumer does (cache check included) and
+returns all the worker needs; then it downloads inputs, appends to the step's log, sends
+system metrics, uploads outputs and `finish`es, which settles the step through the same path
+as a local one. Every call about a step is a heartbeat: a step whose worker stays silent
+longer than `--worker-timeout` is failed, so a dead worker never holds a run forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reef.errors import Conflict, InvalidInput, NotFound
+from reef.runtime.orchestrator import _output_path, step_description, step_identity
+from reef.runtime.transfer import ARROW, PARQUET, TAR, arrow_chunks, file_chunks, save, tar_chunks
+from reef.store.people import Principal
+from reef.store.runs import Run, Step
+from reef.store.workers import WorkerLeases
+
+if TYPE_CHECKING:
+    from reef.hub import Hub
+    from reef.runtime.orchestrator import Orchestrator
+
+log = logging.getLogger("reef.remote")
+MAX_LOG_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class Held:
+    """A running step held by a worker, as seen by one of its calls."""
+
+    run: Run
+    step: Step
+    project: str
+
+
+class RemoteSteps:
+    def __init__(self, hub: Hub, orchestrator: Orchestrator) -> None:
+        self.hub, self.orchestrator = hub, orchestrator
+        self.leases = WorkerLeases(hub.db)
+        self._cancelled: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    # claiming and finishing -----------------------------------------------------
+    def claim(self, step_id: int, who: Principal, worker: str, facts: dict) -> dict | None:
+        """Take a queued step for `worker`; None when it is not to run (cancelled, taken, or
+        finished from the cache)."""
+        step = self.hub.runs.step(step_id)
+        project = self.hub.project_name(self.hub.runs.run(step.run_id).project_id)
+        self.hub.projects.require(project, who, "developer")  # before anything moves
+        claimed = self.orchestrator.claim(step_id)
+        if claimed is None:
+            return None
+        run, step = claimed
+        self.leases.claim(step_id, worker, who.name)
+        try:
+            return self._assignment(run, step, project, worker, facts)
+        except Exception as e:  # e.g. the module's manifest cannot be read: fail the step
+            log.exception("step %s could not be handed to worker %s", step_id, worker)
+            self._settle(run, replace(step, retries=0), f"could not start: {e}", None)
+            raise
+
+    def _assignment(self, run: Run, step: Step, project: str, worker: str, facts: dict) -> dict:
+        module_project, module = step.module.split("/", 1)
+        manifest = self.hub.modules.manifest(module_project, module, step.commit_sha)
+        command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
+        record = {**step_identity(run, step, command), **facts, "worker": worker}
+        self.hub.runs.set_record(step.id, record)
+        env = self.orchestrator.run_env(run, step, project)
+        env.pop("REEF_URL")  # the worker's own URL of this server
+        return {
+            "step_id": step.id,
+            "run_id": run.id,
+            "step": step.name,
+            "module": {"project": module_project, "name": module, "commit": step.commit_sha},
+            "entrypoint": manifest.entrypoint,
+            "requirements": manifest.requirements,
+            "description": step_description(project, run, step),
+            "inputs": {k: self._input_format(run, v) for k, v in step.inputs.items()},
+            "outputs": step.outputs,
+            "timeout_s": step.timeout_s,
+            "memory_mb": step.memory_mb,
+            "gpus": step.gpus or 0,
+            "env": env,
+        }
+
+    def release(self, step_id: int, who: Principal) -> None:
+        """The worker could not take the step now (its GPUs are busy): queue it again."""
+        held = self.held(step_id, who)
+        self.leases.end(step_id)
+        self.orchestrator.requeue(held.run, step_id)
+
+    def finish(
+        self, step_id: int, who: Principal, error: str | None, exit_code: int | None, final: bool
+    ) -> str:
+        """The worker's outcome; outputs are checked here, where they were uploaded."""
+        held = self.held(step_id, who)
+        if error is None:
+            error = self.orchestrator._check_outputs(held.step)
+        step = replace(held.step, retries=0) if final else held.step
+        self._settle(held.run, step, error, exit_code)
+        return self.hub.runs.step(step_id).status
+
+    def _settle(self, run: Run, step: Step, error: str | None, exit_code: int | None) -> None:
+        self.leases.end(step.id)
+        with self._lock:
+            self._cancelled.discard(step.id)
+        self.orchestrator.finish(run, step, error, exit_code)
+
+    def cancel(self, step_id: int) -> bool:
+        """Ask the worker running `step_id` to kill it (it learns on its next call)."""
+        lease = self.leases.get(step_id)
+        if lease is None or not lease.active:
+            return False
+        with self._lock:
+            self._cancelled.add(step_id)
+        return True
+
+    def held(self, step_id: int, who: Principal) -> Held:
+        """The step of a worker's call: running, held by a worker, and `who` may run it."""
+        step = self.hub.runs.step(step_id)
+        run = self.hub.runs.run(step.run_id)
+        project = self.hub.project_name(run.project_id)
+        self.hub.projects.require(project, who, "developer")
+        lease = self.leases.get(step_id)
+        if step.status != "running" or lease is None or not lease.active:
+            raise Conflict(f"step {step_id} is not running on a worker (it is {step.status})")
+        self.leases.beat(step_id)
+        return Held(run, step, project)
+
+    # what a worker sends while the step runs --------------------------------------
+    def append_log(self, step_id: int, who: Principal, offset: int, data: bytes) -> dict:
+        """Append to the step's log; `offset` (where this chunk starts) makes a resend
+        harmless. Answers the log's size and whether the step was cancelled."""
+        held = self.held(step_id, who)
+        if len(data) > MAX_LOG_CHUNK:
+            raise InvalidInput(f"send the log in chunks of at most {MAX_LOG_CHUNK} bytes")
+        path = self.orchestrator.log_path(held.run.id, held.step.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size if path.exists() else 0
+        if offset > size:
+            raise Conflict(f"the log has {size} bytes; a chunk at offset {offset} leaves a gap")
+        if offset + len(data) > size:
+            with path.open("ab") as f:
+                f.write(data[size - offset :])
+            size = offset + len(data)
+        return {"size": size, "cancel": self.cancel_requested(step_id)}
+
+    def samples(self, step_id: int, who: Principal, points: list[dict]) -> dict:
+        held = self.held(step_id, who)
+        if points:
+            self.hub.runs.log_metrics(held.run.id, held.step.name, points)
+        return {"cancel": self.cancel_requested(step_id)}
+
+    def cancel_requested(self, step_id: int) -> bool:
+        with self._lock:
+            return step_id in self._cancelled
+
+    # inputs and outputs ----------------------------------------------------------
+    def _input_format(self, run: Run, ref: str) -> str:
+        if ref.startswith("dataset:"):
+            return ARROW
+        step_name, output = ref.split(".", 1)
+        producer = next(s for s in self.hub.runs.steps(run.id) if s.name == step_name)
+        return TAR if producer.outputs[output] == "model" else PARQUET
+
+    def input_stream(self, step_id: int, who: Principal, name: str) -> tuple[str, Iterator]:
+        """(format, chunks) of input `name`: a dataset at its pinned version as an Arrow
+        stream, or an upstream step's output (a Parquet file, or a model dir as a tar)."""
+        held = self.held(step_id, who)
+        ref = held.step.inputs.get(name)
+        if ref is None:
+            raise NotFound(f"step '{held.step.name}' has no input '{name}'")
+        if ref.startswith("dataset:"):
+            dataset, version = ref.removeprefix("dataset:").split("@")
+            ds = self.hub.datasets.open(held.project, dataset, int(version))
+            return ARROW, arrow_chunks(ds.scanner().to_reader())
+        step_name, output = ref.split(".", 1)
+        producer = next(s for s in self.hub.runs.steps(held.run.id) if s.name == step_name)
+        kind = producer.outputs[output]
+        path = Path(_output_path(self._outputs_dir(held.run.id, step_name), output, kind))
+        return (TAR, tar_chunks(path)) if kind == "model" else (PARQUET, file_chunks(path))
+
+    def output_target(self, step_id: int, who: Principal, name: str) -> tuple[str, Path]:
+        """(format, path) where upload `name` of a held step goes."""
+        held = self.held(step_id, who)
+        kind = held.step.outputs.get(name)
+        if kind is None:
+            raise NotFound(f"step '{held.step.name}' has no output '{name}'")
+        path = Path(_output_path(self._outputs_dir(held.run.id, held.step.name), name, kind))
+        return (TAR if kind == "model" else PARQUET), path
+
+    def store_output(self, fmt: str, chunks: Any, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save(chunks, fmt, path)
+
+    def _outputs_dir(self, run_id: int, step_name: str) -> Path:
+        return self.orchestrator.step_dir(run_id, step_name) / "outputs"
+
+    # silent workers --------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._watchdog = threading.Thread(target=self._watch, name="reef-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=5)
+            self._watchdog = None
+
+    def _watch(self) -> None:
+        limit = self.hub.settings.worker_timeout
+        while not self._stop.wait(min(5.0, limit / 4)):
+            try:
+                self.fail_silent(limit)
+            except Exception:  # the watchdog must outlive a bad pass
+                log.exception("checking for silent workers failed")
+
+    def fail_silent(self, limit: float) -> None:
+        for lease in self.leases.silent(limit):
+            step = self.hub.runs.step(lease.step_id)
+            run = self.hub.runs.run(step.run_id)
+            log.warning("worker %s stopped answering about step %s", lease.worker, step.id)
+            error = f"worker {lease.worker} stopped answering (silent for over {limit:g} s)"
+            self._settle(run, step, error, None)
