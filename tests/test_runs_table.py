@@ -143,3 +143,38 @@ def test_a_rerun_diff_marks_each_difference():
         {"step": "train", "field": "package numpy", "original": "2.0", "value": "2.1"}
     ]
     assert record_rows({"train": old}, {"train": None})[0]["field"] == "record"
+
+
+def test_the_summary_migration_fills_in_runs_logged_before_it(tmp_path):
+    from reef.store.db import Database
+    from reef.store.migrations import MIGRATIONS
+
+    names = [name for name, _ in MIGRATIONS]
+    cut = names.index("0013_run_metrics")
+    db = Database(tmp_path / "reef.duckdb")
+    db.migrate([m for m in MIGRATIONS if m[0] != "0013_run_metrics"])
+    db.execute(
+        "INSERT INTO metrics VALUES (1, 's', 'loss', 0.5, 1, '2026-01-01 00:00:01'), "
+        "(1, 's', 'loss', 0.25, 2, '2026-01-01 00:00:01'), "
+        "(1, 's', 'loss', 0.75, NULL, '2026-01-01 00:00:00'), (2, 's', 'acc', NULL, 0, now())"
+    )
+    assert db.migrate(MIGRATIONS) == [names[cut]]
+    rows = db.query("SELECT run_id, key, value, value_min, value_max, points FROM run_metrics")
+    assert sorted(rows, key=lambda r: r["run_id"]) == [
+        {
+            "run_id": 1,
+            "key": "loss",
+            "value": 0.25,
+            "value_min": 0.25,
+            "value_max": 0.75,
+            "points": 3,
+        },
+        {
+            "run_id": 2,
+            "key": "acc",
+            "value": None,
+            "value_min": None,
+            "value_max": None,
+            "points": 1,
+        },
+    ]
