@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import free_port, modules_dir, start_redis, start_server, wait_run
@@ -121,6 +122,35 @@ def test_a_worker_that_dies_fails_its_step(remote) -> None:
         final = wait_run(client, "ops", run_id, timeout=60)
     assert final["run"]["status"] == "failed"
     assert "worker box-2 stopped answering" in final["steps"][0]["error"]
+
+
+def test_a_step_taken_from_a_silent_worker_is_stopped_there(remote) -> None:
+    server, worker, token = remote
+    with server.client(token) as client:
+        run_id = start_nap(client)
+        step_id = client.get(f"/api/projects/ops/runs/{run_id}").json()["steps"][0]["id"]
+        worker.proc.send_signal(signal.SIGSTOP)  # silent, but its step process sleeps on
+        try:
+            final = wait_run(client, "ops", run_id, timeout=60)
+            assert step_alive(step_id, server.url)
+        finally:
+            worker.proc.send_signal(signal.SIGCONT)
+    assert "stopped answering" in final["steps"][0]["error"]
+    deadline = time.monotonic() + 20  # its next call tells it the step is no longer its own
+    while step_alive(step_id, server.url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not step_alive(step_id, server.url), worker.output()
+
+
+def step_alive(step_id: int, url: str) -> bool:
+    for proc in psutil.process_iter():
+        try:
+            env = proc.environ()
+            if env.get("REEF_STEP_ID") == str(step_id) and env.get("REEF_URL") == url:
+                return proc.status() != psutil.STATUS_ZOMBIE
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return False
 
 
 def start_nap(client, timeout: float = 60) -> int:

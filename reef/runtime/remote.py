@@ -140,8 +140,11 @@ class RemoteSteps:
     # what a worker sends while the step runs --------------------------------------
     def append_log(self, step_id: int, who: Principal, offset: int, data: bytes) -> dict:
         """Append to the step's log; `offset` (where this chunk starts) makes a resend
-        harmless. Answers the log's size and whether the step was cancelled."""
-        held = self.held(step_id, who)
+        harmless. Answers the log's size and whether the step was cancelled (or is no longer
+        the worker's: failed as silent, or marked failed by a server restart)."""
+        held = self._still_held(step_id, who)
+        if held is None:
+            return {"size": offset + len(data), "cancel": True}
         if len(data) > MAX_LOG_CHUNK:
             raise InvalidInput(f"send the log in chunks of at most {MAX_LOG_CHUNK} bytes")
         path = self.orchestrator.log_path(held.run.id, held.step.name)
@@ -156,10 +159,19 @@ class RemoteSteps:
         return {"size": size, "cancel": self.cancel_requested(step_id)}
 
     def samples(self, step_id: int, who: Principal, points: list[dict]) -> dict:
-        held = self.held(step_id, who)
+        held = self._still_held(step_id, who)
+        if held is None:
+            return {"cancel": True}
         if points:
             self.hub.runs.log_metrics(held.run.id, held.step.name, points)
         return {"cancel": self.cancel_requested(step_id)}
+
+    def _still_held(self, step_id: int, who: Principal) -> Held | None:
+        """Like `held`, but None for a step that left the worker: it should stop it."""
+        try:
+            return self.held(step_id, who)
+        except Conflict:
+            return None
 
     def cancel_requested(self, step_id: int) -> bool:
         with self._lock:
