@@ -140,13 +140,15 @@ class _Progress:
     """A file that httpx reads chunk by chunk, telling stderr how much was sent."""
 
     def __init__(self, raw: BinaryIO, size: int, show: bool) -> None:
-        self.raw, self.size, self.show, self.sent = raw, size, show, 0
+        self.raw, self.size, self.show, self.sent, self.shown = raw, size, show, 0, -1
 
     def read(self, n: int = -1) -> bytes:
         chunk = self.raw.read(CHUNK if n is None or n < 0 else n)
         self.sent += len(chunk)
-        if self.show and self.size:
-            print(f"\ruploading: {100 * self.sent / self.size:5.1f}%", end="", file=sys.stderr)
+        permille = 1000 * self.sent // self.size if self.size else 1000
+        if self.show and permille != self.shown:  # at most 1001 updates, however large
+            self.shown = permille
+            print(f"\ruploading: {permille / 10:5.1f}%", end="", file=sys.stderr)
         return chunk
 
     def __iter__(self) -> Iterator[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from reef.errors import Conflict, InvalidInput, NotFound
@@ -225,6 +226,54 @@ def test_replace_with_key_keeps_row_identity(store: DatasetStore, tmp_path: Path
     assert by_id[10] == 0 and by_id[20] == 1 and by_id[40] == 3 and by_id[50] == 4
     diff = store.diff("p", "d", 1, 2)
     assert diff["counts"] == {"added": 1, "removed": 1, "modified": 1}
+
+
+def keyed(tmp_path: Path, rows: int = 200_000) -> tuple[DatasetStore, Path]:
+    """A keyed dataset of `rows` rows, and its download as Parquet."""
+    s = DatasetStore(tmp_path / "keyed")
+    ids = list(range(rows))
+    s.write_table("p", "k", pa.table({"id": ids, "x": [i * 0.5 for i in ids], "t": ["a"] * rows}))
+    s.update_rows("p", "k", [{"_rowid": 7, "t": "b"}])  # the scan order is not the id order
+    s.set_key("p", "k", "id")
+    download = tmp_path / "k.parquet"
+    s.write_parquet("p", "k", None, download)
+    return s, download
+
+
+def edited(download: Path, changes: dict[int, float], order: list[int] | None = None) -> Path:
+    table = pq.read_table(download)
+    x = table["x"].to_pylist()
+    for position, value in changes.items():
+        x[position] = value
+    table = table.set_column(1, "x", pa.array(x))
+    table = table.take(order) if order is not None else table
+    pq.write_table(table, download.with_name("edited.parquet"))
+    return download.with_name("edited.parquet")
+
+
+def test_an_edited_download_rewrites_only_the_changed_rows(tmp_path: Path) -> None:
+    s, download = keyed(tmp_path)
+    info = s.import_file("p", "k", edited(download, {3: -1.0, 150_000: -2.0}))
+    diff = s.diff("p", "k", info.version - 1, info.version)
+    assert diff["counts"] == {"added": 0, "removed": 0, "modified": 2}
+    assert [r["row_id"] for r in diff["rows"]] == [3, 150_001]  # row 7 is stored last
+    fragments = s.open("p", "k").get_fragments()
+    assert fragments[-1].metadata.physical_rows == 2  # only the two rows were written again
+
+
+@pytest.mark.parametrize(
+    ("order", "counts"),
+    [
+        (list(range(199_999, -1, -1)), {"added": 0, "removed": 0, "modified": 2}),
+        (list(range(199_999)), {"added": 0, "removed": 1, "modified": 2}),
+    ],
+)
+def test_an_upload_out_of_order_is_merged_on_the_key(tmp_path: Path, order, counts) -> None:
+    s, download = keyed(tmp_path)
+    info = s.import_file("p", "k", edited(download, {3: -1.0, 150_000: -2.0}, order))
+    assert s.diff("p", "k", info.version - 1, info.version)["counts"] == counts
+    ids = {r[1]: r[0] for r in s.rows("p", "k", None, 0, 1000, with_row_id=True)[1]}
+    assert all(row_id == key for key, row_id in ids.items())  # rows kept their ids
 
 
 def test_replace_without_key_is_an_overwrite(store: DatasetStore) -> None:

@@ -22,7 +22,7 @@ from lance.fragment import RowIdSequence, write_fragments
 from reef.errors import InvalidInput
 
 ROW_ID = "_rowid"
-_ROW_ADDR = "_rowaddr"
+ROW_ADDR = "_rowaddr"
 _SHOWN = 20
 
 
@@ -54,7 +54,7 @@ def rows_by_id(ds: lance.LanceDataset, ids: Sequence[int]) -> pa.Table:
     no live row are left out. A lookup in the row-id index, not a scan: an edit of 1% of 10M
     rows reads only that 1%."""
     wanted = pa.array(np.unique(np.asarray(ids, dtype=np.uint64)), pa.uint64())
-    table = ds._take_rows(wanted, columns=[*ds.schema.names, ROW_ID, _ROW_ADDR])
+    table = ds._take_rows(wanted, columns=[*ds.schema.names, ROW_ID, ROW_ADDR])
     return table.take(pc.sort_indices(table[ROW_ID]))
 
 
@@ -66,7 +66,7 @@ def page_in_row_order(ds: lance.LanceDataset, offset: int, limit: int) -> pa.Tab
     if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
         return ds.to_table(offset=offset, limit=limit, with_row_id=True)
     page = np.sort(ids)[offset : offset + limit]
-    return rows_by_id(ds, page.tolist()).drop_columns([_ROW_ADDR])
+    return rows_by_id(ds, page.tolist()).drop_columns([ROW_ADDR])
 
 
 def ids_for_keys(ds: lance.LanceDataset, key: str, values: Sequence[Any]) -> list[int]:
@@ -129,7 +129,7 @@ def rewrite_rows(ds: lance.LanceDataset, rows: pa.Table) -> lance.LanceDataset:
     """Commit `rows` (full rows with `_rowid` and `_rowaddr`) as the new copies of those
     rows, keeping their row ids."""
     updated, removed = _delete_old_copies(ds, rows)
-    data = rows.drop_columns([ROW_ID, _ROW_ADDR]).select(ds.schema.names)
+    data = rows.drop_columns([ROW_ID, ROW_ADDR]).select(ds.schema.names)
     fragments = write_fragments(
         data, ds.uri, schema=ds.schema, data_storage_version=ds.data_storage_version
     )
@@ -147,7 +147,7 @@ def rewrite_rows(ds: lance.LanceDataset, rows: pa.Table) -> lance.LanceDataset:
 def _delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any], list[int]]:
     """Mark the rows deleted by their addresses (fragment id, offset): only the deletion
     files of the fragments they are in are written, nothing is scanned."""
-    addresses = rows[_ROW_ADDR].to_numpy()
+    addresses = rows[ROW_ADDR].to_numpy()
     fragment_ids, offsets = addresses >> 32, addresses & 0xFFFFFFFF
     updated, removed = [], []
     for fragment_id in np.unique(fragment_ids).tolist():

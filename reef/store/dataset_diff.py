@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from reef.store.dataset_changes import ROW_ID
 from reef.store.dataset_fragments import Moved, moved_rows
-from reef.store.dataset_values import table_rows
+from reef.store.dataset_values import cells_differ, table_rows
 
 _UPDATED = "_row_last_updated_at_version"
 _CHUNK = 200_000
@@ -177,7 +177,7 @@ def _modified_cells(
         before = _take(old, chunk, [o for o, _ in pairs])
         after = _take(new, chunk, [n for _, n in pairs])
         mask = np.column_stack(
-            [_differs(before[o], after[n]) for o, n in pairs] or [np.zeros(len(chunk), bool)]
+            [cells_differ(before[o], after[n]) for o, n in pairs] or [np.zeros(len(chunk), bool)]
         )
         hit = mask.any(axis=1)
         found.append(chunk[hit])
@@ -185,28 +185,6 @@ def _modified_cells(
     changed = np.concatenate(found) if found else np.zeros(0, np.uint64)
     cells = np.concatenate(masks) if masks else np.zeros((0, len(pairs)), bool)
     return _Modified(changed, cells, pairs)
-
-
-def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
-    """Per row: whether the two cells differ (null equals null, NaN equals NaN)."""
-    if a.type != b.type:
-        try:
-            a = a.cast(b.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return _differs_slowly(a, b)
-    try:
-        unequal = pc.fill_null(pc.not_equal(a, b), False)
-    except pa.ArrowNotImplementedError:  # nested types
-        return _differs_slowly(a, b)
-    one_null = pc.xor(pc.is_null(a), pc.is_null(b))
-    result = pc.or_(unequal, one_null)
-    if pa.types.is_floating(b.type):
-        result = pc.and_(result, pc.invert(pc.and_(pc.is_nan(a), pc.is_nan(b))))
-    return np.asarray(pc.fill_null(result, False), dtype=bool)
-
-
-def _differs_slowly(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
-    return np.array([x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)], bool)
 
 
 def _page_rows(

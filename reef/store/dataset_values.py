@@ -7,7 +7,9 @@ import math
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def table_rows(table: pa.Table | pa.RecordBatch) -> list[list[object]]:
@@ -35,3 +37,25 @@ def jsonable(value: object) -> object:
     if hasattr(value, "item"):  # numpy scalar
         return jsonable(value.item())
     return value
+
+
+def cells_differ(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per row: whether the two cells differ (null equals null, NaN equals NaN)."""
+    if a.type != b.type:
+        try:
+            a = a.cast(b.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _differs_slowly(a, b)
+    try:
+        unequal = pc.fill_null(pc.not_equal(a, b), False)
+    except pa.ArrowNotImplementedError:  # nested types
+        return _differs_slowly(a, b)
+    one_null = pc.xor(pc.is_null(a), pc.is_null(b))
+    result = pc.or_(unequal, one_null)
+    if pa.types.is_floating(b.type):
+        result = pc.and_(result, pc.invert(pc.and_(pc.is_nan(a), pc.is_nan(b))))
+    return np.asarray(pc.fill_null(result, False), dtype=bool)
+
+
+def _differs_slowly(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.array([x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)], bool)

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import lance
 import pyarrow as pa
@@ -20,10 +21,12 @@ import pyarrow as pa
 from reef.errors import Conflict, InvalidInput
 from reef.store.dataset_changes import merge_replace
 from reef.store.dataset_import import cast_batch
+from reef.store.dataset_replace import replace_in_order
 
 SOURCE_ERRORS = (pa.ArrowException, OSError, ValueError, InvalidInput)
 
 ReaderFactory = Callable[[], pa.RecordBatchReader]
+Written = TypeVar("Written", lance.LanceDataset, lance.LanceDataset | None)
 
 
 class SourceFailed(Exception):
@@ -67,7 +70,11 @@ def commit(uri: Path, open_reader: ReaderFactory, mode: str, key: str | None) ->
         append = lambda r: _lance_write(r, uri, "append")  # noqa: E731
         return _write(append, open_reader, lambda r: conform(r, ds.schema))
     if key is not None and key in ds.schema.names:
-        return _write(lambda r: _replace(ds, r, key, uri), open_reader, lambda r: _same(r, ds))
+        same = lambda r: _same(r, ds)  # noqa: E731
+        edited = _write(lambda r: _replace_in_order(ds, r, key), open_reader, same)
+        if edited is not None:
+            return edited
+        return _write(lambda r: _replace(ds, r, key, uri), open_reader, same)
     return _write(lambda r: _lance_write(r, uri, "overwrite"), open_reader)
 
 
@@ -80,6 +87,15 @@ def _same(reader: pa.RecordBatchReader, ds: lance.LanceDataset) -> pa.RecordBatc
     batches = (batch.select(ds.schema.names) for batch in reader)
     schema = pa.schema([reader.schema.field(name) for name in ds.schema.names])
     return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def _replace_in_order(
+    ds: lance.LanceDataset, reader: pa.RecordBatchReader, key: str
+) -> lance.LanceDataset | None:
+    """Only the changed rows rewritten, when the upload is the dataset's rows in order
+    (an edited download); None otherwise, and nothing is written."""
+    with lance_errors():
+        return replace_in_order(ds, reader, key)
 
 
 def _replace(
@@ -114,10 +130,10 @@ def _move_into_place(staged: lance.LanceDataset, staging: Path, uri: Path) -> la
 
 
 def _write(
-    write: Callable[[pa.RecordBatchReader], lance.LanceDataset],
+    write: Callable[[pa.RecordBatchReader], Written],
     open_reader: ReaderFactory,
     prepare: Callable[[pa.RecordBatchReader], pa.RecordBatchReader] | None = None,
-) -> lance.LanceDataset:
+) -> Written:
     """Run `write` on the opened (and prepared) reader, with source errors raised as
     SourceFailed."""
     try:
