@@ -324,7 +324,7 @@ def run_worker(settings: WorkerSettings) -> int:
     try:
         user = worker.check()
     except WorkerError as e:
-        print(f"reef worker: the server refused this worker: {e}", flush=True)
+        print(f"reef worker: cannot start: {e.message}", flush=True)
         worker.api.close()
         return 2
     stop = threading.Event()
