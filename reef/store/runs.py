@@ -62,6 +62,9 @@ class Step:
     cached_from: int | None = None
     gpus: int | None = 0
     gpu_ids: str | None = None
+    memory_mb: int | None = None
+    retries: int | None = 0
+    attempt: int | None = 0
 
     @property
     def duration_s(self) -> float | None:
@@ -144,8 +147,8 @@ class Runs:
             for pos, s in enumerate(steps):
                 cur.execute(
                     "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
-                    "inputs, outputs, status, timeout_s, cache_key, gpus) "
-                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?)",
+                    "inputs, outputs, status, timeout_s, cache_key, gpus, memory_mb, retries) "
+                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?)",
                     [
                         run_id,
                         s["name"],
@@ -158,6 +161,8 @@ class Runs:
                         s["timeout_s"],
                         s.get("cache_key"),
                         s.get("gpus", 0),
+                        s.get("memory_mb"),
+                        s.get("retries", 0),
                     ],
                 )
                 _put_params(cur, run_id, s["name"], s["params"], replace=False)  # to filter by
