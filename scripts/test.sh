@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: Chromium for the browser tests (Debian; needs root, skipped otherwise).
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# System packages (Debian; needs root, skipped otherwise): Chromium for the browser tests,
+# redis-server for the remote-worker tests (each test starts its own on a loopback port).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Python: torch's CPU wheel pinned first (an unpinned torch pulls a multi-GB CUDA build).
