@@ -39,7 +39,7 @@ class Worker:
 
 def start_worker(root: Path, server_url: str, token: str, queue: str, *extra: str) -> Worker:
     log = root / f"worker-{time.monotonic_ns()}.log"
-    cmd = [sys.executable, "-m", "reef.cli", "worker", "--server", server_url, "--token", token,
+    cmd = [sys.executable, "-m", "reef.cli", "worker", "--server", server_url, f"--token={token}",
            "--queue", queue, "--dir", str(root / "worker"), "--gpus", "none", *extra]  # fmt: skip
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -90,6 +90,9 @@ def test_a_pipeline_runs_entirely_on_the_worker(remote) -> None:
     run = client.request("GET", f"/api/projects/demo/runs/{result.run_id}")
     assert [s["status"] for s in run["steps"]] == ["succeeded"] * 3
     assert all(s["pid"] is None for s in run["steps"])  # no step process on the server
+    assert {s["worker"] for s in run["steps"]} == {"box-2"}
+    page = client.http.get(f"/projects/demo/runs/{result.run_id}").text
+    assert "on worker box-2" in page
     records = client.request("GET", f"/api/projects/demo/runs/{result.run_id}/record")
     assert {r["worker"] for r in records["steps"]} == {"box-2"}
     assert run["metrics"]["accuracy"] >= 0.9  # reported by the step through the SDK
@@ -108,6 +111,9 @@ def test_cancel_reaches_the_worker(remote) -> None:
     server, _, token = remote
     with server.client(token) as client:
         run_id = start_nap(client)
+        queue = client.get("/api/queue").json()
+        assert [s["worker"] for s in queue["running"]] == ["box-2"]
+        assert "on worker box-2" in client.get("/queue").text
         assert client.post(f"/api/projects/ops/runs/{run_id}/cancel").status_code == 200
         final = wait_run(client, "ops", run_id, timeout=30)
     assert final["run"]["status"] == "cancelled"

@@ -96,7 +96,7 @@ class RemoteSteps:
     def release(self, step_id: int, who: Principal) -> None:
         """The worker could not take the step now (its GPUs are busy): queue it again."""
         held = self.held(step_id, who)
-        self.leases.end(step_id)
+        self.leases.drop(step_id)
         self.orchestrator.requeue(held.run, step_id)
 
     def finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def run_dag(steps: list) -> str:
 def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
     p = hub.projects.get(project)
     run = hub.runs.run(run_id, p.id)
-    steps = hub.runs.steps(run_id)
+    workers = hub.remote.leases.of_run(run_id)
+    steps = [replace(s, worker=workers.get(s.id)) for s in hub.runs.steps(run_id)]
     return {
         "project": p,
         "run": run,

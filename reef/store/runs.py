@@ -65,6 +65,7 @@ class Step:
     memory_mb: int | None = None
     retries: int | None = 0
     attempt: int | None = 0
+    worker: str | None = None  # the remote worker it ran on; set by the run page (step_workers)
 
     @property
     def duration_s(self) -> float | None:

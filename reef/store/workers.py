@@ -51,11 +51,16 @@ class WorkerLeases:
         )
         return [Lease(**r) for r in rows]
 
+    def drop(self, step_id: int) -> None:
+        """The worker gave the step back unstarted: it was never its."""
+        self.db.execute("DELETE FROM step_workers WHERE step_id = ?", [step_id])
+
     def of_run(self, run_id: int) -> dict[int, str]:
-        """step id -> worker name, for the steps of a run that ran remotely."""
+        """step id -> worker name, for the steps of a run running or ended on a worker (an
+        ended lease of a step queued or running again is an earlier attempt's)."""
         rows = self.db.query(
             "SELECT w.step_id, w.worker FROM step_workers w JOIN steps s ON s.id = w.step_id "
-            "WHERE s.run_id = ?",
+            "WHERE s.run_id = ? AND (w.active OR s.status NOT IN ('queued', 'running'))",
             [run_id],
         )
         return {r["step_id"]: r["worker"] for r in rows}
