@@ -105,9 +105,10 @@ class Orchestrator:
                 status, run_error = "failed", f"model registration failed: {e}"
                 self.hub.runs.update_run(run.id, error=run_error)
         status, run = settle_publish(self.hub, run, status)  # step outputs -> dataset versions
-        if status == "failed" and run.error is None:
-            bad = next(s for s in self.hub.runs.steps(run.id) if s.status == "failed")
-            self.hub.runs.update_run(run.id, error=f"step '{bad.name}' {bad.error or 'failed'}")
+        if status == "failed" and self.hub.runs.run(run.id).error is None:
+            bad = next((s for s in self.hub.runs.steps(run.id) if s.status == "failed"), None)
+            error = f"step '{bad.name}' {bad.error or 'failed'}" if bad else "failed"
+            self.hub.runs.update_run(run.id, error=error)
         self.hub.runs.update_run(run.id, status=status, finished_at=now())
         self.hub.people.revoke_run_tokens(run.id)
 
