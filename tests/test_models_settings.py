@@ -4,6 +4,7 @@ back, errors inline with nothing saved) and the validation they share with the J
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 
 import pytest
 from test_models import API, lab, promote  # noqa: F401
@@ -32,9 +33,9 @@ def test_gates_form_saves_a_document_that_gates_promotion(app_client, lab, form)
         aliases="production",
         metric_0="accuracy",
         min_0="0.999",
-        parity="yes",
-        latency_max_ms="250",
-        latency_batch="4",
+        parity_0="yes",
+        latency_max_ms_0="250",
+        latency_batch_0="4",
     )
     assert resp.status_code == 200 and "Gates saved" in resp.text
     assert 'value="0.999"' in resp.text and 'name="metric_1"' in resp.text  # plus a blank row
@@ -62,9 +63,13 @@ def test_gates_form_saves_a_document_that_gates_promotion(app_client, lab, form)
         ({"metric_0": "accuracy", "min_0": "high"}, "metric row 1: min must be a number"),
         ({"metric_0": "accuracy"}, "metric row 1"),
         ({"min_0": "0.5"}, "metric row 1"),
-        ({"latency_max_ms": "-3"}, "above 0"),
-        ({"latency_max_ms": "5", "latency_batch": "0"}, "'batch'"),
-        ({"better_dataset": "table", "better_metric": "f1"}, "'metric' must be one of"),
+        ({"latency_max_ms_0": "-3"}, "latency row 1: a latency check needs 'max_ms'"),
+        ({"latency_max_ms_0": "5", "latency_batch_0": "0"}, "latency row 1: 'batch'"),
+        ({"latency_max_ms_1": "5", "latency_batch_1": "2.5"}, "latency row 2: 'batch'"),
+        ({"latency_batch_0": "4"}, "latency row 1: a latency check needs 'max_ms'"),
+        ({"parity_0": "yes", "parity_max_diff_0": "tiny"}, "parity row 1: max_diff must be"),
+        ({"better_alias_0": "staging"}, "better-than row 1: better_than needs 'dataset'"),
+        ({"better_dataset_0": "t", "better_metric_0": "f1"}, "'metric' must be one of"),
     ],
 )
 def test_gates_form_errors_show_inline_and_save_nothing(app_client, form, fields, fragment):
@@ -72,8 +77,88 @@ def test_gates_form_errors_show_inline_and_save_nothing(app_client, form, fields
     text = html.unescape(resp.text)
     assert resp.status_code == 400 and fragment in text, text
     assert 'role="alert"' in text and 'id="gates"' in text
-    typed = [v for k, v in fields.items() if k != "better_metric"]  # a select offers no f1
+    selects = ("better_metric", "parity")  # a select offers no f1
+    typed = [v for k, v in fields.items() if k.rpartition("_")[0] not in selects]
     assert all(f'value="{v}"' in text for v in typed)  # what was typed is kept
+    assert app_client.get(API).json()["gates"] is None
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would send for the page's gates form, as shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self.inside, self.select, self.pending = False, None, None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.inside = "/gates" in a.get("hx-post", "")
+        elif self.inside and tag == "input" and a.get("type") != "hidden":
+            self.fields[a["name"]] = a.get("value") or ""
+        elif self.inside and tag == "select":
+            self.select = a["name"]
+        elif (
+            self.inside and tag == "option" and ("selected" in a or self.select not in self.fields)
+        ):
+            self.fields[self.select] = a.get("value", "")
+            self.pending = None if "value" in a else self.select  # its text is its value
+
+    def handle_data(self, data: str) -> None:
+        if self.pending:
+            self.fields[self.pending], self.pending = data, None
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = self.inside and tag != "form"
+        self.select = None if tag == "select" else self.select
+
+
+def shown_fields(app_client) -> dict[str, str]:
+    parser = FormFields()
+    parser.feed(app_client.get(PAGE).text)
+    return parser.fields
+
+
+def test_gates_form_shows_and_keeps_every_check_set_through_the_api(app_client, form):
+    doc = {
+        "aliases": ["production", "staging"],
+        "checks": [
+            {"type": "metric", "metric": "accuracy", "min": 0.5},
+            {"type": "metric", "metric": "loss", "max": 2.5},
+            {"type": "parity"},
+            {"type": "parity", "max_diff": 0.001},
+            {"type": "latency", "max_ms": 250, "batch": 4},
+            {"type": "latency", "max_ms": 900.5, "batch": 64},
+            {"type": "latency", "max_ms": 1000},
+            {"type": "better_than", "dataset": "table", "label": "label", "alias": "production"},
+            {"type": "better_than", "dataset": "table@1", "metric": "rmse", "min_delta": 0.1},
+        ],
+    }
+    assert app_client.post(f"{API}/gates", json=doc).status_code == 200
+    stored = app_client.get(API).json()["gates"]
+    fields = shown_fields(app_client)
+    assert fields["latency_max_ms_1"] == "900.5" and fields["latency_batch_1"] == "64"
+    assert fields["better_metric_1"] == "rmse" and fields["parity_max_diff_1"] == "0.001"
+    assert fields["latency_max_ms_3"] == "" and fields["metric_2"] == ""  # a blank row each
+    resp = form("gates", **fields)  # saved unchanged
+    assert resp.status_code == 200 and "Gates saved" in resp.text, resp.text
+    assert app_client.get(API).json()["gates"] == stored
+    fields |= {"latency_max_ms_3": "50", "better_dataset_2": "table", "parity_2": "yes"}
+    assert form("gates", **fields).status_code == 200  # the blank rows add a check each
+    checks = app_client.get(API).json()["gates"]["checks"]
+    assert [c["type"] for c in checks].count("latency") == 4
+    assert [c["type"] for c in checks].count("better_than") == 3
+    assert [c["type"] for c in checks].count("parity") == 3
+
+
+def test_gates_api_refuses_fields_no_form_could_keep(app_client, lab):  # noqa: F811
+    bad = {"checks": [{"type": "latency", "max_ms": 5, "note": "x"}]}
+    resp = app_client.post(f"{API}/gates", json=bad)
+    assert resp.status_code == 400 and "unknown fields ['note']" in resp.json()["detail"]
+    bad = {"checks": [{"type": "better_than", "dataset": "table", "alias": 3}]}
+    resp = app_client.post(f"{API}/gates", json=bad)
+    assert resp.status_code == 400 and "must be names" in resp.json()["detail"]
     assert app_client.get(API).json()["gates"] is None
 
 

@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from reef.runtime.serving import Predictor
 
 DEFAULT_ALIASES = ["production"]
-CHECKS = ("metric", "parity", "latency", "better_than")
+FIELDS = {  # each kind of check -> the fields it takes besides "type"
+    "metric": ("metric", "min", "max"),
+    "parity": ("max_diff",),
+    "latency": ("max_ms", "batch"),
+    "better_than": ("dataset", "alias", "label", "metric", "min_delta"),
+}
+CHECKS = tuple(FIELDS)
 SCORES = {"accuracy": True, "rmse": False}  # name -> higher is better
 LATENCY_RUNS = 50
 SCORE_CHUNK = 8192
@@ -42,14 +48,18 @@ def parse(gates: Any) -> dict[str, Any]:
     aliases = gates.get("aliases", DEFAULT_ALIASES)
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise InvalidInput("'aliases' must be a list of alias names")
-    return {"aliases": aliases, "checks": [_check(i, c) for i, c in enumerate(gates["checks"])]}
+    checks = [parse_check(f"check {i}", c) for i, c in enumerate(gates["checks"])]
+    return {"aliases": aliases, "checks": checks}
 
 
-def _check(index: int, check: Any) -> dict[str, Any]:
-    where = f"check {index}"
+def parse_check(where: str, check: Any) -> dict[str, Any]:
+    """Validate one check (`where` names it in errors); returns it with defaults filled in."""
     if not isinstance(check, dict) or check.get("type") not in CHECKS:
         raise InvalidInput(f"{where}: 'type' must be one of {', '.join(CHECKS)}")
     kind = check["type"]
+    if unknown := sorted(set(check) - {"type", *FIELDS[kind]}):
+        takes = ", ".join(FIELDS[kind])
+        raise InvalidInput(f"{where}: unknown fields {unknown}; a {kind} check takes {takes}")
     for key in NUMBERS:
         if check.get(key) is not None and not _number(check[key]):
             raise InvalidInput(f"{where}: '{key}' must be a number, got {check[key]!r}")
@@ -67,6 +77,8 @@ def _check(index: int, check: Any) -> dict[str, Any]:
             raise InvalidInput(f"{where}: 'metric' must be one of {', '.join(SCORES)}")
         check.setdefault("alias", "production")
         check.setdefault("label", "label")
+        if not all(isinstance(check[k], str) for k in ("alias", "label")):
+            raise InvalidInput(f"{where}: 'alias' and 'label' must be names")
     return check
 
 

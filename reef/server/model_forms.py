@@ -10,72 +10,74 @@ from typing import Any
 from reef.errors import InvalidInput
 from reef.runtime import gates, monitoring
 
-_ROW = ("metric", "min", "max")  # the fields of metric row i: metric_i, min_i, max_i
+# The form holds rows of each kind of check: field `{prefix}{key}_{i}` is `key` of row i (a
+# parity row is on when `parity_{i}` is "yes"). Every check of the gates is a row, so saving
+# the form as shown keeps them all; each kind also gets one blank row to add another.
+_PREFIX = {"metric": "", "parity": "parity_", "latency": "latency_", "better_than": "better_"}
+_CHOICES = {"better_than": {"metric"}}  # select fields: always sent, so no sign of a used row
 
 
 def gates_fields(doc: dict | None) -> dict[str, str]:
     """The gates form's fields for a gates document (None: no gates)."""
     checks = (doc or {}).get("checks", [])
     fields = {"aliases": ", ".join((doc or {}).get("aliases", gates.DEFAULT_ALIASES))}
-    for i, c in enumerate(c for c in checks if c["type"] == "metric"):
-        fields |= {f"metric_{i}": c["metric"], f"min_{i}": _text(c.get("min"))}
-        fields[f"max_{i}"] = _text(c.get("max"))
-    parity = _first(checks, "parity")
-    fields["parity"] = "yes" if parity is not None else "no"
-    fields["parity_max_diff"] = _text((parity or {}).get("max_diff"))
-    latency = _first(checks, "latency") or {}
-    fields["latency_max_ms"] = _text(latency.get("max_ms"))
-    fields["latency_batch"] = _text(latency.get("batch"))
-    better = _first(checks, "better_than") or {}
-    for key in ("dataset", "alias", "label", "metric", "min_delta"):
-        fields[f"better_{key}"] = _text(better.get(key))
+    for kind, prefix in _PREFIX.items():
+        for i, check in enumerate(c for c in checks if c["type"] == kind):
+            fields |= {f"{prefix}{k}_{i}": _text(check.get(k)) for k in gates.FIELDS[kind]}
+            fields |= {f"parity_{i}": "yes"} if kind == "parity" else {}
     return fields
 
 
 def gates_from_fields(fields: dict[str, str]) -> dict | None:
     """The gates document the form describes (None when it sets no check), validated."""
-    checks = _metric_checks(fields)
-    if fields.get("parity") == "yes":
-        max_diff = _num(fields, "parity_max_diff", "parity max |diff|")
-        checks.append(_drop_none({"type": "parity", "max_diff": max_diff}))
-    if (max_ms := _num(fields, "latency_max_ms", "latency (ms)")) is not None:
-        batch = _num(fields, "latency_batch", "latency rows per call")
-        checks.append({"type": "latency", "max_ms": max_ms, "batch": 1 if batch is None else batch})
-    if dataset := fields.get("better_dataset", "").strip():
-        check = {"type": "better_than", "dataset": dataset}
-        for key in ("alias", "label", "metric"):
-            if value := fields.get(f"better_{key}", "").strip():
-                check[key] = value
-        margin = _num(fields, "better_min_delta", "better-than margin")
-        checks.append(_drop_none({**check, "min_delta": margin}))
+    checks = [
+        check
+        for kind in _PREFIX
+        for i in range(gate_rows(fields, kind))
+        if (check := _row_check(fields, kind, i)) is not None
+    ]
     if not checks:
         return None
     aliases = [a.strip() for a in fields.get("aliases", "").split(",") if a.strip()]
     return gates.parse({"aliases": aliases or gates.DEFAULT_ALIASES, "checks": checks})
 
 
-def _metric_checks(fields: dict[str, str]) -> list[dict[str, Any]]:
-    checks = []
-    for i in range(metric_rows(fields)):
-        name = fields.get(f"metric_{i}", "").strip()
-        row = f"metric row {i + 1}"
-        low, high = _num(fields, f"min_{i}", f"{row}: min"), _num(fields, f"max_{i}", f"{row}: max")
-        if not name and low is None and high is None:
-            continue  # an empty row
-        if not name or (low is None and high is None):
-            raise InvalidInput(f"{row}: give the metric's name and a min or a max")
-        checks.append(_drop_none({"type": "metric", "metric": name, "min": low, "max": high}))
-    return checks
+def _row_check(fields: dict[str, str], kind: str, i: int) -> dict[str, Any] | None:
+    """The check row i of `kind` describes, validated; None for an empty row."""
+    row, prefix = f"{kind.replace('_', '-')} row {i + 1}", _PREFIX[kind]
+    values = _drop_none(
+        {key: _field(fields, f"{prefix}{key}_{i}", key, row) for key in gates.FIELDS[kind]}
+    )
+    if kind == "parity" and fields.get(f"parity_{i}") != "yes":
+        return None
+    if kind != "parity" and not set(values) - _CHOICES.get(kind, set()):
+        return None
+    return gates.parse_check(row, {"type": kind, **values})
+
+
+def _field(fields: dict[str, str], name: str, key: str, row: str) -> str | float | int | None:
+    """Form field `name` as check field `key` takes it: a number or a text (None: empty)."""
+    if key in gates.NUMBERS:
+        return _num(fields, name, f"{row}: {key}")
+    return fields.get(name, "").strip() or None
 
 
 def gates_form(fields: dict[str, str]) -> dict[str, Any]:
-    """What the gates form template needs: its fields, and its metric rows plus a blank one."""
-    return {"gate_fields": fields, "gate_rows": metric_rows(fields) + 1}
+    """What the gates form template needs: its fields, and per kind its rows plus a blank one."""
+    return {"gate_fields": fields, "gate_rows": {k: gate_rows(fields, k) + 1 for k in _PREFIX}}
 
 
-def metric_rows(fields: dict[str, str]) -> int:
-    """How many metric rows the fields hold."""
-    rows = [int(n) for k in fields for p, _, n in [k.partition("_")] if p in _ROW and n.isdigit()]
+def gate_rows(fields: dict[str, str], kind: str) -> int:
+    """How many rows of `kind` the fields hold."""
+    names = {f"{_PREFIX[kind]}{key}" for key in gates.FIELDS[kind]} | (
+        {"parity"} if kind == "parity" else set()
+    )
+    rows = [
+        int(n)
+        for k in fields
+        for name, _, n in [k.rpartition("_")]
+        if name in names and n.isdigit()
+    ]
     return 1 + max(rows, default=-1)
 
 
@@ -102,10 +104,6 @@ def _num(fields: dict[str, str], key: str, label: str | None = None) -> float | 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _first(checks: list[dict], kind: str) -> dict | None:
-    return next((c for c in checks if c["type"] == kind), None)
 
 
 def _drop_none(check: dict[str, Any]) -> dict[str, Any]:
