@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (sys.path is mended before the other imports)
 """Dataset versioning benchmark: reef against DVC on one table, one 1% change.
 
 Builds a table of `--rows` rows (id int64, three float64 columns, a category string and an
@@ -19,10 +20,7 @@ versioning in a `git init` + `dvc init` repo with a local cache: `dvc add` the b
 file and commit, overwrite it with the edited file, `dvc add` + commit again (time, extra
 cache disk), and `dvc diff HEAD~1 HEAD` (which only knows that the file changed).
 
-    python -P bench/datasets.py [--rows 10000000] [--no-dvc] [--work DIR] [--keep]
-
-(-P: bench/ is not put first on the import path, where a script's name could shadow a
-standard module.)
+    python bench/datasets.py [--rows 10000000] [--no-dvc] [--work DIR] [--keep]
 
 Prints a table with reef/DVC ratios and the targets (a 1% change: under 3% of the base size
 on disk and under 1 s; diff under 1 s) and writes it to bench/results/datasets.txt.
@@ -40,6 +38,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# `python bench/x.py` puts bench/ first on sys.path, where bench/queue.py would shadow the
+# standard library's `queue` for the packages imported below: take bench/ off first
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np
 import pyarrow as pa

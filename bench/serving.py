@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (sys.path is mended before the other imports)
 """Serving benchmark: reef's predict endpoint against `mlflow models serve`, same model.
 
 Trains the digits classifier (scikit-learn MLP, 64 features, 10 classes), registers its ONNX
@@ -7,9 +8,8 @@ created under /tmp on first use). Both are hit over HTTP by the same load genera
 (apt-get install -y wrk), with the same number of open connections, at batch 1 and batch 64;
 it prints requests/s, p50/p99 latency (wrk's histogram) and reef/MLflow ratios.
 
-    python -P bench/serving.py [--seconds 10] [--clients 8] [--no-mlflow]   # needs wrk
+    python bench/serving.py [--seconds 10] [--clients 8] [--no-mlflow]   # needs wrk
 
-(-P keeps bench/ off the import path, where a script may share a standard module's name.)
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# `python bench/x.py` puts bench/ first on sys.path, where bench/queue.py would shadow the
+# standard library's `queue` for the packages imported below: take bench/ off first
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import httpx
 import numpy as np
