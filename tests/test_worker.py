@@ -148,6 +148,19 @@ def test_a_step_taken_from_a_silent_worker_is_stopped_there(remote) -> None:
     assert not step_alive(step_id, server.url), worker.output()
 
 
+def test_a_step_needing_more_gpus_than_the_worker_lends_fails(remote) -> None:
+    server, _, token = remote
+    with server.client(token) as client:
+        client.post("/api/projects", json={"name": "ops"})
+        spec = {"name": "big", "steps": [{"name": "sleep", "module": "sleeper", "gpus": 8}]}
+        assert client.post("/api/projects/ops/pipelines", json=spec).status_code == 201
+        started = client.post("/api/projects/ops/pipelines/big/runs", json={})
+        assert started.status_code == 201, started.text  # the server lends none; a worker may
+        final = wait_run(client, "ops", started.json()["id"], timeout=30)
+    assert final["steps"][0]["status"] == "failed"
+    assert final["steps"][0]["error"] == "needs 8 GPU(s); worker box-2 lends 0"
+
+
 def step_alive(step_id: int, url: str) -> bool:
     for proc in psutil.process_iter():
         try:

@@ -119,6 +119,9 @@ class Orchestrator:
             return
         run, step = claimed
         runs = self.hub.runs
+        if (step.gpus or 0) > len(self.hub.gpu_pool.devices):
+            self._lacks_gpus(run, step)
+            return
         devices = self.hub.gpu_pool.acquire(step_id, step.gpus or 0)
         if devices is None:  # its GPUs are busy: back in the queue, try again shortly
             self.requeue(run, step_id)
@@ -140,6 +143,16 @@ class Orchestrator:
             outcome, error = None, f"could not start: {e}"
         self.hub.gpu_pool.release(step_id)
         self.finish(run, step, error, outcome.exit_code if outcome else None)
+
+    def _lacks_gpus(self, run: Run, step: Step) -> None:
+        """A step needing more GPUs than this server lends: with a Redis queue a remote worker
+        may lend them (back in the queue); with SQLite none will, so it fails."""
+        if self.hub.settings.queue != "sqlite":
+            self.requeue(run, step.id)
+            return
+        have = len(self.hub.gpu_pool.devices)
+        error = f"needs {step.gpus} GPU(s); this server lends {have}"
+        self.finish(run, replace(step, retries=0), error, None)
 
     def claim(self, step_id: int) -> tuple[Run, Step] | None:
         """Move a step queued -> running for whoever runs it (a consumer thread here or a

@@ -214,6 +214,11 @@ class Worker:
         job = self._claim(step_id)
         if job is None:
             return
+        if job["gpus"] > len(self.gpu_pool.devices):  # it would never run here: say so
+            have = len(self.gpu_pool.devices)
+            error = f"needs {job['gpus']} GPU(s); worker {self.settings.name} lends {have}"
+            self._finish(step_id, error, None, True)
+            return
         devices = self.gpu_pool.acquire(step_id, job["gpus"])
         if devices is None:  # busy here: back in the shared queue
             self.api.step(step_id, "release")
