@@ -57,9 +57,10 @@ def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
         raise NotFound(f"sweep {sweep_id} not found")
     spec = json.loads(row["spec"])
     names = list(spec.get("grid") or spec.get("random") or {})
-    rows = hub.db.query(
-        "SELECT r.id, r.status, (SELECT last(m.value ORDER BY m.ts, m.step) FROM metrics m "
-        "WHERE m.run_id = r.id AND m.key = ?) AS metric FROM runs r WHERE r.sweep_id = ?",
+    rows = hub.db.query(  # the metric's latest value, from the per-run summary (run_metrics)
+        "SELECT r.id, r.status, s.value AS metric FROM runs r "
+        "LEFT JOIN run_metrics s ON s.run_id = r.id AND s.key = ? "
+        "WHERE r.sweep_id = ? ORDER BY r.id",
         [spec["metric"], sweep_id],
     )
     for r in rows:
