@@ -204,3 +204,26 @@ def test_gates_api_refuses_non_numbers(app_client, lab):  # noqa: F811
     bad = {"checks": [{"type": "metric", "metric": "accuracy", "min": "0.9"}]}
     resp = app_client.post(f"{API}/gates", json=bad)
     assert resp.status_code == 400 and "'min' must be a number" in resp.json()["detail"]
+
+
+def test_a_batch_job_stopped_after_writing_its_version_is_done_at_the_next_start(lab):  # noqa: F811
+    """The model page's batch jobs after a restart: a job that had written and recorded its
+    version is done with it; one that had not (or whose version an earlier job wrote) failed."""
+    from reef.runtime import batch
+
+    batches, service = lab.model_service.batches, lab.model_service
+    model_id = service.model_id("lab", "m")
+    request = {"dataset": "table", "version": 1, "output": "scored", "column": "p"}
+    request["model_version"] = 1
+    wrote = batches.jobs.create(model_id, request, "admin")
+    batches.jobs.start(wrote)
+    written = batch.run(service, "admin", "lab", "m", request)  # then the server stopped
+    batches.resume()
+    job = batches.jobs.get(wrote)
+    assert job["status"] == "done" and job["error"] is None, job
+    assert job["result"] == written and written["version"] == 1
+    again = batches.jobs.create(model_id, request, "admin")  # same request, wrote nothing
+    batches.jobs.start(again)
+    batches.resume()
+    assert "interrupted" in batches.jobs.get(again)["error"]
+    assert batches.jobs.get(wrote)["result"]["version"] == 1

@@ -3,8 +3,9 @@ of the server (they write dataset versions, which only the server does).
 
 Asking validates and pins the request, stores the job (`queued`) and answers at once; the
 runner marks it `running`, then `done` with the dataset version it wrote, or `failed` with
-why. Queued jobs survive a restart and run then; a job the server stopped in the middle of
-is marked failed at the next start (its version, if written, is in the dataset's history).
+why. Queued jobs survive a restart and run then. A job the server stopped in the middle of
+is marked at the next start: `done` with its version when it had written and recorded one
+(stopped before it was marked done), else `failed`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ class BatchQueue:
         return self.jobs.get(job_id)
 
     def resume(self) -> None:
-        """At start-up: fail the jobs a stopped server left running, queue the waiting ones."""
+        """At start-up: settle the jobs a stopped server left running (done when their
+        version was written, else failed), queue the waiting ones."""
+        for job in self.jobs.running():
+            if (written := self.jobs.written_version(job, _message(job))) is not None:
+                self.jobs.finish(job["id"], _result(job["request"], written))
+                log.warning("batch job %s had written its version before a restart", job["id"])
         if interrupted := self.jobs.interrupt():
             log.warning("%d batch job(s) were interrupted by a restart", interrupted)
         for job_id in self.jobs.queued():
@@ -104,3 +110,21 @@ class BatchQueue:
             self.jobs.fail(job_id, f"internal error: {type(e).__name__}: {e}")
         else:
             self.jobs.finish(job_id, result)
+
+
+def _message(job: dict[str, Any]) -> str:
+    """The message `batch.run` records with the version a job writes."""
+    r = job["request"]
+    model = f"model {job['model']} v{r['model_version']}"
+    return f"predictions of {model} on {r['dataset']}@{r['version']}"
+
+
+def _result(request: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """A job's result (as `batch.run` answers it) from the version it wrote."""
+    return {
+        "dataset": request["output"],
+        "version": written["version"],
+        "num_rows": written["num_rows"],
+        "column": request["column"],
+        "model_version": request["model_version"],
+    }

@@ -73,6 +73,35 @@ class BatchJobs:
             [now(), error, job_id],
         )
 
+    def running(self) -> list[dict[str, Any]]:
+        """The jobs marked `running` (at start-up: those a stopped server was running)."""
+        rows = self.db.query(f"{SELECT} WHERE j.status = 'running' ORDER BY j.id")
+        return [_decoded(r) for r in rows]
+
+    def written_version(self, job: dict[str, Any], message: str) -> dict[str, Any] | None:
+        """The version of the job's output dataset that the job wrote: recorded by its author
+        with `message` since it started, and the result of no job already done."""
+        rows = self.db.query(
+            "SELECT v.version, v.num_rows FROM dataset_versions v "
+            "JOIN datasets d ON d.id = v.dataset_id JOIN models m ON m.project_id = d.project_id "
+            "WHERE m.id = ? AND d.name = ? AND v.message = ? AND v.author = ? "
+            "AND v.created_at >= ? ORDER BY v.version",
+            [
+                job["model_id"],
+                job["request"]["output"],
+                message,
+                job["created_by"],
+                job["started_at"],
+            ],
+        )
+        done = self.db.query(
+            "SELECT result FROM batch_jobs WHERE model_id = ? AND status = 'done'",
+            [job["model_id"]],
+        )
+        claimed = {(r["dataset"], r["version"]) for r in (json.loads(d["result"]) for d in done)}
+        output = job["request"]["output"]
+        return next((r for r in rows if (output, r["version"]) not in claimed), None)
+
     def interrupt(self) -> int:
         """At start-up: jobs left `running` by a stopped server fail; returns how many."""
         rows = self.db.execute(
