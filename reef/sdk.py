@@ -182,9 +182,18 @@ class Reporter:
         self._base = f"/api/projects/{project}/runs/{run_id}"
         self._step = step
         self._metrics = MetricSender(client, f"{self._base}/metrics", step)
+        self._finished = False
         atexit.register(self.flush)
 
+    def _open(self) -> None:
+        """Refuse reports after finish(): they would be buffered and never sent."""
+        if self._finished:
+            raise ReefClientError(
+                f"run {self.run_id} is finished; start a new run (reef.init) to log more"
+            )
+
     def log_params(self, params: dict[str, Any]) -> None:
+        self._open()
         self.client.request(
             "POST", f"{self._base}/params", json={"step": self._step, "params": params}
         )
@@ -195,6 +204,7 @@ class Reporter:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Buffer one point per key (NaN is sent as null). The server stamps the time a point
         arrives: client clocks are not trusted, so no time is sent."""
+        self._open()
         points = []
         for key, value in metrics.items():
             number = float(value)
@@ -210,6 +220,7 @@ class Reporter:
             raise ReefClientError(f"the server refused metric points: {self._metrics.error}")
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> dict:
+        self._open()
         path = Path(path)
         with path.open("rb") as f:
             return self.client.request(
@@ -274,6 +285,7 @@ class Run(Reporter):
     """A run that a script or notebook reports to; finish it (or use it as a context manager)."""
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        self._open()
         self.client.request(
             "POST",
             f"{self._base}/params",
@@ -281,8 +293,12 @@ class Run(Reporter):
         )
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
+        """Deliver what is buffered and end the run; a second finish() does nothing."""
+        if self._finished:
+            return
         self.flush()
         self.client.request("POST", f"{self._base}/finish", json={"status": status, "error": error})
+        self._finished = True
         self._metrics.close(timeout=1)
         atexit.unregister(self.flush)  # a script may open thousands of runs: let each one go
         self.client.close()

@@ -83,6 +83,31 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
         restarted.stop()
 
 
+def test_logging_to_a_finished_run_is_refused(server):
+    import reef
+    from reef.sdk import ReefClientError
+
+    with server.client() as client:
+        client.post("/api/projects", json={"name": "lab"})
+    with reef.init(project="lab", url=server.url, token=server.token()) as run:
+        run.log_metric("loss", 0.5, step=1)
+        run.finish()  # leaving the block finishes it again: nothing happens
+    attempts = [
+        lambda: run.log_metric("loss", 0.1),
+        lambda: run.log_metrics({"loss": 0.1}),
+        lambda: run.log_params({"lr": 0.1}),
+        lambda: run.set_tags({"owner": "ada"}),
+        lambda: run.log_artifact(__file__),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ReefClientError, match=f"run {run.run_id} is finished"):
+            attempt()
+    with server.client() as client:
+        got = client.get(f"/api/projects/lab/runs/{run.run_id}").json()
+    assert got["run"]["status"] == "succeeded"
+    assert got["metrics"] == {"loss": 0.5}
+
+
 def test_comments_show_on_the_run_and_in_the_activity(server):
     with server.client() as client:
         client.post("/api/projects", json={"name": "lab"})
