@@ -70,12 +70,16 @@ def remote(tmp_path: Path, redis_url: str) -> Iterator[tuple]:
     """A server that runs no step itself, and one worker on the same Redis queue."""
     extra = ("--queue", redis_url, "--workers", "0", "--worker-timeout", "4")
     server = start_server(tmp_path / "data", modules_dir(tmp_path), extra=extra)
-    token = server.token()
-    worker = start_worker(tmp_path, server.url, token, redis_url, "--name", "box-2")
-    wait_output(worker, "running steps for")
-    yield server, worker, token
-    worker.stop()
-    server.stop()
+    try:
+        token = server.token()
+        worker = start_worker(tmp_path, server.url, token, redis_url, "--name", "box-2")
+        try:
+            wait_output(worker, "running steps for")
+            yield server, worker, token
+        finally:
+            worker.stop()
+    finally:
+        server.stop()
 
 
 def test_a_pipeline_runs_entirely_on_the_worker(remote) -> None:
