@@ -16,6 +16,8 @@ from reef.store.ttl_cache import MISSING, TTLCache
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 SESSION_DAYS = 14
 
+TOKEN_PREFIX = "reef_"
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -97,8 +99,9 @@ class People:
         run_id: int | None = None,
         ttl: timedelta | None = None,
     ) -> str:
-        """A new random token; only its hash is stored."""
-        token = secrets.token_urlsafe(32)
+        """A new random token; only its hash is stored. The prefix makes it recognisable (and
+        keeps it from starting with '-', which command lines would read as an option)."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = now() + ttl if ttl else None
         self.db.execute(
             "INSERT INTO tokens (hash, user_id, kind, label, run_id, created_at, expires_at) "
