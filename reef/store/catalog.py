@@ -89,8 +89,7 @@ class Catalog:
 
     def version(self, dataset_id: int, version: int) -> dict | None:
         row = self.db.one(
-            f"SELECT {_VERSION_COLUMNS} FROM dataset_versions "
-            "WHERE dataset_id = ? AND version = ?",
+            f"SELECT {_VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = ? AND version = ?",
             [dataset_id, version],
         )
         return _version_row(row) if row else None
