@@ -22,6 +22,7 @@ from reef.runtime.steps import (
     STOPPED,
     Launch,
     ProcessTable,
+    ShuttingDown,
     child_env,
     kill_orphans,
     write_step_file,
@@ -138,6 +139,8 @@ class Orchestrator:
         except StepRefused as e:  # the same refusal would come again: no retry
             outcome, error = None, str(e)
             step = replace(step, retries=0)
+        except ShuttingDown:  # reef is stopping: failed, or retried at the next start
+            outcome, error = None, STOPPED
         except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"

@@ -31,6 +31,10 @@ STOPPED = "reef stopped while this step was running"
 log = logging.getLogger("reef.steps")
 
 
+class ShuttingDown(Exception):
+    """reef is stopping: no new step process starts."""
+
+
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start one step process."""
@@ -69,8 +73,12 @@ class ProcessTable:
         self._lock = threading.Lock()
 
     def start(self, launch: Launch) -> subprocess.Popen:
+        """Start the step's process; ShuttingDown once `kill_all` has run (under the same lock,
+        so a step is either killed by it or never started)."""
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with launch.log_path.open("ab") as log:
+        with self._lock, launch.log_path.open("ab") as log:
+            if self._stopping:
+                raise ShuttingDown(STOPPED)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "reef.runtime.launch", launch.entrypoint],
                 cwd=launch.work_dir,
@@ -80,7 +88,6 @@ class ProcessTable:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        with self._lock:
             self._procs[launch.step_id] = proc
         return proc
 
