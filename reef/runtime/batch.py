@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from reef.errors import InvalidInput
+from reef.runtime.dataset_versions import new_version
 from reef.store.people import check_name
 
 if TYPE_CHECKING:
@@ -66,8 +67,8 @@ def run(
         raise InvalidInput(f"dataset {dataset} has no rows")
     reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
     info = service.hub.datasets.write_table(project, request["output"], reader)
-    message = f"predictions of model {name} v{request['model_version']} on {dataset}@"
-    _record(service, author, project, request["output"], info, message + str(request["version"]))
+    message = version_message(name, request)
+    new_version(service.hub, author, project, request["output"], info, message, source=message)
     return {
         "dataset": request["output"],
         "version": info.version,
@@ -105,20 +106,9 @@ def _scored(
         yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _record(
-    service: ModelService, author: str, project: str, dataset: str, info: Any, message: str
-) -> None:
-    hub = service.hub
-    dataset_id = hub.catalog.dataset_id(hub.projects.get(project).id, dataset, author=author)
-    hub.catalog.record_version(
-        dataset_id,
-        info.version,
-        author=author,
-        message=message,
-        num_rows=info.num_rows,
-        columns=info.columns,
-        source=message,
-    )
-    hub.audit.record(
-        author, "dataset.version", f"dataset {dataset}@{info.version}", project, message=message
+def version_message(model: str, request: dict[str, Any]) -> str:
+    """The message of the dataset version a batch prediction writes (recovery matches it)."""
+    return (
+        f"predictions of model {model} v{request['model_version']} "
+        f"on {request['dataset']}@{request['version']}"
     )

@@ -114,9 +114,7 @@ class BatchQueue:
 
 def _message(job: dict[str, Any]) -> str:
     """The message `batch.run` records with the version a job writes."""
-    r = job["request"]
-    model = f"model {job['model']} v{r['model_version']}"
-    return f"predictions of {model} on {r['dataset']}@{r['version']}"
+    return batch.version_message(job["model"], job["request"])
 
 
 def _result(request: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
