@@ -179,3 +179,22 @@ def test_live_log_stream_sends_each_line_once_then_done(server):
     text = "\n".join(data for name, data in events if name == "log-sleep")
     assert text.count("sleeper: started") == 1 and text.count("sleeper: woke up") == 1
     assert events[-1] == ("done", "succeeded")
+
+
+def test_a_restart_kills_only_its_own_orphans(server, tmp_path):
+    """Another reef on the machine has step ids of its own: recovering step 1 here must not
+    kill the other server's step 1."""
+    other = start_server(tmp_path / "other-data", tmp_path / "modules")
+    try:
+        with other.client() as client:
+            theirs = wait_step_running(client, start_sleeper(client, seconds=120))
+        with server.client() as client:
+            ours = wait_step_running(client, start_sleeper(client, seconds=120))
+        assert theirs["id"] == ours["id"]
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        restarted = start_server(server.data, server.data.parent / "modules")
+        restarted.stop()
+        assert step_processes(theirs["id"], other), "a restart elsewhere killed this step"
+    finally:
+        other.stop()

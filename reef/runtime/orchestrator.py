@@ -354,6 +354,7 @@ class Orchestrator:
             "REEF_STEP": step.name,
             "REEF_STEP_ID": str(step.id),
             "REEF_SEED": str(run.spec.get("seed", 0)),
+            "REEF_DATA": str(self.hub.settings.data_dir.resolve()),  # whose step it is
         }
 
     def _materialize(self, project: str, run_id: int, ref: str, inputs_dir: Path, key: str) -> str:
@@ -413,7 +414,7 @@ class Orchestrator:
         for s in self.hub.runs.steps_in(("queued",)):
             self._queue(self.hub.runs.run(s.run_id), s.id)
         for s in self.hub.runs.steps_in(("running",)):
-            killed = kill_orphans(s.id)
+            killed = kill_orphans(s.id, self.hub.settings.data_dir)
             error = STOPPED + (f" (killed {killed} leftover process(es))" if killed else "")
             if not self._again(self.hub.runs.run(s.run_id), s, error):
                 self.hub.runs.update_step(s.id, status="failed", finished_at=now(), error=error)

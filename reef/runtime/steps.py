@@ -191,12 +191,15 @@ def group_alive(pgid: int) -> bool:
     return any(_pgid(p) == pgid and p.status() != psutil.STATUS_ZOMBIE for p in _procs())
 
 
-def kill_orphans(step_id: int) -> int:
-    """Kill processes left by a step of an earlier server (found by their REEF_STEP_ID)."""
+def kill_orphans(step_id: int, data_dir: Path) -> int:
+    """Kill processes left by a step of an earlier server on the same data dir (found by
+    REEF_STEP_ID and REEF_DATA: another reef on this machine has step ids of its own)."""
     killed = 0
+    mine = {"REEF_STEP_ID": str(step_id), "REEF_DATA": str(data_dir.resolve())}
     for proc in _procs():
         try:
-            if proc.environ().get("REEF_STEP_ID") == str(step_id):
+            env = proc.environ()
+            if all(env.get(k) == v for k, v in mine.items()):
                 proc.kill()
                 killed += 1
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
