@@ -88,6 +88,8 @@ class Hub:
         )
         hub.initial_password = hub._bootstrap_admin()
         hub._install_builtin_modules()
+        hub.runs.ingest.reconcile()
+        hub.runs.ingest.start()
         hub.orchestrator.recover()
         if start_queue:
             hub.queue.start()
@@ -100,6 +102,7 @@ class Hub:
         self.remote.stop()
         self.queue.stop()
         self.model_service.close()  # flushes the prediction log
+        self.runs.ingest.close()  # folds the last points into run_metrics
         self.db.close()
 
     @staticmethod

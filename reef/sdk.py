@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-FLUSH_POINTS = 1000
+FLUSH_POINTS = 5000
 FLUSH_SECONDS = 0.5
 MAX_BUFFERED = 5_000_000
 DELIVERY_DEADLINE_S = 120.0
@@ -94,13 +94,18 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text
 
 
+Point = tuple[str, float | None, int | None, float]  # key, value, step, ts (epoch seconds)
+
+
 class MetricSender:
-    """Buffers metric points and posts them in batches from a background thread. A batch the
-    server did not take because it was unreachable stays in the buffer and is sent again."""
+    """Buffers metric points, (key, value, step, ts) tuples, and posts them in batches from a
+    background thread, as columns (one list per field: a few objects for the server to decode
+    however many points). A batch the server did not take because it was unreachable stays
+    in the buffer and is sent again."""
 
     def __init__(self, client: Client, path: str, step: str) -> None:
         self.client, self.path, self.step = client, path, step
-        self._points: list[dict[str, Any]] = []
+        self._points: list[Point] = []
         self._cond = threading.Condition()
         self._closed = False
         self._flushing = 0  # callers waiting in flush(): send what is buffered now
@@ -108,7 +113,7 @@ class MetricSender:
         self._thread = threading.Thread(target=self._loop, name="reef-metrics", daemon=True)
         self._thread.start()
 
-    def add(self, points: list[dict[str, Any]]) -> None:
+    def add(self, points: list[Point]) -> None:
         with self._cond:
             if len(self._points) + len(points) > MAX_BUFFERED:
                 raise ReefClientError(f"more than {MAX_BUFFERED} metric points not yet sent")
@@ -132,10 +137,12 @@ class MetricSender:
         full = len(self._points) >= FLUSH_POINTS
         return self._closed or full or (self._flushing > 0 and bool(self._points))
 
-    def _send(self, batch: list[dict[str, Any]]) -> bool:
+    def _send(self, batch: list[Point]) -> bool:
+        keys, values, steps, stamps = (list(c) for c in zip(*batch, strict=True))
+        columns = {"key": keys, "value": values, "step": steps, "ts": stamps}
         try:
             self.client.request(
-                "POST", self.path, retries=0, json={"step": self.step, "points": batch}
+                "POST", self.path, retries=0, json={"step": self.step, "columns": columns}
             )
         except httpx.TransportError:
             return False  # unreachable: keep the points, try again
@@ -198,18 +205,24 @@ class Reporter:
             "POST", f"{self._base}/params", json={"step": self._step, "params": params}
         )
 
-    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        self.log_metrics({key: value}, step)
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        self.log_metrics({key: value}, step, timestamp)
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Buffer one point per key (NaN is sent as null). The server stamps the time a point
-        arrives: client clocks are not trusted, so no time is sent."""
+    def log_metrics(
+        self, metrics: dict[str, float], step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        """Buffer one point per key (NaN is sent as null), stamped `timestamp` (seconds since
+        the epoch, like time.time()) or now: the time it was logged, not the time a batch
+        reached the server."""
         self._open()
+        ts = time.time() if timestamp is None else float(timestamp)
+        step = None if step is None else int(step)
         points = []
         for key, value in metrics.items():
             number = float(value)
-            value = None if math.isnan(number) else number
-            points.append({"key": key, "value": value, "step": step})
+            points.append((str(key), None if math.isnan(number) else number, step, ts))
         self._metrics.add(points)
 
     def flush(self) -> None:

@@ -170,3 +170,48 @@ def test_bad_metric_points_are_refused_whole(app_client):
     resp = app_client.post(f"/api/projects/p3/runs/{run}/metrics", json=bad, headers=admin)
     assert resp.status_code == 400 and "point 1" in resp.json()["detail"]
     assert app_client.get(f"/api/projects/p3/runs/{run}/metrics", headers=admin).json() == {}
+
+
+def test_metric_points_as_columns_keep_their_times_and_bad_ones_are_refused(app_client):
+    """The SDK's form: one list per field. Times are the logger's (seconds since the epoch);
+    a point without one gets the server's. A bad column refuses the whole batch, saying why."""
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "p4"}, headers=admin)
+    hub = app_client.app.state.hub
+    run = hub.runs.create_run(hub.projects.get("p4").id, None, {"steps": []}, [], "admin")
+    url = f"/api/projects/p4/runs/{run}/metrics"
+    logged = 1_790_000_000.25  # 2026-09-21 13:33:20.25 UTC
+    columns = {
+        "key": ["loss", "acc", "loss"],
+        "value": [0.5, 1, None],
+        "step": [0, 0, None],
+        "ts": [logged, logged, None],
+    }
+    resp = app_client.post(url, json={"step": "train", "columns": columns}, headers=admin)
+    assert resp.status_code == 201 and resp.json() == {"stored": 3}, resp.text
+    rows = hub.db.query(
+        "SELECT key, value, step, epoch_us(ts) / 1e6 AS ts FROM metrics "
+        "WHERE run_id = ? ORDER BY ts, key",
+        [run],
+    )
+    assert [(r["key"], r["value"], r["step"]) for r in rows] == [
+        ("acc", 1.0, 0),
+        ("loss", 0.5, 0),
+        ("loss", None, None),
+    ]
+    assert rows[0]["ts"] == rows[1]["ts"] == logged and rows[2]["ts"] > logged
+    bad = [
+        ({"key": ["loss"], "value": ["high"]}, "columns.value must hold numbers or null"),
+        ({"key": ["loss"], "value": [1.0], "step": [1.5]}, "columns.step must hold integers"),
+        ({"key": ["loss", "acc"], "value": [1.0]}, "as long as columns.key (2)"),
+        ({"key": ["loss"], "value": [1.0], "ts": [1.79e12]}, "seconds since the epoch"),
+        ({"key": [None], "value": [1.0]}, "columns.key must hold strings"),
+        ({"key": ["loss"], "value": [1.0], "epoch": [3]}, "unknown metric columns ['epoch']"),
+        ({"key": "loss", "value": [1.0]}, "'columns' must be an object of lists"),
+    ]
+    for columns, message in bad:
+        resp = app_client.post(url, json={"columns": columns}, headers=admin)
+        assert resp.status_code == 400 and message in resp.json()["detail"], (columns, resp.text)
+    assert hub.db.scalar("SELECT count(*) FROM metrics WHERE run_id = ?", [run]) == 3
+    hub.runs.settle_metrics()
+    assert hub.db.scalar("SELECT sum(points) FROM run_metrics WHERE run_id = ?", [run]) == 3

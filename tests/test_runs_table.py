@@ -114,6 +114,13 @@ def test_the_metric_summary_agrees_with_every_point(tmp_path):
     step = SimpleNamespace
     runs.copy_reports(step(run_id=1, name="train"), step(run_id=4, name="train"))
     runs.copy_reports(step(run_id=2, name="eval"), step(run_id=4, name="eval"))
+    runs.settle_metrics()
+    scan, summary = scan_and_summary(db)
+    assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
+    assert runs.latest_metrics(1) == {r["key"]: r["value"] for r in scan if r["run_id"] == 1}
+
+
+def scan_and_summary(db) -> tuple[list[dict], list[dict]]:
     scan = db.query(
         "SELECT run_id, key, last(value ORDER BY ts, step) AS value, min(value) AS lo, "
         "max(value) AS hi, count(*) AS n FROM metrics GROUP BY ALL ORDER BY ALL"
@@ -122,8 +129,35 @@ def test_the_metric_summary_agrees_with_every_point(tmp_path):
         "SELECT run_id, key, value, value_min AS lo, value_max AS hi, points AS n "
         "FROM run_metrics ORDER BY ALL"
     )
-    assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
-    assert runs.latest_metrics(1) == {r["key"]: r["value"] for r in scan if r["run_id"] == 1}
+    return scan, summary
+
+
+def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start(tmp_path):
+    """The summary is folded a second after the points are committed: a crash in between
+    leaves it short, and the next start finds and repairs exactly those runs."""
+    from reef.store.db import Database
+    from reef.store.migrations import MIGRATIONS
+    from reef.store.runs import Runs
+
+    db = Database(tmp_path / "reef.duckdb")
+    db.migrate(MIGRATIONS)
+    runs = Runs(db)
+    runs.log_metrics(1, "train", [{"key": "loss", "value": 0.5, "step": 0}])
+    runs.log_metrics(2, "train", [{"key": "loss", "value": 0.9, "step": 0}])
+    runs.settle_metrics()
+    runs.log_metrics(1, "train", [{"key": "loss", "value": 0.25, "step": 1}])
+    runs.log_metrics(3, "train", [{"key": "acc", "value": 0.75, "step": 1}])
+    db.close()  # as a crash would: the last two batches were never folded
+
+    db = Database(tmp_path / "reef.duckdb")
+    runs = Runs(db)
+    scan, summary = scan_and_summary(db)
+    assert summary != scan
+    assert sorted(runs.ingest.reconcile()) == [1, 3]
+    scan, summary = scan_and_summary(db)
+    assert summary == scan and len(scan) == 3
+    assert runs.latest_metrics(1) == {"loss": 0.25}
+    assert runs.ingest.reconcile() == []
 
 
 def test_a_rerun_diff_marks_each_difference():

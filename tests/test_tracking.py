@@ -67,17 +67,23 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
     time.sleep(1.0)
     port = server.url.rsplit(":", 1)[1]
     assert server.stop() == 0
+    down = time.time()
     time.sleep(3.0)  # the script keeps logging into its buffer meanwhile
+    up = time.time()
     restarted = start_server(server.data, server.data.parent / "modules", port=int(port))
     try:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out
         run_id = int(out.split()[1])
         with restarted.client() as client:
-            history = client.get(f"/api/projects/lab/runs/{run_id}/metrics").json()
+            history = client.get(f"/api/projects/lab/runs/{run_id}/metrics?times=true").json()
             state = client.get(f"/api/projects/lab/runs/{run_id}").json()
-        assert [s for s, _ in history["loss"]] == list(range(3000))
+        assert [s for s, _, _ in history["loss"]] == list(range(3000))
         assert len(history["acc"]) == 3000
+        # each point keeps the time it was logged, not the time its batch got through
+        stamps = [t for _, _, t in history["loss"]]
+        assert stamps == sorted(stamps)
+        assert sum(down < t < up for t in stamps) > 100
         assert state["run"]["status"] == "succeeded"
     finally:
         restarted.stop()

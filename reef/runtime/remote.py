@@ -158,12 +158,11 @@ class RemoteSteps:
             size = offset + len(data)
         return {"size": size, "cancel": self.cancel_requested(step_id)}
 
-    def samples(self, step_id: int, who: Principal, points: list[dict]) -> dict:
+    def samples(self, step_id: int, who: Principal, columns: dict[str, list]) -> dict:
         held = self._still_held(step_id, who)
         if held is None:
             return {"cancel": True}
-        if points:
-            self.hub.runs.log_metrics(held.run.id, held.step.name, points)
+        self.hub.runs.log_metric_columns(held.run.id, held.step.name, columns)
         return {"cancel": self.cancel_requested(step_id)}
 
     def _still_held(self, step_id: int, who: Principal) -> Held | None:

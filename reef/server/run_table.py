@@ -10,7 +10,7 @@ from litestar.response import Template
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.server.routes import FromPath, HubDep, get
-from reef.store.run_search import RunQuery, search
+from reef.store.run_search import RunQuery
 
 DEFAULT_COLUMNS = ["metric:accuracy", "metric:loss"]
 
@@ -142,7 +142,7 @@ def list_runs_api(request: Request, hub: HubDep, project: FromPath[str]) -> Resp
     """Runs, filtered (status, author, pipeline, module, dataset, param=STEP.KEY=V,
     metric=KEY>=X), sorted (sort=-metric:accuracy), with columns=metric:K,param:S.K, paged;
     the total is in the X-Total-Count header."""
-    total, rows = search(hub.db, hub.projects.get(project).id, query_from(request))
+    total, rows = hub.runs.search(hub.projects.get(project).id, query_from(request))
     return Response(rows, headers={"X-Total-Count": str(total)})
 
 
@@ -156,7 +156,7 @@ def compare_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
 @get("/projects/{project:str}/runs", access="reporter")
 def runs_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
     q = query_from(request)
-    total, rows = search(hub.db, hub.projects.get(project).id, q)
+    total, rows = hub.runs.search(hub.projects.get(project).id, q)
     template = "_runs_found.html" if request.headers.get("hx-request") else "runs.html"
     return Template(
         template,

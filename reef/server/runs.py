@@ -18,6 +18,7 @@ from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
 from reef.store.db import now
+from reef.store.metric_ingest import rows_as_columns
 from reef.store.people import Principal
 
 LOG_TAIL_BYTES = 64_000
@@ -102,21 +103,23 @@ def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
     return hub.orchestrator.start(project, run.pipeline, spec, who, rerun_of=run.id)
 
 
-def metric_points(data: Any) -> tuple[str, list[dict]]:
-    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
-        raise InvalidInput("send {'step': NAME, 'points': [{'key', 'value', 'step'?}]}")
-    points = data["points"]
-    if len(points) > MAX_POINTS:
+def metric_points(data: Any) -> tuple[str, dict[str, list]]:
+    """A metric post's step name and its points as columns. Points come as columns
+    ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}}, what the SDK
+    sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
+    if not isinstance(data, dict) or not (
+        isinstance(data.get("points"), list) or isinstance(data.get("columns"), dict)
+    ):
+        raise InvalidInput(
+            "send {'step': NAME, 'columns': {'key': [...], 'value': [...], 'step'?: [...], "
+            "'ts'?: [...]}} or {'step': NAME, 'points': [{'key', 'value', 'step'?, 'ts'?}]}"
+        )
+    rows = data.get("points")
+    keys = rows if isinstance(rows, list) else data["columns"].get("key")
+    if isinstance(keys, list) and len(keys) > MAX_POINTS:
         raise InvalidInput(f"at most {MAX_POINTS} points per request")
-    for i, p in enumerate(points):
-        if not isinstance(p, dict) or not isinstance(p.get("key"), str):
-            raise InvalidInput(f"point {i} needs a string 'key'")
-        if p.get("value") is not None and not isinstance(p["value"], int | float):
-            raise InvalidInput(f"point {i} ('{p['key']}'): value must be a number")
-        if p.get("step") is not None and not isinstance(p["step"], int):
-            raise InvalidInput(f"point {i} ('{p['key']}'): step must be an integer")
-        p.pop("ts", None)
-    return str(data.get("step") or "script"), points
+    columns = rows_as_columns(rows) if isinstance(rows, list) else data["columns"]
+    return str(data.get("step") or "script"), columns
 
 
 def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
@@ -127,9 +130,15 @@ def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise InvalidInput("'params' must be an object")
-    run_id = hub.runs.create_script_run(hub.projects.get(project).id, name, params, who.name)
-    hub.audit.record(who.name, "run.create", f"run {run_id}", project, name=name)
-    return run_id
+    return hub.runs.create_script_run(
+        hub.projects.get(project).id,
+        name,
+        params,
+        who.name,
+        audit=lambda cur, run_id: hub.audit.record_in(
+            cur, who.name, "run.create", f"run {run_id}", project, name=name
+        ),
+    )
 
 
 def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
@@ -234,9 +243,13 @@ def run_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter", run_token=True)
-def metrics_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
+def metrics_api(
+    hub: HubDep, project: FromPath[str], run_id: FromPath[int], times: FromQuery[bool] = False
+) -> dict:
+    """Each key's points as [step, value], or [step, value, time] with `times=true` (seconds
+    since the epoch, as the logger stamped them)."""
     hub.runs.run_in(project, run_id)
-    return hub.runs.metric_history(run_id)
+    return hub.runs.metric_history(run_id, times)
 
 
 @post(
@@ -248,9 +261,9 @@ def metrics_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> d
 def log_metrics_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
 ) -> dict:
-    hub.runs.run_in(project, run_id)
-    step, points = metric_points(data)
-    return {"stored": hub.runs.log_metrics(run_id, step, points)}
+    hub.runs.check_in(project, run_id)
+    step, columns = metric_points(data)
+    return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
 
 @post(

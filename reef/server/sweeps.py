@@ -57,6 +57,7 @@ def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
         raise NotFound(f"sweep {sweep_id} not found")
     spec = json.loads(row["spec"])
     names = list(spec.get("grid") or spec.get("random") or {})
+    hub.runs.settle_metrics()
     rows = hub.db.query(  # the metric's latest value, from the per-run summary (run_metrics)
         "SELECT r.id, r.status, s.value AS metric FROM runs r "
         "LEFT JOIN run_metrics s ON s.run_id = r.id AND s.key = ? "

@@ -104,8 +104,8 @@ async def log_append(
 
 @post(f"{BASE}/samples", access="user", status_code=200)
 def samples(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
-    _, points = metric_points(data)
-    return hub.remote.samples(step_id, worker_principal(request), points)
+    _, columns = metric_points(data)
+    return hub.remote.samples(step_id, worker_principal(request), columns)
 
 
 @post(f"{BASE}/finish", access="user", status_code=200)

@@ -7,6 +7,14 @@ from typing import Any
 
 from reef.store.db import Database, now
 
+_INSERT = (
+    'INSERT INTO audit ("at", actor, action, project, target, detail) VALUES (?, ?, ?, ?, ?, ?)'
+)
+
+
+def _entry(actor: str, action: str, target: str, project: str | None, detail: dict) -> list:
+    return [now(), actor, action, project, target, json.dumps(detail, default=str)]
+
 
 class Audit:
     def __init__(self, db: Database) -> None:
@@ -20,11 +28,14 @@ class Audit:
         project: str | None = None,
         **detail: Any,
     ) -> None:
-        self.db.execute(
-            'INSERT INTO audit ("at", actor, action, project, target, detail) '
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [now(), actor, action, project, target, json.dumps(detail, default=str)],
-        )
+        self.db.execute(_INSERT, _entry(actor, action, target, project, detail))
+
+    @staticmethod
+    def record_in(
+        cur: Any, actor: str, action: str, target: str, project: str | None = None, **detail: Any
+    ) -> None:
+        """`record`, inside the caller's transaction: the entry commits with what it records."""
+        cur.execute(_INSERT, _entry(actor, action, target, project, detail))
 
     def list(self, project: str | None = None, limit: int = 100) -> list[dict]:
         where, params = ("WHERE project = ?", [project]) if project else ("", [])

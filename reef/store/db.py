@@ -57,6 +57,12 @@ class Database:
                 cur.close()
 
     @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the writer lock across several transactions (it is re-entrant)."""
+        with self._lock:
+            yield
+
+    @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction: everything inside commits together or not at all."""
         with self._lock:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
 from reef.errors import NotFound
+from reef.store import run_search
 from reef.store.db import Database, now
-from reef.store.metric_ingest import FOLD_SUMMARY, SCHEMA, MetricIngest
+from reef.store.metric_ingest import FOLD_SUMMARY, MetricIngest, points_table, rows_as_columns
+from reef.store.run_search import RunQuery
+from reef.store.ttl_cache import MISSING, TTLCache
 
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
@@ -88,6 +90,7 @@ class Runs:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.ingest = MetricIngest(db)
+        self._belongs = TTLCache(ttl_s=30.0)  # (project, run id) pairs seen to match
 
     # pipelines -----------------------------------------------------------------
     def save_pipeline(self, project_id: int, name: str, spec: dict, author: str) -> bool:
@@ -170,9 +173,15 @@ class Runs:
         return int(run_id)
 
     def create_script_run(
-        self, project_id: int, name: str | None, params: dict[str, Any], author: str
+        self,
+        project_id: int,
+        name: str | None,
+        params: dict[str, Any],
+        author: str,
+        audit: Callable[[Any, int], None] | None = None,
     ) -> int:
-        """A running run with no steps (a script reports to it), and its params: one commit."""
+        """A running run with no steps (a script reports to it) and its params, and what
+        `audit(cursor, run_id)` records of it: one commit."""
         stamp = now()
         with self.db.transaction() as cur:
             cur.execute(
@@ -182,6 +191,8 @@ class Runs:
             )
             run_id = int(cur.fetchone()[0])
             _put_params(cur, run_id, "script", params, replace=False)
+            if audit is not None:
+                audit(cur, run_id)
         return run_id
 
     def run(self, run_id: int, project_id: int | None = None) -> Run:
@@ -189,6 +200,13 @@ class Runs:
         if row is None or (project_id is not None and row["project_id"] != project_id):
             raise NotFound(f"run {run_id} not found")
         return _run(row)
+
+    def check_in(self, project: str, run_id: int) -> None:
+        """Raise NotFound unless run `run_id` belongs to `project`; what a report to a run
+        checks, so a run's answer is kept a few seconds (a run never changes project)."""
+        if self._belongs.get((project, run_id)) is MISSING:
+            self.run_in(project, run_id)
+            self._belongs.put((project, run_id), True)
 
     def run_in(self, project: str, run_id: int) -> Run:
         """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
@@ -291,33 +309,28 @@ class Runs:
         return [{**r, "value": json.loads(r["value"])} for r in rows]
 
     def log_metrics(self, run_id: int, step_name: str, points: list[dict]) -> int:
-        """Append metric points ({key, value, step?, ts?}) in one bulk insert, and fold them
-        into the run's summary (run_metrics) in the same transaction."""
-        if not points:
-            return 0
-        stamp = now()
-        table = pa.table(
-            [
-                [run_id] * len(points),
-                [step_name] * len(points),
-                [p["key"] for p in points],
-                [p["value"] for p in points],
-                [p.get("step") for p in points],
-                [p.get("ts") or stamp for p in points],
-            ],
-            schema=SCHEMA,
-        )
-        self.ingest.append(table)
-        return len(points)
+        """Append metric points given as rows ({key, value, step?, ts?} each)."""
+        return self.log_metric_columns(run_id, step_name, rows_as_columns(points))
 
-    def metric_history(self, run_id: int) -> dict[str, list[tuple[int | None, float]]]:
+    def log_metric_columns(self, run_id: int, step_name: str, columns: dict[str, list]) -> int:
+        """Append metric points given as columns (see `points_table`) in one bulk insert; they
+        reach the run's summary (run_metrics) within a second, or at the next read of it."""
+        table = points_table(run_id, step_name, columns, now())
+        if table.num_rows:
+            self.ingest.append(table)
+        return table.num_rows
+
+    def metric_history(self, run_id: int, times: bool = False) -> dict[str, list[tuple]]:
+        """Each key's points as (step, value), or (step, value, seconds since the epoch)."""
         rows = self.db.query(
-            "SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step, ts",
+            "SELECT key, step, value, epoch_us(ts) / 1e6 AS ts FROM metrics WHERE run_id = ? "
+            "ORDER BY key, step, ts",
             [run_id],
         )
-        out: dict[str, list[tuple[int | None, float]]] = {}
+        out: dict[str, list[tuple]] = {}
         for r in rows:
-            out.setdefault(r["key"], []).append((r["step"], r["value"]))
+            point = (r["step"], r["value"], r["ts"]) if times else (r["step"], r["value"])
+            out.setdefault(r["key"], []).append(point)
         return out
 
     def final_metrics(self, run_id: int) -> dict[tuple[str, str], float | None]:
@@ -329,7 +342,17 @@ class Runs:
         )
         return {(r["step_name"], r["key"]): r["value"] for r in rows}
 
+    def search(self, project_id: int, q: RunQuery) -> tuple[int, list[dict[str, Any]]]:
+        """The runs table: one page of a project's runs matching `q`, and the total."""
+        self.settle_metrics()
+        return run_search.search(self.db, project_id, q)
+
+    def settle_metrics(self) -> None:
+        """Bring run_metrics up to date with every point stored: before reading it."""
+        self.ingest.settle()
+
     def latest_metrics(self, run_id: int) -> dict[str, float]:
+        self.settle_metrics()
         rows = self.db.query(
             "SELECT key, value FROM run_metrics WHERE run_id = ? ORDER BY key", [run_id]
         )
