@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
 import json
 import math
 import os
@@ -44,7 +45,11 @@ DELIVERY_DEADLINE_S = 120.0
 
 
 class ReefClientError(RuntimeError):
-    """The server refused a request; the message is the server's."""
+    """The server refused a request; the message is the server's (`status`: its HTTP status)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Client:
@@ -73,7 +78,9 @@ class Client:
                     raise
                 time.sleep(0.5 * 2**attempt)
         if resp.status_code >= 400:
-            raise ReefClientError(f"{method} {path}: {resp.status_code} {_detail(resp)}")
+            raise ReefClientError(
+                f"{method} {path}: {resp.status_code} {_detail(resp)}", resp.status_code
+            )
         return resp.json() if resp.content else None
 
     def close(self) -> None:
@@ -97,6 +104,12 @@ def _detail(resp: httpx.Response) -> str:
 Point = tuple[str, float | None, int | None, float]  # key, value, step, ts (epoch seconds)
 
 
+def columns_of(points: list[Point]) -> dict[str, list]:
+    """Points as the columns the server takes: a few lists, not an object per point."""
+    keys, values, steps, stamps = (list(c) for c in zip(*points, strict=True))
+    return {"key": keys, "value": values, "step": steps, "ts": stamps}
+
+
 class MetricSender:
     """Buffers metric points, (key, value, step, ts) tuples, and posts them in batches from a
     background thread, as columns (one list per field: a few objects for the server to decode
@@ -108,6 +121,8 @@ class MetricSender:
         self._points: list[Point] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._handed_over = False  # the rest goes with the run's finish: send nothing more
+        self._sending = False  # a batch is on its way
         self._flushing = 0  # callers waiting in flush(): send what is buffered now
         self.error: str | None = None
         self._thread = threading.Thread(target=self._loop, name="reef-metrics", daemon=True)
@@ -125,8 +140,11 @@ class MetricSender:
         while True:
             with self._cond:
                 self._cond.wait_for(self._due, timeout=FLUSH_SECONDS)
+                if self._handed_over:
+                    return
                 batch = self._points[: FLUSH_POINTS * 10]
                 closed = self._closed
+                self._sending = bool(batch)
             if batch and not self._send(batch):
                 time.sleep(0.5)
             if closed and not self.pending():
@@ -135,21 +153,25 @@ class MetricSender:
     def _due(self) -> bool:
         """Whether to send now rather than wait for more points (called under the lock)."""
         full = len(self._points) >= FLUSH_POINTS
-        return self._closed or full or (self._flushing > 0 and bool(self._points))
+        return (
+            self._closed or self._handed_over or full or (self._flushing > 0 and bool(self._points))
+        )
 
     def _send(self, batch: list[Point]) -> bool:
-        keys, values, steps, stamps = (list(c) for c in zip(*batch, strict=True))
-        columns = {"key": keys, "value": values, "step": steps, "ts": stamps}
         try:
             self.client.request(
-                "POST", self.path, retries=0, json={"step": self.step, "columns": columns}
+                "POST", self.path, retries=0, json={"step": self.step, "columns": columns_of(batch)}
             )
         except httpx.TransportError:
+            with self._cond:
+                self._sending = False
+                self._cond.notify_all()
             return False  # unreachable: keep the points, try again
         except ReefClientError as e:
             self.error = str(e)  # refused: report it, do not resend what will be refused again
         with self._cond:
             del self._points[: len(batch)]
+            self._sending = False
             self._cond.notify_all()
         return True
 
@@ -169,6 +191,18 @@ class MetricSender:
             finally:
                 self._flushing -= 1
             return not self._points
+
+    def hand_over(self) -> list[Point]:
+        """Stop sending and return what is not yet delivered (after any batch on its way has
+        arrived or failed), for the caller to deliver with its last request."""
+        with self._cond:
+            self._handed_over = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: not self._sending)
+            rest, self._points = self._points, []
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        return rest
 
     def close(self, timeout: float = DELIVERY_DEADLINE_S) -> bool:
         delivered = self.flush(timeout)
@@ -306,15 +340,37 @@ class Run(Reporter):
         )
 
     def finish(self, status: str = "succeeded", error: str | None = None) -> None:
-        """Deliver what is buffered and end the run; a second finish() does nothing."""
+        """End the run, delivering the points still buffered with it (one request, retried
+        through a server outage as batches are); a second finish() does nothing."""
         if self._finished:
             return
-        self.flush()
-        self.client.request("POST", f"{self._base}/finish", json={"status": status, "error": error})
+        if self._metrics.error:
+            raise ReefClientError(f"the server refused metric points: {self._metrics.error}")
+        body = {"status": status, "error": error, "step": self._step}
+        if rest := self._metrics.hand_over():
+            body["columns"] = columns_of(rest)
+        self._deliver_finish(body)
         self._finished = True
-        self._metrics.close(timeout=1)
         atexit.unregister(self.flush)  # a script may open thousands of runs: let each one go
         self.client.close()
+
+    def _deliver_finish(self, body: dict[str, Any]) -> None:
+        deadline = time.monotonic() + DELIVERY_DEADLINE_S
+        for attempt in itertools.count():
+            try:
+                self.client.request("POST", f"{self._base}/finish", retries=0, json=body)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise ReefClientError(
+                        f"run {self.run_id}: the server did not answer for "
+                        f"{DELIVERY_DEADLINE_S:.0f} s; its last points and its end were not sent"
+                    ) from None
+                time.sleep(min(0.5 * 2**attempt, 5.0))
+            except ReefClientError as e:
+                if attempt and e.status == 409:  # an earlier try got through; its answer did not
+                    return
+                raise
 
     def __enter__(self) -> Run:
         return self

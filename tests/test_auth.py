@@ -215,3 +215,28 @@ def test_metric_points_as_columns_keep_their_times_and_bad_ones_are_refused(app_
     assert hub.db.scalar("SELECT count(*) FROM metrics WHERE run_id = ?", [run]) == 3
     hub.runs.settle_metrics()
     assert hub.db.scalar("SELECT sum(points) FROM run_metrics WHERE run_id = ?", [run]) == 3
+
+
+def test_a_finish_can_carry_the_last_points_and_is_not_applied_twice(app_client):
+    """The SDK sends its last buffered points with the finish: stored before the run ends. A
+    finish repeated (its first answer lost) is refused and stores nothing again."""
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "p5"}, headers=admin)
+    run = app_client.post("/api/projects/p5/runs", json={"name": "s"}, headers=admin).json()["id"]
+    finish = {
+        "status": "succeeded",
+        "step": "script",
+        "columns": {"key": ["loss", "loss"], "value": [0.5, 0.25], "step": [0, 1]},
+    }
+    bad = {**finish, "columns": {"key": ["loss"], "value": ["low"]}}
+    resp = app_client.post(f"/api/projects/p5/runs/{run}/finish", json=bad, headers=admin)
+    assert resp.status_code == 400 and "columns.value" in resp.json()["detail"]
+    state = app_client.get(f"/api/projects/p5/runs/{run}", headers=admin).json()
+    assert state["run"]["status"] == "running"  # refused whole: the run did not end either
+    for expected in (200, 409):
+        resp = app_client.post(f"/api/projects/p5/runs/{run}/finish", json=finish, headers=admin)
+        assert resp.status_code == expected, resp.text
+    history = app_client.get(f"/api/projects/p5/runs/{run}/metrics", headers=admin).json()
+    assert history == {"loss": [[0, 0.5], [1, 0.25]]}
+    state = app_client.get(f"/api/projects/p5/runs/{run}", headers=admin).json()
+    assert state["run"]["status"] == "succeeded" and state["metrics"] == {"loss": 0.25}

@@ -131,7 +131,7 @@ def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
     if not isinstance(params, dict):
         raise InvalidInput("'params' must be an object")
     return hub.runs.create_script_run(
-        hub.projects.get(project).id,
+        hub.projects.id_of(project),
         name,
         params,
         who.name,
@@ -150,6 +150,9 @@ def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data:
         raise Conflict(f"run {run_id} runs a pipeline; it finishes by itself")
     if run.finished:
         raise Conflict(f"run {run_id} already {run.status}")
+    if isinstance(data, dict) and ("columns" in data or "points" in data):
+        step, columns = metric_points(data)  # the SDK's last points come with the finish
+        hub.runs.log_metric_columns(run_id, step, columns)
     hub.runs.update_run(
         run_id,
         status=status,

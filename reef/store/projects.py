@@ -31,6 +31,7 @@ class Projects:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.roles = TTLCache(ttl_s=5.0)  # every request checks a role: keep it cheap
+        self.ids = TTLCache(ttl_s=5.0)  # name -> id, for hot paths that only need the id
 
     def create(self, name: str, owner: Principal, description: str = "") -> Project:
         check_name("project", name)
@@ -52,6 +53,10 @@ class Projects:
         if row is None:
             raise NotFound(f"project '{name}' not found")
         return Project(**row)
+
+    def id_of(self, name: str) -> int:
+        """The project's id (NotFound if there is none), kept a few seconds."""
+        return self.ids.get_or(name, lambda: self.get(name).id)
 
     def exists(self, name: str) -> bool:
         return self.db.one("SELECT id FROM projects WHERE name = ?", [name]) is not None
@@ -128,3 +133,4 @@ class Projects:
             cur.execute("DELETE FROM members WHERE project_id = ?", [pid])
             cur.execute("DELETE FROM projects WHERE id = ?", [pid])
         self.roles.clear()
+        self.ids.clear()
