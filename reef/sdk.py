@@ -120,7 +120,6 @@ class MetricSender:
         self.client, self.path, self.step = client, path, step
         self._points: list[Point] = []
         self._cond = threading.Condition()
-        self._closed = False
         self._handed_over = False  # the rest goes with the run's finish: send nothing more
         self._sending = False  # a batch is on its way
         self._flushing = 0  # callers waiting in flush(): send what is buffered now
@@ -143,37 +142,32 @@ class MetricSender:
                 if self._handed_over:
                     return
                 batch = self._points[: FLUSH_POINTS * 10]
-                closed = self._closed
                 self._sending = bool(batch)
             if batch and not self._send(batch):
                 time.sleep(0.5)
-            if closed and not self.pending():
-                return
 
     def _due(self) -> bool:
         """Whether to send now rather than wait for more points (called under the lock)."""
         full = len(self._points) >= FLUSH_POINTS
-        return (
-            self._closed or self._handed_over or full or (self._flushing > 0 and bool(self._points))
-        )
+        return self._handed_over or full or (self._flushing > 0 and bool(self._points))
 
     def _send(self, batch: list[Point]) -> bool:
+        """Post a batch; False when the server could not be reached (the batch stays)."""
+        answered = True
         try:
             self.client.request(
                 "POST", self.path, retries=0, json={"step": self.step, "columns": columns_of(batch)}
             )
         except httpx.TransportError:
-            with self._cond:
-                self._sending = False
-                self._cond.notify_all()
-            return False  # unreachable: keep the points, try again
+            answered = False
         except ReefClientError as e:
             self.error = str(e)  # refused: report it, do not resend what will be refused again
         with self._cond:
-            del self._points[: len(batch)]
+            if answered:
+                del self._points[: len(batch)]
             self._sending = False
             self._cond.notify_all()
-        return True
+        return answered
 
     def pending(self) -> int:
         with self._cond:
@@ -203,14 +197,6 @@ class MetricSender:
             self._cond.notify_all()
         self._thread.join(timeout=5)
         return rest
-
-    def close(self, timeout: float = DELIVERY_DEADLINE_S) -> bool:
-        delivered = self.flush(timeout)
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=5)
-        return delivered
 
 
 class Reporter:

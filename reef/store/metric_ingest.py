@@ -33,11 +33,14 @@ _NEWER = (
     "(excluded.ts > s.ts OR (excluded.ts = s.ts AND (excluded.step IS NULL "
     "OR (s.step IS NOT NULL AND excluded.step >= s.step))))"
 )
-FOLD_SUMMARY = f"""
-INSERT INTO run_metrics AS s
+# Each key's summary (a run_metrics row) over the points of `source`, a query.
+SUMMARY_OF = """
 SELECT run_id, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
        max(ts), min(value), max(value), count(*)
-FROM ({{source}}) GROUP BY run_id, key
+FROM ({source}) GROUP BY run_id, key
+"""
+FOLD_SUMMARY = f"""
+INSERT INTO run_metrics AS s {SUMMARY_OF.format(source="{source}")}
 ON CONFLICT (run_id, key) DO UPDATE SET
     value = CASE WHEN {_NEWER} THEN excluded.value ELSE s.value END,
     step = CASE WHEN {_NEWER} THEN excluded.step ELSE s.step END,
@@ -45,13 +48,6 @@ ON CONFLICT (run_id, key) DO UPDATE SET
     value_min = least(s.value_min, excluded.value_min),
     value_max = greatest(s.value_max, excluded.value_max),
     points = s.points + excluded.points
-"""
-# Each key's summary from scratch, for the runs in `runs` (a query of run ids).
-SUMMARIZE = """
-INSERT INTO run_metrics
-SELECT run_id, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
-       max(ts), min(value), max(value), count(*)
-FROM metrics WHERE run_id IN ({runs}) GROUP BY run_id, key
 """
 # Runs whose summary does not count the points they have: those a crash caught unfolded.
 UNFOLDED_RUNS = """
@@ -213,7 +209,8 @@ class MetricIngest:
                 marks = ",".join("?" * len(runs))
                 with self.db.transaction() as cur:
                     cur.execute(f"DELETE FROM run_metrics WHERE run_id IN ({marks})", runs)
-                    cur.execute(SUMMARIZE.format(runs=marks), runs)
+                    points = f"SELECT * FROM metrics WHERE run_id IN ({marks})"
+                    cur.execute(f"INSERT INTO run_metrics {SUMMARY_OF.format(source=points)}", runs)
         return runs
 
     def start(self) -> None:

@@ -203,7 +203,7 @@ class Runs:
 
     def check_in(self, project: str, run_id: int) -> None:
         """Raise NotFound unless run `run_id` belongs to `project`; what a report to a run
-        checks, so a run's answer is kept a few seconds (a run never changes project)."""
+        checks, so a pair found to match is kept 30 s (a run never changes project)."""
         if self._belongs.get((project, run_id)) is MISSING:
             self.run_in(project, run_id)
             self._belongs.put((project, run_id), True)
