@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-REPO_MODULES = Path(__file__).resolve().parent.parent / "modules"
+REPO_MODULES = Path(__file__).resolve().parent / "library"
 
 
 def _opt(default: Any, help: str) -> Any:

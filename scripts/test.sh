@@ -20,8 +20,8 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check reef tests modules bench
-.venv/bin/ruff format --check reef tests modules bench
+.venv/bin/ruff check reef tests bench
+.venv/bin/ruff format --check reef tests bench
 # Two pytest workers: most tests wait on real servers and step processes, so two share the
 # two cores well (about 7.5 min instead of 11 on a 2-core machine). `-n 0` runs them in one.
 exec .venv/bin/python -m pytest -q -n 2 --durations=15 "$@"

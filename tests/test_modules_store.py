@@ -17,7 +17,7 @@ from reef.manifest import InvalidManifest
 from reef.store.modules import ModuleStore
 
 AUTHOR = "admin <admin@reef.local>"
-MODULES = Path(__file__).resolve().parent.parent / "modules"
+MODULES = Path(__file__).resolve().parent.parent / "reef" / "library"
 TOML = b"""name = "demo"
 kind = "model"
 entrypoint = "main.py"
