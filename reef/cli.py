@@ -1,4 +1,4 @@
-"""The `reef` command: serve, demo."""
+"""The `reef` command: serve, demo, worker, dataset, module."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from reef import __version__
 from reef.dataset_cli import add_dataset_parser, dataset_main
 from reef.settings import Settings, describe
 
@@ -48,12 +49,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help is also the description its own --help prints."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reef", description="Develop ML together on one GPU box.")
+    p.add_argument("--version", action="version", version=f"reef {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the web UI, the API and the queue")
+    serve = command(sub, "serve", "run the web UI, the API and the queue")
     add_settings(serve, SERVE_OPTIONS)
-    demo = sub.add_parser("demo", help="run the digits demo end to end, then keep serving")
+    demo = command(sub, "demo", "run the digits demo end to end, then keep serving")
     add_settings(demo, DEMO_OPTIONS)
     demo.add_argument(
         "--exit",
@@ -62,9 +69,9 @@ def parser() -> argparse.ArgumentParser:
     )
     add_worker_parser(sub)
     add_dataset_parser(sub)
-    module = sub.add_parser("module", help="work with AI modules")
+    module = command(sub, "module", "work with AI modules")
     module_sub = module.add_subparsers(dest="module_command", required=True)
-    new = module_sub.add_parser("new", help="scaffold a new module folder from the template")
+    new = command(module_sub, "new", "scaffold a new module folder from the template")
     new.add_argument("name", help="module name (lower-case letters, digits, - _ .)")
     new.add_argument(
         "--kind", default="data-processor", help="data-processor, model, evaluator or visualization"
@@ -75,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_worker_parser(sub: argparse._SubParsersAction) -> None:
-    worker = sub.add_parser("worker", help="run steps for a server that shares a Redis queue")
+    worker = command(sub, "worker", "run steps for a server that shares a Redis queue")
     worker.add_argument("--server", required=True, help="the server's URL, e.g. http://HOST:8080")
     worker.add_argument(
         "--token", default=None, help="an API token of a developer (default: $REEF_TOKEN)"

@@ -32,9 +32,11 @@ class CliError(Exception):
 
 
 def add_dataset_parser(sub: argparse._SubParsersAction) -> None:
-    dataset = sub.add_parser("dataset", help="work with datasets on a reef server")
+    text = "work with datasets on a reef server"
+    dataset = sub.add_parser("dataset", help=text, description=text.capitalize() + ".")
     dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True)
-    imp = dataset_sub.add_parser("import", help="upload a file as a new dataset version")
+    text = "upload a file as a new dataset version"
+    imp = dataset_sub.add_parser("import", help=text, description=text.capitalize() + ".")
     imp.add_argument("path", type=Path, help="the file: CSV, TSV, Parquet, JSONL, Arrow, xlsx, zip")
     imp.add_argument("--project", required=True, help="the project")
     imp.add_argument("--name", required=True, help="the dataset (new or existing)")

@@ -140,6 +140,26 @@ def predict(client: Client, result: DemoResult) -> None:
     result.ok = result.accuracy is not None and result.accuracy >= MIN_ACCURACY
 
 
+def where_to_look(
+    settings: Settings, initial_password: str | None, run_id: int | None, exit_after: bool
+) -> str:
+    """The closing line: the page to open (the run, or the project when no run started) and
+    how to log in; after --exit, how to start the server again first."""
+    login = initial_password or (
+        "the password in REEF_ADMIN_PASSWORD"
+        if settings.admin_password
+        else "the password printed when this data dir was first used"
+    )
+    page = f"{settings.url}/projects/{PROJECT}" + (f"/runs/{run_id}" if run_id else "")
+    if exit_after:
+        return (
+            f"everything is kept in {settings.data_dir}; to look at it, run "
+            f"`reef serve --data {settings.data_dir} --port {settings.port}`, open {page} "
+            f"and log in as admin / {login}"
+        )
+    return f"open {page} and log in as admin / {login}"
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -172,15 +192,7 @@ def run_demo(settings: Settings, exit_after: bool) -> int:
         finally:
             client.close()
         result.say(f"{'done' if result.ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
-        login = hub.initial_password or (
-            "the password in REEF_ADMIN_PASSWORD"
-            if settings.admin_password
-            else "the password printed when this data dir was first used"
-        )
-        result.say(
-            f"open {settings.url}/projects/{PROJECT}/runs/{result.run_id} "
-            f"and log in as admin / {login}"
-        )
+        result.say(where_to_look(settings, hub.initial_password, result.run_id, exit_after))
         if exit_after:
             server.should_exit = True
 
