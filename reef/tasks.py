@@ -215,7 +215,8 @@ def _task(
     unknown = excluded - set(columns)
     if unknown:
         raise TaskMismatch(f"cannot leave out {sorted(unknown)}: no such column")
-    features, left_out = [], []
+    features: list[Column] = []
+    left_out: list[Column] = []
     for name, c in columns.items():
         if name == target:
             continue
