@@ -9,7 +9,7 @@ import secrets
 import shutil
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,8 +144,9 @@ class Orchestrator:
         except Exception as e:  # preparing the work dir failed: the step fails, the run goes on
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"
+        ended = now()  # stamped before the GPUs go back, so the next holder starts after it
         self.hub.gpu_pool.release(step_id)
-        self.finish(run, step, error, outcome.exit_code if outcome else None)
+        self.finish(run, step, error, outcome.exit_code if outcome else None, ended)
 
     def _lacks_gpus(self, run: Run, step: Step) -> None:
         """A step needing more GPUs than this server lends: with a Redis queue a remote worker
@@ -178,9 +179,16 @@ class Orchestrator:
         self.hub.runs.move_step(step_id, "running", "queued", started_at=None)
         self._queue(run, step_id, delay=GPU_WAIT_S)
 
-    def finish(self, run: Run, step: Step, error: str | None, exit_code: int | None) -> None:
+    def finish(
+        self,
+        run: Run,
+        step: Step,
+        error: str | None,
+        exit_code: int | None,
+        ended: datetime | None = None,
+    ) -> None:
         """Settle a step that ran (here or on a worker): its status or an automatic retry,
-        then the DAG goes on."""
+        then the DAG goes on. `ended` is when it stopped (default: now)."""
         status = (
             "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
         )
@@ -189,7 +197,7 @@ class Orchestrator:
         if status == "failed" and step.retries:
             error = f"{error} (attempt {(step.attempt or 0) + 1} of {step.retries + 1})"
         self.hub.runs.update_step(
-            step.id, status=status, error=error, finished_at=now(), exit_code=exit_code
+            step.id, status=status, error=error, finished_at=ended or now(), exit_code=exit_code
         )
         self.advance(step.run_id)
 
