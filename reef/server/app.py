@@ -23,6 +23,7 @@ from litestar.template import TemplateConfig
 import reef
 from reef.hub import Hub
 from reef.server import (
+    account,
     auth,
     builder,
     datasets,
@@ -30,6 +31,7 @@ from reef.server import (
     fast_predict,
     git,
     live,
+    members,
     models,
     modules,
     pipelines,
@@ -38,6 +40,7 @@ from reef.server import (
     run_table,
     runs,
     sweeps,
+    users,
     workers,
 )
 from reef.settings import Settings
@@ -79,6 +82,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     static_router(),
                     *auth.ROUTES,
                     *projects.ROUTES,
+                    *members.ROUTES,
+                    *users.ROUTES,
+                    *account.ROUTES,
                     *datasets.ROUTES,
                     *modules.ROUTES,
                     *pipelines.ROUTES,
@@ -98,7 +104,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         guards=[auth.access_guard],
         middleware=[auth.AuthMiddleware],
         exception_handlers=errors.HANDLERS,
-        csrf_config=CSRFConfig(secret=secret, exclude=["/api/", "/healthz", "/static/", "/schema"]),
+        csrf_config=CSRFConfig(
+            secret=secret,
+            exclude=["/api/", "/healthz", "/static/", "/schema"],
+            cookie_secure=settings.secure_cookies,
+        ),
         template_config=TemplateConfig(
             directory=PACKAGE / "templates",
             engine=JinjaTemplateEngine,
