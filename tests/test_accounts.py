@@ -3,16 +3,18 @@ token expiry, Secure cookies, and `reef user reset-password` (issues 12 item 1, 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from litestar.testing import TestClient
 
-from conftest import ADMIN_PASSWORD, api_token, csrf, free_port, modules_dir
+from conftest import ADMIN_PASSWORD, api_token, csrf, free_port, login, modules_dir
 from reef.settings import Settings
 
 
@@ -272,3 +274,51 @@ def test_cli_reset_password_needs_the_server_stopped(client, tmp_path):
         [*cmd[:-2], "nobody", "--data", str(tmp_path / "stopped")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "user 'nobody' not found" in missing.stderr
+
+
+def page_post(client, path: str, form: dict, page: str = "/account"):
+    token = csrf(client.get(page).text)
+    return client.post(path, data={**form, "_csrf_token": token}, follow_redirects=False)
+
+
+def test_admin_pages_invite_disable_reset_and_delete(client, admin):
+    login(client)
+    made = page_post(client, "/admin/users", {"name": "pia", "how": "invite"}, "/admin/users")
+    assert made.status_code == 200
+    link = re.search(r'id="invite-url">([^<]+)<', made.text).group(1)
+    client.cookies.clear()
+    path = urlsplit(link).path
+    done = page_post(client, path, {"password": "pia-password", "repeat": "pia-password"}, path)
+    assert done.headers["location"] == "/login?welcome=1"
+    assert basic(client, "pia", "pia-password").status_code == 201
+    login(client)
+    assert page_post(client, "/admin/users/pia/disable", {}, "/admin/users").status_code == 302
+    assert basic(client, "pia", "pia-password").status_code == 401
+    page_post(client, "/admin/users/pia/enable", {}, "/admin/users")
+    reset = page_post(client, "/admin/users/pia/reset", {"how": "password"}, "/admin/users")
+    fresh = re.search(r'id="one-time-password">([^<]+)<', reset.text).group(1)
+    assert basic(client, "pia", fresh).status_code == 201
+    page_post(client, "/admin/users/pia/delete", {}, "/admin/users")
+    assert "pia" not in [u["name"] for u in client.get("/api/users", headers=admin).json()]
+    client.cookies.clear()
+
+
+def test_account_page_makes_shows_once_and_revokes_a_token(client, admin):
+    new_user(client, admin, "kim", password="kim-password")
+    login(client, "kim", "kim-password")
+    made = page_post(client, "/account/tokens", {"name": "ci", "expires_days": "7"})
+    token = re.search(r'id="token-value">([^<]+)<', made.text).group(1)
+    assert client.get("/api/projects", headers=bearer(token)).is_success
+    listed = client.get("/account").text
+    assert token not in listed and "ci" in listed
+    token_id = re.search(r"/account/tokens/(\w+)/revoke", listed).group(1)
+    assert page_post(client, f"/account/tokens/{token_id}/revoke", {}).status_code == 302
+    assert client.get("/api/projects", headers=bearer(token)).status_code == 401
+    client.cookies.clear()
+
+
+def test_openapi_documents_the_bodies_and_how_to_authorize(client):
+    doc = client.get("/schema/openapi.json").json()
+    assert {"token", "password"} <= set(doc["components"]["securitySchemes"])
+    for name in ("NewUser", "UserChange", "NewToken", "NewMember", "PasswordChange"):
+        assert name in doc["components"]["schemas"], name
