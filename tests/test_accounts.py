@@ -115,6 +115,7 @@ def test_reset_password_gives_a_new_one_time_password_or_link(client, admin):
     assert basic(client, "rita", fresh).status_code == 201
     link = client.post("/api/users/rita/reset-password", json={"invite": True}, headers=admin)
     assert "/invite/" in link.json()["invite_url"]
+    assert basic(client, "rita", fresh).status_code == 401  # a link ends the old password
 
 
 def test_delete_a_user_but_not_the_last_owner_of_a_project(client, admin):

@@ -51,17 +51,18 @@ def base_url(request: Request) -> str:
 
 
 def new_secret(hub: Hub, name: str, invite: bool, base: str) -> dict[str, Any]:
-    """A fresh way in for `name`: a one-time password, or an invite link (shown once)."""
+    """A fresh way in for `name`, shown once: a one-time password, or an invite link. The
+    old password stops working either way, and the person's browser sessions end."""
+    password = secrets.token_urlsafe(24) if invite else one_time_password()
+    hub.people.set_password(name, password, must_change=True)
     if invite:
         return {"invite_url": f"{base}/invite/{hub.people.issue_invite(name)}"}
-    password = one_time_password()
-    hub.people.set_password(name, password, must_change=True)
     return {"password": password}
 
 
 def create_user(hub: Hub, who: Principal, body: NewUser, base: str) -> dict[str, Any]:
     chosen = body.password is not None
-    start = body.password if chosen else secrets.token_urlsafe(24)  # replaced just below
+    start = body.password if chosen else secrets.token_urlsafe(24)  # new_secret replaces it
     hub.people.create_user(body.name, start, body.is_admin)
     hub.audit.record(who.name, "user.create", f"user {body.name}")
     shown = {} if chosen else new_secret(hub, body.name, body.invite, base)

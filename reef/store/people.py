@@ -253,10 +253,10 @@ class People:
         return Principal(row["id"], row["name"], row["is_admin"], row["kind"], row["run_id"])
 
     def _used_token_row(self, token: str) -> dict | None:
-        """The token's row, noting when an API token was last used (at most once per cache
-        period, so this write stays rare)."""
+        """The token's row, noting when an API token was last used (at most once a minute
+        per token, so this write stays rare)."""
         row = self._token_row(token)
-        if row is not None and row["kind"] == "api":
+        if row is not None and row["kind"] == "api" and _stale(row["last_used_at"]):
             self.db.execute(
                 "UPDATE tokens SET last_used_at = ? WHERE hash = ?", [now(), token_hash(token)]
             )
@@ -274,7 +274,7 @@ class People:
 
     def _token_row(self, token: str) -> dict | None:
         return self.db.one(
-            "SELECT t.kind, t.run_id, t.expires_at, u.id, u.name, u.is_admin, "
+            "SELECT t.kind, t.run_id, t.expires_at, t.last_used_at, u.id, u.name, u.is_admin, "
             "coalesce(u.disabled, false) AS disabled FROM tokens t "
             "JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND NOT t.revoked",
             [token_hash(token)],
@@ -292,6 +292,10 @@ class People:
 
     def session_ttl(self) -> timedelta:
         return timedelta(days=SESSION_DAYS)
+
+
+def _stale(last_used: datetime | None) -> bool:
+    return last_used is None or now() - last_used > timedelta(minutes=1)
 
 
 def _expired(expires_at: datetime | None) -> bool:
