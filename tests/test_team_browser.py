@@ -53,6 +53,11 @@ def test_admin_creates_a_user_and_adds_them_to_a_project(served):
     row = admin.page.locator("#members tr", has_text="maria")
     assert row.locator("select[name=role]").input_value() == "developer"
     assert admin.errors == []
+    admin.page.on("dialog", lambda dialog: dialog.accept())  # "Remove admin from team?"
+    owner = admin.page.locator("#members tr", has_text="admin")
+    with admin.page.expect_navigation():
+        owner.locator("form[action$='/remove'] button").click()
+    assert "'admin' is the last owner of project 'team'" in admin.page.inner_text("main")
 
     maria = Tab(browser.new_context().new_page(), srv.url)
     maria.login("maria", password)
