@@ -299,6 +299,14 @@ def test_admin_pages_invite_disable_reset_and_delete(client, admin):
     reset = page_post(client, "/admin/users/pia/reset", {"how": "password"}, "/admin/users")
     fresh = re.search(r'id="one-time-password">([^<]+)<', reset.text).group(1)
     assert basic(client, "pia", fresh).status_code == 201
+    page_post(client, "/admin/users/pia/allow-projects", {}, "/admin/users")
+    assert client.get("/api/users/pia", headers=admin).json()["may_create_projects"] is True
+    mode = {"project_creation": "admins"}
+    assert page_post(client, "/admin/settings", mode, "/admin/users").status_code == 302
+    assert client.get("/api/site-settings", headers=admin).json() == mode
+    bad = page_post(client, "/admin/settings", {"project_creation": "all"}, "/admin/users")
+    assert bad.status_code == 400 and "must be one of" in bad.text
+    page_post(client, "/admin/settings", {"project_creation": "everyone"}, "/admin/users")
     page_post(client, "/admin/users/pia/delete", {}, "/admin/users")
     assert "pia" not in [u["name"] for u in client.get("/api/users", headers=admin).json()]
     client.cookies.clear()

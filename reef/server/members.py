@@ -63,11 +63,10 @@ def members_context(hub: Hub, project: str) -> dict:
     add (enabled, not yet members), and what each role may do."""
     members = hub.projects.members(project)
     taken = {m["user"] for m in members}
-    addable = [u["name"] for u in hub.people.list_users() if u["name"] not in taken]
-    disabled = {u["name"] for u in hub.people.list_users() if u["disabled"]}
+    users = hub.people.list_users()
     return {
         "members": members,
-        "addable": [n for n in addable if n not in disabled],
+        "addable": [u["name"] for u in users if u["name"] not in taken and not u["disabled"]],
         "roles": ROLES,
         "role_help": ROLE_HELP,
     }
