@@ -1,4 +1,4 @@
-"""The `reef` command: serve, demo, worker, dataset, module."""
+"""The `reef` command: serve, demo, worker, dataset, module, user."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from reef import __version__
 from reef.dataset_cli import add_dataset_parser, dataset_main
 from reef.settings import Settings, describe
+from reef.user_cli import add_user_parser, user_main
 
 SERVE_OPTIONS = (
     "data_dir",
@@ -24,6 +25,8 @@ SERVE_OPTIONS = (
     "gpus",
     "queue",
     "worker_timeout",
+    "secure_cookies",
+    "trust_proxy",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 
@@ -34,6 +37,9 @@ def add_settings(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> Non
         if name not in names:
             continue
         flag = "--data" if name == "data_dir" else "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
         kind = type(default) if default is not None else str
         parser.add_argument(
             flag, dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
@@ -69,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add_worker_parser(sub)
     add_dataset_parser(sub)
+    add_user_parser(sub)
     module = command(sub, "module", "work with AI modules")
     module_sub = module.add_subparsers(dest="module_command", required=True)
     new = command(module_sub, "new", "scaffold a new module folder from the template")
@@ -152,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         return module_new(args)
     if args.command == "dataset":
         return dataset_main(args)
+    if args.command == "user":
+        return user_main(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "huey", "huey.consumer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -41,3 +41,9 @@ class Conflict(ReefError):
 
 class TooLarge(ReefError):
     status = 413
+
+
+class TooManyRequests(ReefError):
+    """A limit on how often something may be tried (sign-in attempts) was reached."""
+
+    status = 429

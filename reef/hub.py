@@ -29,6 +29,7 @@ from reef.store.modules import ModuleStore
 from reef.store.people import People, Principal
 from reef.store.projects import LIBRARY, Projects
 from reef.store.runs import Runs
+from reef.store.site_settings import SiteSettings
 
 log = logging.getLogger("reef")
 SYSTEM = "reef"
@@ -49,6 +50,7 @@ class Hub:
     artifacts: Artifacts
     runs: Runs
     models: Models
+    site: SiteSettings
     secret: str
     initial_password: str | None = None
     queue: StepQueue = field(init=False)
@@ -74,6 +76,7 @@ class Hub:
             artifacts=Artifacts(settings.path("blobs")),
             runs=Runs(db),
             models=Models(db),
+            site=SiteSettings(db),
             secret=cls.secret_for(settings),
         )
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)

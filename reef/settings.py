@@ -34,6 +34,14 @@ class Settings:
     worker_timeout: float = _opt(
         60.0, "seconds a remote worker may stay silent before its running step fails"
     )
+    secure_cookies: bool = _opt(
+        False, "mark the session cookie Secure (sent over HTTPS only): use behind HTTPS"
+    )
+    trust_proxy: bool = _opt(
+        False,
+        "trust X-Forwarded-Proto (https makes cookies Secure) and X-Forwarded-For (the "
+        "address sign-in limits count) from a reverse proxy in front of reef",
+    )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
     )

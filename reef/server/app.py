@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -23,6 +24,7 @@ from litestar.template import TemplateConfig
 import reef
 from reef.hub import Hub
 from reef.server import (
+    account,
     auth,
     builder,
     datasets,
@@ -30,6 +32,7 @@ from reef.server import (
     fast_predict,
     git,
     live,
+    members,
     models,
     modules,
     pipelines,
@@ -38,6 +41,7 @@ from reef.server import (
     run_table,
     runs,
     sweeps,
+    users,
     workers,
 )
 from reef.settings import Settings
@@ -46,6 +50,14 @@ from reef.store.db import now
 PACKAGE = Path(__file__).resolve().parent.parent
 SWAGGER = "/static/swagger-ui-5.32.0"
 MAX_BODY = 32 << 20
+SECURITY_SCHEMES = {
+    "token": SecurityScheme(
+        type="http", scheme="bearer", description="an API token (the account page makes one)"
+    ),
+    "password": SecurityScheme(
+        type="http", scheme="basic", description="user name and password, or a token as password"
+    ),
+}
 log = logging.getLogger("reef.server")
 
 
@@ -79,6 +91,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     static_router(),
                     *auth.ROUTES,
                     *projects.ROUTES,
+                    *members.ROUTES,
+                    *users.ROUTES,
+                    *account.ROUTES,
                     *datasets.ROUTES,
                     *modules.ROUTES,
                     *pipelines.ROUTES,
@@ -98,7 +113,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         guards=[auth.access_guard],
         middleware=[auth.AuthMiddleware],
         exception_handlers=errors.HANDLERS,
-        csrf_config=CSRFConfig(secret=secret, exclude=["/api/", "/healthz", "/static/", "/schema"]),
+        csrf_config=CSRFConfig(
+            secret=secret,
+            exclude=["/api/", "/healthz", "/static/", "/schema"],
+            cookie_secure=settings.secure_cookies,
+        ),
         template_config=TemplateConfig(
             directory=PACKAGE / "templates",
             engine=JinjaTemplateEngine,
@@ -109,6 +128,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
             title="reef",
             version=reef.__version__,
             path="/schema",
+            # the UI's "Authorize" button: a token, or user and password (POST /api/tokens)
+            components=Components(security_schemes=SECURITY_SCHEMES),
+            security=[{"token": []}, {"password": []}],
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"access": "public"}
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 
 import anyio
 from litestar import Request, Response
@@ -13,10 +14,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.response import Redirect, Template
 
-from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied
+from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied, TooManyRequests
 from reef.hub import Hub
 from reef.server.routes import Form, FromQuery, HubDep, get, post
-from reef.store.people import Principal
+from reef.store.people import Principal, TokenExpired
 from reef.store.ttl_cache import MISSING
 
 SESSION_COOKIE = "reef_session"
@@ -32,11 +33,17 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         if header.lower().startswith("bearer "):
             who = await resolve(hub, header[7:].strip(), ("api", "run"))
             if who is None:
-                raise NotAuthenticated("the bearer token is unknown, revoked or expired")
+                raise NotAuthenticated(
+                    "the bearer token is unknown or revoked, or its user is disabled"
+                )
         elif header.lower().startswith("basic "):  # scrypt: never on the event loop
-            who = await anyio.to_thread.run_sync(basic_principal, hub, header[6:].strip())
+            address = client_address(connection, hub.settings.trust_proxy)
+            who = await anyio.to_thread.run_sync(basic_principal, hub, header[6:].strip(), address)
         elif (cookie := connection.cookies.get(SESSION_COOKIE)) and not is_api(connection):
-            who = await resolve(hub, cookie, ("session",))
+            try:
+                who = await resolve(hub, cookie, ("session",))
+            except TokenExpired:
+                who = None  # an old session: the page sends the person to sign in
         return AuthenticationResult(user=who, auth=None)
 
 
@@ -48,7 +55,7 @@ async def resolve(hub: Hub, token: str, kinds: tuple[str, ...]) -> Principal | N
     return who
 
 
-def basic_principal(hub: Hub, encoded: str) -> Principal:
+def basic_principal(hub: Hub, encoded: str, address: str = "") -> Principal:
     """HTTP Basic: the password may be the user's password or one of their API tokens."""
     try:
         name, _, secret = base64.b64decode(encoded).decode().partition(":")
@@ -57,7 +64,22 @@ def basic_principal(hub: Hub, encoded: str) -> Principal:
     token_user = hub.people.resolve_token(secret, ("api",))
     if token_user is not None and token_user.name == name:
         return token_user
-    return hub.people.check_password(name, secret)
+    return hub.people.check_password(name, secret, address)
+
+
+def client_address(connection: ASGIConnection, trust_proxy: bool) -> str:
+    """The caller's address; behind a trusted proxy, the first one in X-Forwarded-For."""
+    forwarded = connection.headers.get("x-forwarded-for", "") if trust_proxy else ""
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    return connection.client.host if connection.client else ""
+
+
+def secure_cookies(request: Request, hub: Hub) -> bool:
+    """Whether cookies get `Secure`: always with --secure-cookies, or when a trusted proxy
+    says the browser came over HTTPS."""
+    proto = request.headers.get("x-forwarded-proto", "") if hub.settings.trust_proxy else ""
+    return hub.settings.secure_cookies or proto.lower() == "https"
 
 
 def is_api(connection: ASGIConnection) -> bool:
@@ -91,34 +113,50 @@ def check_run_token(connection: ASGIConnection, handler: BaseRouteHandler, who: 
 
 
 @post("/api/tokens", access="user", status_code=201)
-def create_token(request: Request, hub: HubDep, label: FromQuery[str] = "api") -> dict:
-    """Exchange HTTP Basic credentials for an API token (only its hash is stored)."""
+def create_token(
+    request: Request,
+    hub: HubDep,
+    label: FromQuery[str] = "api",
+    expires_days: FromQuery[int | None] = None,
+) -> dict:
+    """Exchange HTTP Basic credentials for an API token (only its hash is stored), valid
+    for `expires_days` days when given."""
     who: Principal = request.user
     if who.via == "run":
         raise PermissionDenied("a run token cannot create tokens")
-    token = hub.people.issue_token(who.user_id, "api", label)
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise InvalidInput("'expires_days' must be between 1 and 3650")
+    ttl = timedelta(days=expires_days) if expires_days else None
+    token = hub.people.issue_token(who.user_id, "api", label, ttl=ttl)
     hub.audit.record(who.name, "token.create", f"user {who.name}", label=label)
     return {"token": token, "user": who.name}
 
 
 @get("/login", access="public")
-def login_page(next: FromQuery[str] = "/") -> Template:
-    return Template("login.html", context={"next": safe_next(next), "error": None})
+def login_page(next: FromQuery[str] = "/", welcome: FromQuery[bool] = False) -> Template:
+    notice = "Your password is set: sign in with it." if welcome else None
+    context = {"next": safe_next(next), "error": None, "notice": notice}
+    return Template("login.html", context=context)
 
 
 @post("/login", access="public")
-def login(hub: HubDep, data: Form) -> Response:
+def login(request: Request, hub: HubDep, data: Form) -> Response:
     target = safe_next(data.get("next", "/"))
+    address = client_address(request, hub.settings.trust_proxy)
     try:
-        who = hub.people.check_password(data.get("username", ""), data.get("password", ""))
-    except NotAuthenticated as e:
-        return Template("login.html", context={"next": target, "error": e.message}, status_code=401)
+        who = hub.people.check_password(data.get("username", ""), data.get("password", ""), address)
+    except (NotAuthenticated, TooManyRequests) as e:
+        context = {"next": target, "error": e.message, "notice": None}
+        return Template("login.html", context=context, status_code=e.status)
     token = hub.people.issue_token(who.user_id, "session", "browser", ttl=hub.people.session_ttl())
     hub.audit.record(who.name, "session.login", f"user {who.name}")
+    if hub.people.user(who.name)["must_change_password"]:
+        target = "/account?first=1"  # a one-time password: choose one's own first
     cookie = Cookie(
         key=SESSION_COOKIE,
         value=token,
         httponly=True,
+        secure=secure_cookies(request, hub),
         samesite="lax",
         path="/",
         max_age=int(hub.people.session_ttl().total_seconds()),

@@ -110,7 +110,8 @@ class GitHTTP:
             return reply(start_response, NotFound("git URLs look like /git/PROJECT/MODULE.git"))
         hub: Hub = self.app.state.hub
         try:
-            who = authenticate(hub, environ.get("HTTP_AUTHORIZATION", ""))
+            address = environ.get("REMOTE_ADDR", "")  # sign-in failures count per address
+            who = authenticate(hub, environ.get("HTTP_AUTHORIZATION", ""), address)
             authorize(hub, who, req)
         except ReefError as err:
             return reply(start_response, err)
@@ -128,11 +129,11 @@ class GitHTTP:
                 backend.close()
 
 
-def authenticate(hub: Hub, header: str) -> Principal:
+def authenticate(hub: Hub, header: str, address: str = "") -> Principal:
     """HTTP Basic (password, or an API token as the password), or a bearer API token."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic":
-        return basic_principal(hub, value.strip())
+        return basic_principal(hub, value.strip(), address)
     if scheme.lower() == "bearer" and (who := hub.people.resolve_token(value.strip(), ("api",))):
         return who
     raise NotAuthenticated("sign in with your user name and a password or API token")

@@ -7,9 +7,10 @@ from typing import Any
 from litestar import Request
 from litestar.response import Redirect, Template
 
-from reef.errors import Conflict, InvalidInput
+from reef.errors import Conflict, InvalidInput, PermissionDenied
 from reef.hub import Hub
 from reef.runtime.monitoring import alerts
+from reef.server.members import members_context
 from reef.server.modules import module_card
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.store.people import Principal
@@ -37,18 +38,13 @@ def create_project(hub: Hub, who: Principal, data: dict) -> Any:
     name, description = data.get("name"), data.get("description") or ""
     if not isinstance(description, str):
         raise InvalidInput("'description' must be a string")
+    if not hub.site.may_create_projects(who):
+        raise PermissionDenied(
+            "an administrator has limited who may create projects: ask one to allow you"
+        )
     project = hub.projects.create(name, who, description)
     hub.audit.record(who.name, "project.create", f"project {project.name}", project.name)
     return project
-
-
-def add_member(hub: Hub, who: Principal, project: str, data: dict) -> list[dict]:
-    if not isinstance(data, dict) or not data.get("user") or not data.get("role"):
-        raise InvalidInput("send 'user' and 'role'")
-    user = hub.people.user(str(data["user"]))
-    hub.projects.set_member(project, user["id"], str(data["role"]))
-    hub.audit.record(who.name, "member.set", f"user {user['name']}", project, role=data["role"])
-    return hub.projects.members(project)
 
 
 # API ---------------------------------------------------------------------------------
@@ -86,36 +82,16 @@ def delete_project_api(request: Request, hub: HubDep, project: FromPath[str]) ->
     hub.audit.record(request.user.name, "project.delete", f"project {project}", project)
 
 
-@get("/api/projects/{project:str}/members", access="reporter")
-def members_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.projects.members(project)
-
-
-@post("/api/projects/{project:str}/members", access="maintainer", status_code=201)
-def add_member_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
-) -> list[dict]:
-    return add_member(hub, request.user, project, data)
-
-
-@get("/api/users", access="admin")
-def users_api(hub: HubDep) -> list[dict]:
-    return hub.people.list_users()
-
-
-@post("/api/users", access="admin", status_code=201)
-def create_user_api(request: Request, hub: HubDep, data: JSONBody[dict]) -> dict:
-    if not isinstance(data.get("name"), str) or not isinstance(data.get("password"), str):
-        raise InvalidInput("send 'name' and 'password'")
-    hub.people.create_user(data["name"], data["password"], bool(data.get("is_admin")))
-    hub.audit.record(request.user.name, "user.create", f"user {data['name']}")
-    return hub.people.user(data["name"])
-
-
 # pages -------------------------------------------------------------------------------
 @get("/", access="user")
 def home_page(request: Request, hub: HubDep) -> Template:
-    return Template("projects.html", context={"projects": hub.projects.visible_to(request.user)})
+    return Template(
+        "projects.html",
+        context={
+            "projects": hub.projects.visible_to(request.user),
+            "can_create": hub.site.may_create_projects(request.user),
+        },
+    )
 
 
 @post("/projects", access="user")
@@ -126,13 +102,8 @@ def create_project_page(request: Request, hub: HubDep, data: Form) -> Redirect:
 
 @get("/projects/{project:str}", access="reporter")
 def project_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
-    return Template("project.html", context=project_context(hub, project, request.user))
-
-
-@post("/projects/{project:str}/members", access="maintainer")
-def add_member_page(request: Request, hub: HubDep, project: FromPath[str], data: Form) -> Redirect:
-    add_member(hub, request.user, project, data)
-    return Redirect(f"/projects/{project}")
+    ctx = project_context(hub, project, request.user)
+    return Template("project.html", context={**ctx, **members_context(hub, project)})
 
 
 ROUTES = [
@@ -141,12 +112,7 @@ ROUTES = [
     project_api,
     update_project_api,
     delete_project_api,
-    members_api,
-    add_member_api,
-    users_api,
-    create_user_api,
     home_page,
     create_project_page,
     project_page,
-    add_member_page,
 ]

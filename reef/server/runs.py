@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
-from reef.errors import Conflict, InvalidInput, NotFound
+from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
@@ -20,6 +20,7 @@ from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Mult
 from reef.store.db import now
 from reef.store.metric_ingest import rows_as_columns
 from reef.store.people import Principal
+from reef.store.projects import rank
 
 LOG_TAIL_BYTES = 64_000
 MAX_POINTS = 100_000
@@ -141,7 +142,20 @@ def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
     )
 
 
+def require_run_writer(hub: Hub, who: Principal, project: str, run_id: int) -> None:
+    """Only the run's creator, a maintainer or an owner writes to a run or finishes it (a
+    step's run token reaches only its own run: the guard checked that)."""
+    creator = hub.runs.check_in(project, run_id)
+    if who.via == "run" or who.name == creator:
+        return
+    if rank(hub.projects.role_of(project, who)) < rank("maintainer"):
+        raise PermissionDenied(
+            f"run {run_id} was started by {creator}: only they or a maintainer may write to it"
+        )
+
+
 def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
+    require_run_writer(hub, who, project, run_id)
     run = hub.runs.run_in(project, run_id)
     status = (data or {}).get("status", "succeeded") if isinstance(data, dict) else "succeeded"
     if status not in ("succeeded", "failed"):
@@ -262,9 +276,13 @@ def metrics_api(
     status_code=201,
 )
 def log_metrics_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any],
 ) -> dict:
-    hub.runs.check_in(project, run_id)
+    require_run_writer(hub, request.user, project, run_id)
     step, columns = metric_points(data)
     return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
@@ -276,9 +294,13 @@ def log_metrics_api(
     status_code=201,
 )
 def log_params_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any],
 ) -> dict:
-    hub.runs.run_in(project, run_id)
+    require_run_writer(hub, request.user, project, run_id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
     hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
@@ -293,9 +315,9 @@ def log_params_api(
     request_max_body_size=None,
 )
 def upload_artifact_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
 ) -> dict:
-    hub.runs.run_in(project, run_id)
+    require_run_writer(hub, request.user, project, run_id)
     file = data.get("file")
     if not isinstance(file, UploadFile):
         raise InvalidInput("send the file in multipart field 'file'")

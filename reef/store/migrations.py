@@ -361,4 +361,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0020_user_admin",
+        """
+        ALTER TABLE users ADD COLUMN disabled BOOLEAN DEFAULT false;
+        ALTER TABLE users ADD COLUMN may_create_projects BOOLEAN DEFAULT false;
+        ALTER TABLE users ADD COLUMN must_change_password BOOLEAN DEFAULT false;
+        ALTER TABLE tokens ADD COLUMN last_used_at TIMESTAMP;
+        CREATE TABLE site_settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+        """,
+    ),
 ]

@@ -11,6 +11,12 @@ from reef.store.people import Principal, check_name
 from reef.store.ttl_cache import TTLCache
 
 ROLES = ("reporter", "developer", "maintainer", "owner")
+ROLE_HELP = {
+    "reporter": "sees everything in the project and comments, but changes nothing",
+    "developer": "also uploads and edits datasets, pushes modules and runs pipelines",
+    "maintainer": "also manages members (except owners), sets gates and promotes models",
+    "owner": "full control: also grants the owner role and deletes the project",
+}
 LIBRARY = "library"  # built-in modules; readable by every signed-in user
 
 
@@ -100,10 +106,8 @@ class Projects:
     def require(self, project: str, who: Principal, role: str) -> str:
         """Raise unless `who` holds at least `role` in `project`; returns the role held."""
         held = self.role_of(project, who)
-        if held is None:
-            if not self.exists(project):
-                raise NotFound(f"project '{project}' not found")
-            raise PermissionDenied(f"you are not a member of project '{project}'")
+        if held is None:  # a private project answers as if it did not exist
+            raise NotFound(f"project '{project}' not found")
         if rank(held) < rank(role):
             raise PermissionDenied(
                 f"this needs the {role} role in project '{project}'; you are {held}"
@@ -118,14 +122,58 @@ class Projects:
             [pid],
         )
 
-    def set_member(self, project: str, user_id: int, role: str) -> None:
+    def set_member(self, project: str, user: dict, role: str, by_role: str | None) -> None:
+        """Give `user` (a users row) `role`; `by_role` is the role of the one who asks.
+        Only owners grant, change or remove the owner role, and the last owner stays."""
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
         pid = self.get(project).id
+        current = self._member_role(pid, user["id"])
+        self._check_owner_change(pid, project, user["name"], current, role, by_role)
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, user_id])
-            cur.execute("INSERT INTO members VALUES (?, ?, ?)", [pid, user_id, role])
+            cur.execute(
+                "DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, user["id"]]
+            )
+            cur.execute("INSERT INTO members VALUES (?, ?, ?)", [pid, user["id"], role])
         self.roles.clear()
+
+    def remove_member(self, project: str, user: dict, by_role: str | None) -> None:
+        pid = self.get(project).id
+        current = self._member_role(pid, user["id"])
+        if current is None:
+            raise NotFound(f"'{user['name']}' is not a member of project '{project}'")
+        self._check_owner_change(pid, project, user["name"], current, None, by_role)
+        self.db.execute(
+            "DELETE FROM members WHERE project_id = ? AND user_id = ?", [pid, user["id"]]
+        )
+        self.roles.clear()
+
+    def _member_role(self, project_id: int, user_id: int) -> str | None:
+        return self.db.scalar(
+            "SELECT role FROM members WHERE project_id = ? AND user_id = ?", [project_id, user_id]
+        )
+
+    def _check_owner_change(
+        self,
+        pid: int,
+        project: str,
+        name: str,
+        current: str | None,
+        new: str | None,
+        by: str | None,
+    ) -> None:
+        if current == new or "owner" not in (current, new):
+            return
+        if by != "owner":
+            raise PermissionDenied("only an owner can grant, change or remove the owner role")
+        owners = self.db.scalar(
+            "SELECT count(*) FROM members WHERE project_id = ? AND role = 'owner'", [pid]
+        )
+        if current == "owner" and owners <= 1:
+            raise Conflict(
+                f"'{name}' is the last owner of project '{project}': make another member "
+                "owner first"
+            )
 
     def delete(self, name: str) -> None:
         pid = self.get(name).id

@@ -201,12 +201,14 @@ class Runs:
             raise NotFound(f"run {run_id} not found")
         return _run(row)
 
-    def check_in(self, project: str, run_id: int) -> None:
-        """Raise NotFound unless run `run_id` belongs to `project`; what a report to a run
-        checks, so a pair found to match is kept 30 s (a run never changes project)."""
-        if self._belongs.get((project, run_id)) is MISSING:
-            self.run_in(project, run_id)
-            self._belongs.put((project, run_id), True)
+    def check_in(self, project: str, run_id: int) -> str:
+        """Raise NotFound unless run `run_id` belongs to `project`; returns who created it.
+        What a report to a run checks, so the answer is kept 30 s (a run never changes
+        project or creator)."""
+        creator = self._belongs.get((project, run_id))
+        if creator is MISSING:
+            creator = self._belongs.put((project, run_id), self.run_in(project, run_id).created_by)
+        return creator
 
     def run_in(self, project: str, run_id: int) -> Run:
         """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
