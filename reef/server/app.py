@@ -30,6 +30,10 @@ from reef.server import (
     fast_predict,
     git,
     live,
+    mlflow_api,
+    mlflow_artifacts,
+    mlflow_models,
+    mlflow_registry,
     models,
     modules,
     pipelines,
@@ -90,6 +94,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *run_table.ROUTES,
                     *models.ROUTES,
                     *workers.ROUTES,
+                    *mlflow_artifacts.ROUTES,
+                    *mlflow_models.ROUTES,
+                    *mlflow_registry.ROUTES,
+                    *mlflow_api.ROUTES,
                 ],
             )
         ],
@@ -98,7 +106,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         guards=[auth.access_guard],
         middleware=[auth.AuthMiddleware],
         exception_handlers=errors.HANDLERS,
-        csrf_config=CSRFConfig(secret=secret, exclude=["/api/", "/healthz", "/static/", "/schema"]),
+        csrf_config=CSRFConfig(
+            secret=secret, exclude=["/api/", "/ajax-api/", "/healthz", "/static/", "/schema"]
+        ),
         template_config=TemplateConfig(
             directory=PACKAGE / "templates",
             engine=JinjaTemplateEngine,
