@@ -134,3 +134,40 @@ def test_bad_input_in_mlflow_shape_and_nothing_stored(served) -> None:
     with api(srv, token) as c:
         got = c.get("/api/2.0/mlflow/runs/get", params={"run_id": run_id}).json()["run"]
         assert got["data"]["metrics"] == []
+
+
+def test_import_mlflow_store_twice_without_duplicates(served, tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("alembic")
+    srv, token = served
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "sqlite_store.py")],
+        cwd=tmp_path,
+        env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=patience(300),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    cmd = [
+        sys.executable, "-m", "reef.cli", "import-mlflow",
+        "--from", f"sqlite:///{tmp_path / 'mlflow.db'}", "--artifacts", str(tmp_path / "mlruns"),
+        "--project", "legacy-import", "--server", srv.url, "--token", token,
+    ]  # fmt: skip
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(300))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "imported 3 runs (0 already there), 3 params, 102 metric points" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(300))
+    assert "imported 0 runs (3 already there)" in second.stdout, second.stdout + second.stderr
+    with api(srv, token) as c:
+        runs = c.get("/api/projects/legacy-import/runs").json()
+        names = sorted(r["name"] for r in runs)
+        assert names == ["child", "other", "parent"], runs
+        parent = next(r for r in runs if r["name"] == "parent")
+        history = c.get(f"/api/projects/legacy-import/runs/{parent['id']}/metrics").json()
+        assert len(history["loss"]) == 100
+        listing = c.get(
+            "/api/2.0/mlflow/artifacts/list", params={"run_id": parent["id"], "path": "notes"}
+        ).json()
+        assert [f["path"] for f in listing["files"]] == ["notes/readme.txt"]

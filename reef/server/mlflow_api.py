@@ -215,6 +215,8 @@ def create_run(request: Request, hub: HubDep, data: Body = None) -> dict:
         ),
     )
     hub.mlflow.set_run_tags(run_id, tags)
+    if start := field(data, "start_time", int, required=False):
+        hub.runs.update_run(run_id, started_at=_when(start))  # the client's clock (imports)
     return {"run": run_json(hub, hub.runs.run(run_id))}
 
 
