@@ -72,6 +72,9 @@ def test_fluent_script_nested_runs_artifacts_search(served, tmp_path: Path) -> N
         assert run["metrics"]["acc"] == 0.9
         metrics = c.get(f"/api/projects/churn-study/runs/{out['run_id']}/metrics").json()
         assert len(metrics["loss"]) == 50
+        assert run["children"] == [int(out["child_id"])] and run["tags"]["team"] == "risk"
+        page = c.get(f"/projects/churn-study/runs/{out['run_id']}").text
+        assert "Child runs" in page and f"/runs/{out['child_id']}\"" in page
 
 
 def test_sklearn_autolog(served, tmp_path: Path) -> None:
