@@ -11,6 +11,7 @@ from pathlib import Path
 
 from reef import __version__
 from reef.dataset_cli import add_dataset_parser, dataset_main
+from reef.mlflow_import import add_import_parser, import_main
 from reef.settings import Settings, describe
 from reef.user_cli import add_user_parser, user_main
 
@@ -76,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     add_worker_parser(sub)
     add_dataset_parser(sub)
     add_user_parser(sub)
+    add_import_parser(sub)
     module = command(sub, "module", "work with AI modules")
     module_sub = module.add_subparsers(dest="module_command", required=True)
     new = command(module_sub, "new", "scaffold a new module folder from the template")
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return dataset_main(args)
     if args.command == "user":
         return user_main(args)
+    if args.command == "import-mlflow":
+        return import_main(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "huey", "huey.consumer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

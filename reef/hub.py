@@ -23,7 +23,10 @@ from reef.store.audit import Audit
 from reef.store.catalog import Catalog
 from reef.store.datasets import DatasetStore
 from reef.store.db import Database
+from reef.store.logged_models import LoggedModels
 from reef.store.migrations import MIGRATIONS
+from reef.store.mlflow_registry import MlflowRegistry
+from reef.store.mlflow_tracking import MlflowTracking
 from reef.store.models import Models
 from reef.store.modules import ModuleStore
 from reef.store.people import People, Principal
@@ -51,6 +54,9 @@ class Hub:
     runs: Runs
     models: Models
     site: SiteSettings
+    mlflow: MlflowTracking
+    logged_models: LoggedModels
+    mlflow_registry: MlflowRegistry
     secret: str
     initial_password: str | None = None
     queue: StepQueue = field(init=False)
@@ -77,6 +83,9 @@ class Hub:
             runs=Runs(db),
             models=Models(db),
             site=SiteSettings(db),
+            mlflow=MlflowTracking(db),
+            logged_models=LoggedModels(db),
+            mlflow_registry=MlflowRegistry(db),
             secret=cls.secret_for(settings),
         )
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)

@@ -33,6 +33,10 @@ from reef.server import (
     git,
     live,
     members,
+    mlflow_api,
+    mlflow_artifacts,
+    mlflow_models,
+    mlflow_registry,
     models,
     modules,
     pipelines,
@@ -105,6 +109,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *run_table.ROUTES,
                     *models.ROUTES,
                     *workers.ROUTES,
+                    *mlflow_artifacts.ROUTES,
+                    *mlflow_models.ROUTES,
+                    *mlflow_registry.ROUTES,
+                    *mlflow_api.ROUTES,
                 ],
             )
         ],
@@ -115,7 +123,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         exception_handlers=errors.HANDLERS,
         csrf_config=CSRFConfig(
             secret=secret,
-            exclude=["/api/", "/healthz", "/static/", "/schema"],
+            exclude=["/api/", "/ajax-api/", "/healthz", "/static/", "/schema"],
             cookie_secure=settings.secure_cookies,
         ),
         template_config=TemplateConfig(

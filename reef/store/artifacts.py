@@ -26,22 +26,18 @@ class Artifacts:
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         """Store a stream; returns (sha256 digest, size). Written to a temp file, then renamed."""
-        sha, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        incoming = self.incoming()
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    sha.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            digest = sha.hexdigest()
-            dest = self.path(digest)
-            dest.parent.mkdir(exist_ok=True)
-            os.replace(tmp, dest)
+            while chunk := stream.read(CHUNK):
+                incoming.write(chunk)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            incoming.abort()
             raise
-        return digest, size
+        return incoming.commit()
+
+    def incoming(self) -> Incoming:
+        """A file being received chunk by chunk (an HTTP body): write, then commit or abort."""
+        return Incoming(self)
 
     def put_file(self, src: Path) -> tuple[str, int]:
         with src.open("rb") as f:
@@ -56,3 +52,35 @@ class Artifacts:
     def copy_to(self, digest: str, dest: Path) -> None:
         with self.open(digest) as src, dest.open("wb") as out:
             shutil.copyfileobj(src, out, CHUNK)
+
+
+class Incoming:
+    """One artifact arriving in pieces: hashed as written, renamed into place on commit."""
+
+    def __init__(self, store: Artifacts) -> None:
+        self.store = store
+        self.sha = hashlib.sha256()
+        self.size = 0
+        fd, self.tmp = tempfile.mkstemp(dir=store.root, prefix=".incoming-")
+        self.out = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        self.out.write(chunk)
+
+    def commit(self) -> tuple[str, int]:
+        try:
+            self.out.close()
+            digest = self.sha.hexdigest()
+            dest = self.store.path(digest)
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(self.tmp, dest)
+        except BaseException:
+            self.abort()
+            raise
+        return digest, self.size
+
+    def abort(self) -> None:
+        self.out.close()
+        Path(self.tmp).unlink(missing_ok=True)

@@ -371,4 +371,63 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE site_settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
         """,
     ),
+    (
+        "0110_mlflow",
+        """
+        CREATE TABLE mlflow_experiments (   -- an MLflow experiment is a project; its MLflow name
+            project_id BIGINT PRIMARY KEY,  -- may be any text, the project's is URL-safe
+            name VARCHAR NOT NULL UNIQUE,
+            lifecycle_stage VARCHAR NOT NULL DEFAULT 'active',
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE experiment_tags (
+            project_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (project_id, key)
+        );
+        CREATE TABLE run_tags (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        ALTER TABLE runs ADD COLUMN deleted_at TIMESTAMP;
+        CREATE TABLE logged_models (        -- MLflow 3's logged models (mlflow.<flavor>.log_model)
+            model_id VARCHAR PRIMARY KEY,   -- m-<32 hex>
+            project_id BIGINT NOT NULL,
+            run_id BIGINT,                  -- the run that logged it
+            name VARCHAR NOT NULL,
+            model_type VARCHAR,
+            status VARCHAR NOT NULL,        -- LOGGED_MODEL_PENDING | _READY | _UPLOAD_FAILED
+            params JSON NOT NULL,
+            tags JSON NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE mlflow_registered_models (  -- MLflow's registry names; a reef model of the
+            name VARCHAR PRIMARY KEY,             -- same name lives in project_id once a
+            project_id BIGINT,                    -- version is registered
+            description VARCHAR NOT NULL DEFAULT '',
+            tags JSON NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE mlflow_model_versions (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            reef_version INTEGER,           -- the reef model version, when it could be exported
+            source VARCHAR NOT NULL,
+            run_id BIGINT,
+            model_id VARCHAR,
+            status_message VARCHAR NOT NULL DEFAULT '',
+            tags JSON NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        """,
+    ),
 ]

@@ -33,6 +33,7 @@ class Run:
     rerun_of: int | None
     name: str | None = None
     sweep_id: int | None = None
+    deleted_at: datetime | None = None  # an MLflow client deleted it (restorable)
 
     @property
     def finished(self) -> bool:

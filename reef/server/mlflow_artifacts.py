@@ -1,0 +1,129 @@
+"""MLflow's artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`) over reef's
+content-addressed store: uploads stream to disk chunk by chunk, downloads stream from it, and
+each file is recorded as an artifact of its run under its MLflow path."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+import anyio
+import litestar
+from litestar import Request
+from litestar.response import File
+
+from reef.errors import InvalidInput, NotFound
+from reef.hub import Hub
+from reef.server.mlflow_api import PREFIXES, mlget
+from reef.server.mlflow_models import model_for
+from reef.server.mlflow_wire import HANDLERS, SCRIPT_STEP, field, run_for, run_id_of
+from reef.server.routes import HubDep
+from reef.store.people import Principal
+
+ARTIFACTS = ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts")
+_PATH = re.compile(r"^/?(\d+)/(\d+|models/m-[0-9a-f]{32})/artifacts(?:/(.*))?$")
+
+
+def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[int, str]:
+    """(run id, name in the run's artifacts) of `<experiment>/<run>/artifacts/<path>` or
+    `<experiment>/models/<model id>/artifacts/<path>` (a logged model's files are kept as its
+    run's artifacts under `models/<model id>/`), if `who` may read (or write) it."""
+    m = _PATH.match(path or "")
+    if not m:
+        raise NotFound(
+            f"no artifact location {path!r}: expected EXPERIMENT/RUN/artifacts/PATH or "
+            "EXPERIMENT/models/MODEL_ID/artifacts/PATH"
+        )
+    rel = posixpath.normpath(m[3] or ".")
+    if rel.startswith("..") or rel.startswith("/"):
+        raise InvalidInput(f"artifact path {m[3]!r} leaves the artifact root")
+    rel = "" if rel == "." else rel
+    owner = m[2]
+    if owner.isdigit():
+        run_for(hub, who, int(owner), write)
+        return int(owner), rel
+    model_id = owner.split("/", 1)[1]
+    model = model_for(hub, who, model_id, "developer" if write else "reporter")
+    return int(model["run_id"] or 0), posixpath.join("models", model_id, rel).rstrip("/")
+
+
+@litestar.put(
+    [p + "/{path:path}" for p in ARTIFACTS],
+    opt={"access": "user"},
+    exception_handlers=HANDLERS,
+    include_in_schema=False,
+    request_max_body_size=None,
+)
+async def upload(request: Request, hub: HubDep, path: str) -> dict:
+    run_id, rel = await anyio.to_thread.run_sync(_place, hub, request.user, path, True)
+    if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
+        raise InvalidInput("give the artifact's path after /artifacts/")
+    incoming = await anyio.to_thread.run_sync(hub.artifacts.incoming)
+    try:
+        async for chunk in request.stream():
+            await anyio.to_thread.run_sync(incoming.write, chunk)
+    except BaseException:
+        incoming.abort()
+        raise
+    digest, size = await anyio.to_thread.run_sync(incoming.commit)
+    await anyio.to_thread.run_sync(hub.runs.add_artifact, run_id, SCRIPT_STEP, rel, digest, size)
+    return {}
+
+
+@litestar.get(
+    [p + "/{path:path}" for p in ARTIFACTS],
+    opt={"access": "user"},
+    exception_handlers=HANDLERS,
+    include_in_schema=False,
+)
+async def download(request: Request, hub: HubDep, path: str) -> File:
+    """Async, as is the listing: Litestar 2.25 wraps a sync handler twice on a path that
+    three handlers share (GET, PUT and the listing's GET here)."""
+    found = await anyio.to_thread.run_sync(_find, hub, request.user, path)
+    return File(
+        path=hub.artifacts.path(found["digest"]),
+        filename=posixpath.basename(found["rel"]),
+        media_type="application/octet-stream",
+        content_disposition_type="attachment",
+    )
+
+
+def _find(hub: Hub, who: Principal, path: str) -> dict[str, Any]:
+    run_id, rel = _place(hub, who, path)
+    return {**hub.mlflow.artifact(run_id, rel), "rel": rel}
+
+
+def _listing(hub: Hub, who: Principal, path: str) -> tuple[str, list[dict[str, Any]]]:
+    run_id, rel = _place(hub, who, path)
+    return rel, hub.mlflow.artifact_listing(run_id, rel)
+
+
+@litestar.get(
+    list(ARTIFACTS),
+    opt={"access": "user"},
+    exception_handlers=HANDLERS,
+    include_in_schema=False,
+)
+async def list_artifacts(request: Request, hub: HubDep) -> dict:
+    """`?path=EXPERIMENT/RUN/artifacts/SUB`: files relative to the path given."""
+    given = request.query_params.get("path") or ""
+    rel, files = await anyio.to_thread.run_sync(_listing, hub, request.user, given)
+    cut = len(rel) + 1 if rel else 0
+    return {"files": [{**f, "path": f["path"][cut:]} for f in files]}
+
+
+@mlget("/artifacts/list")
+def list_run_artifacts(request: Request, hub: HubDep) -> dict[str, Any]:
+    """The tracking API's listing (`run_id`, `path`), paths relative to the run's root."""
+    q = dict(request.query_params.items())
+    run = run_for(hub, request.user, run_id_of(q))[0]
+    rel = (field(q, "path", required=False) or "").strip("/")
+    return {
+        "root_uri": f"mlflow-artifacts:/{run.project_id}/{run.id}/artifacts",
+        "files": hub.mlflow.artifact_listing(run.id, rel),
+    }
+
+
+ROUTES = [upload, download, list_artifacts, list_run_artifacts]
+__all__ = ["PREFIXES", "ROUTES"]
