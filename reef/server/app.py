@@ -25,10 +25,12 @@ from reef.hub import Hub
 from reef.server import (
     auth,
     builder,
+    comments,
     datasets,
     errors,
     fast_predict,
     git,
+    inbox,
     live,
     models,
     modules,
@@ -90,6 +92,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *run_table.ROUTES,
                     *models.ROUTES,
                     *workers.ROUTES,
+                    *comments.ROUTES,
+                    *inbox.ROUTES,
                 ],
             )
         ],

@@ -14,6 +14,7 @@ from reef.errors import Conflict, InvalidInput, NotFound
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
+from reef.server.comments import post_comment
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
@@ -163,15 +164,7 @@ def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data:
 
 
 def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
-    text = data.get("text") if isinstance(data, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("send {'text': ...}: a comment cannot be empty")
-    if len(text) > 10_000:
-        raise InvalidInput("a comment is at most 10,000 characters")
-    hub.runs.run_in(project, run_id)
-    comment_id = hub.runs.add_comment(run_id, who.name, text.strip())
-    hub.audit.record(who.name, "run.comment", f"run {run_id}", project, text=text.strip()[:200])
-    return {"id": comment_id, "author": who.name, "text": text.strip()}
+    return post_comment(hub, who, project, "run", str(run_id), data)
 
 
 def record(hub: Hub, project: str, run_id: int) -> dict:
