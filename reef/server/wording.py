@@ -87,3 +87,44 @@ def inbox_sentence(entry: dict[str, Any]) -> tuple[str, str | None]:
         "feedback": "gave feedback on",
     }.get(entry["kind"], entry["kind"].replace("_", " ") + ":")
     return f"{entry['actor']} {did} {words}", link
+
+
+def gate_sentence(check: dict[str, Any]) -> str:
+    """A gate check as a sentence: "accuracy must be at least 0.95"."""
+    kind = check.get("type")
+    if kind == "metric":
+        low, high, name = check.get("min"), check.get("max"), check.get("metric")
+        if low is not None and high is not None:
+            return f"{name} must be between {low:g} and {high:g}"
+        if low is not None:
+            return f"{name} must be at least {low:g}"
+        return f"{name} must be at most {high:g}"
+    if kind == "parity":
+        limit = check.get("max_diff")
+        within = f" (a difference of at most {limit:g})" if limit is not None else ""
+        return f"the exported model must answer as the trained one does{within}"
+    if kind == "latency":
+        rows = int(check.get("batch", 1))
+        what = "one row" if rows == 1 else f"{rows} rows"
+        return f"answering {what} must take at most {check['max_ms']:g} ms"
+    if kind == "better_than":
+        delta = check.get("min_delta") or 0
+        by = f" by at least {delta:g}" if delta else ""
+        return (
+            f"{check.get('metric', 'accuracy')} on dataset {check.get('dataset')} must beat "
+            f"the {check.get('alias', 'production')} version{by}"
+        )
+    return str(check)
+
+
+def is_detail(key: str) -> bool:
+    """Metrics for the "details" disclosure: the machine's (system/...) and export checks."""
+    return key.startswith("system/") or "parity" in key
+
+
+def main_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if not is_detail(k)}
+
+
+def detail_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if is_detail(k)}
