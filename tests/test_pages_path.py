@@ -25,7 +25,7 @@ def fragment(client, url: str, target: str):
     """A page asked for by htmx to swap the element `target`."""
     resp = client.get(url, headers={"HX-Request": "true", "HX-Target": target})
     assert resp.status_code == 200, resp.text
-    assert "<html" not in resp.text and "<h1" not in resp.text  # the fragment only
+    assert "<html" not in resp.text and "<header" not in resp.text  # the fragment only
     return resp.text.strip()
 
 
@@ -69,6 +69,7 @@ def test_runs_tables_buttons_and_record_update_as_fragments(app_client, lab):
     assert ">Cancel<" not in actions and "hx-trigger" not in actions  # stops asking
     assert "hx-trigger" not in app_client.get(f"/projects/lab/runs/{run_id}/status").text
     assert 'hx-trigger="every 10s"' in fragment(app_client, "/projects/lab", "runs-live")
+    assert fragment(app_client, "/queue", "queue").startswith('<div id="queue"')
 
 
 def test_gates_and_activity_read_as_sentences(app_client, lab, tmp_path):

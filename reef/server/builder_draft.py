@@ -42,8 +42,11 @@ def _apply(step: dict, form: dict[str, str]) -> None:
         if not rest.startswith(prefix):
             continue
         field = rest.removeprefix(prefix)
-        if kind in ("param", "input"):
-            step.setdefault("params" if kind == "param" else "inputs", {})[field] = value
+        if kind == "param":
+            step.setdefault("params", {})[field] = value
+        elif kind == "input":  # "— choose —" leaves the input unconnected
+            inputs = step.setdefault("inputs", {})
+            inputs.update({field: value}) if value else inputs.pop(field, None)
         elif kind == "cols":  # cols:STEP.PARAM marks the list, cols:STEP.PARAM:COLUMN ticks one
             param, _, column = field.partition(":")
             lists.setdefault(param, []).extend([column] if column else [])
