@@ -140,7 +140,9 @@ def test_label_is_chosen_once_and_a_model_step_registers(kinds):
     client, html, headers = kinds
     html = act(client, html, action="add", module="library/split")
     html = act(client, html, **{"param:split.label": "kind"})
-    html = act(client, html, action="add", module="library/picker", name="churn")
+    html = act(client, html, action="add", module="library/picker")
+    assert 'name="register:picker" value="picker"' in html  # the step's name until...
+    html = act(client, html, name="churn")  # ...the pipeline has one
     assert 'name="register:picker" value="churn"' in html
     # the label chosen in split arrives in picker's target, and follows a later change
     assert selected(html, "param:picker.target") == "kind"

@@ -153,11 +153,14 @@ def _columns(hub: Hub, project: str, dataset: str, version: str | None) -> list[
     return [c for c, _ in hub.datasets.info(project, dataset, version).columns]
 
 
-def normalise(hub: Hub, old: dict, draft: dict) -> None:
-    """Form strings back to typed values, and a label chosen once carried to later steps."""
+def normalise(hub: Hub, old: dict, draft: dict, name: str) -> None:
+    """Form strings back to typed values, a label chosen once carried to later steps, and a
+    model still registered under its step's name renamed after the pipeline once it has one."""
     manifest_of = partial(_manifest, hub)
     for step in draft["steps"]:
         step["params"] = builder_draft.typed(manifest_of(step), step.get("params", {}))
+        if name and step.get("register") == step["name"]:
+            step["register"] = name
     builder_draft.carry(old, draft, manifest_of)
 
 
@@ -180,7 +183,7 @@ def builder_action(request: Request, hub: HubDep, project: FromPath[str], data: 
     draft, action, error = builder_draft.from_form(data), data.get("action", "update"), None
     name = data.get("name", "")
     try:
-        normalise(hub, json.loads(data.get("draft") or '{"steps": []}'), draft)
+        normalise(hub, json.loads(data.get("draft") or '{"steps": []}'), draft, name)
         if action == "add":
             add_step(hub, request.user, project, draft, data.get("module", ""), name)
         elif action.startswith("remove:"):
