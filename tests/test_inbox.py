@@ -37,7 +37,7 @@ def inbox(client, headers, **params) -> dict:
 
 
 def test_a_mention_reaches_the_member_and_a_non_member_is_named_in_a_note(app_client, team):
-    text = {"text": "@alice the recall on 'z' looks low; @carol @nobody see this"}
+    text = {"text": "the recall on 'z' looks low, @alice. @carol @nobody see x@y.org"}
     resp = app_client.post("/api/projects/lab/comments/model/m", json=text, headers=team["bob"])
     assert resp.status_code == 201, resp.text
     assert resp.json()["note"] == "@carol, @nobody not notified: not a member of this project"

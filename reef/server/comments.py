@@ -20,7 +20,8 @@ from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store.people import Principal
 
 KINDS = ("run", "model", "dataset")
-MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9_.-]*)")
+# @name, not an e-mail address; a name does not end with the sentence's full stop
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
 MAX_TEXT = 10_000
 
 
