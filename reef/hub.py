@@ -23,6 +23,7 @@ from reef.store.audit import Audit
 from reef.store.catalog import Catalog
 from reef.store.datasets import DatasetStore
 from reef.store.db import Database
+from reef.store.inbox import Inbox
 from reef.store.logged_models import LoggedModels
 from reef.store.migrations import MIGRATIONS
 from reef.store.mlflow_registry import MlflowRegistry
@@ -64,6 +65,7 @@ class Hub:
     model_service: ModelService = field(init=False)
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
+    inbox: Inbox = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -88,6 +90,7 @@ class Hub:
             mlflow_registry=MlflowRegistry(db),
             secret=cls.secret_for(settings),
         )
+        hub.inbox = Inbox(db)
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)

@@ -16,7 +16,8 @@ from reef.errors import InvalidInput, InvalidParameter
 
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
 PORT_KINDS = ("dataset", "model")
-PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column")
+PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column", "columns")
+COLUMN_TYPES = ("column", "columns")  # parameters naming columns of a dataset input
 COLUMN_DTYPES = ("any", "numeric", "string")
 
 _TOP_KEYS = {
@@ -52,8 +53,8 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     required: bool = False
-    input: str | None = None  # column: the dataset input the column belongs to
-    dtype: str | None = None  # column: any | numeric | string
+    input: str | None = None  # column(s): the dataset input the columns belong to
+    dtype: str | None = None  # column(s): any | numeric | string
 
     def coerce(self, value: Any) -> Any:
         """Return `value` as this parameter's type, range-checked; raise InvalidParameter."""
@@ -244,10 +245,10 @@ def _column(
     where: str, ptype: str, spec: dict[str, Any], inputs: dict[str, str]
 ) -> tuple[str | None, str | None]:
     """(input, dtype) of a column parameter: which dataset input, and what type of column."""
-    if ptype != "column":
+    if ptype not in COLUMN_TYPES:
         for key in ("input", "dtype"):
             if key in spec:
-                raise InvalidManifest(f'{where}: {key!r} only applies to type = "column"')
+                raise InvalidManifest(f"{where}: {key!r} only applies to column parameters")
         return None, None
     datasets = [k for k, kind in inputs.items() if kind == "dataset"]
     source = spec.get("input", datasets[0] if datasets else None)
@@ -299,7 +300,7 @@ def _with_default(where: str, param: Param, spec: dict[str, Any]) -> Param:
         raise InvalidManifest(f"{where}: a required parameter cannot have a 'default'")
     value = spec["default"]
     try:
-        if isinstance(value, str) and param.type not in ("string", "enum", "column"):
+        if isinstance(value, str) and param.type not in ("string", "enum", *COLUMN_TYPES):
             raise _wrong(param, value)  # a TOML default must already be typed: "3" is no int
         default = param.coerce(value)
     except InvalidParameter as exc:
@@ -373,6 +374,17 @@ def _to_column(param: Param, value: Any) -> str:
     raise InvalidParameter(f"parameter {param.name!r} must name a column, got {value!r}")
 
 
+def _to_columns(param: Param, value: Any) -> list[str]:
+    """A list of column names; a string is read as names separated by commas."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):
+        return list(dict.fromkeys(value))
+    raise InvalidParameter(
+        f"parameter {param.name!r} must be a list of column names, got {value!r}"
+    )
+
+
 def _to_enum(param: Param, value: Any) -> str:
     choices = param.choices or ()
     if isinstance(value, str) and value in choices:
@@ -389,4 +401,5 @@ _COERCERS = {
     "string": _to_string,
     "enum": _to_enum,
     "column": _to_column,
+    "columns": _to_columns,
 }

@@ -54,7 +54,7 @@ def test_owner_edits_a_gate_and_sees_the_promotion_refused(tab: Tab) -> None:
     page.fill("input[name=min_0]", "0.999")
     save_gates(tab)
     expect(page.locator("#gates .ok")).to_have_text("Gates saved.")
-    expect(page.locator("#gates li code").first).to_contain_text('"min": 0.999')
+    expect(page.locator("#gates li.gate").first).to_have_text("accuracy must be at least 0.999")
     assert page.evaluate("window.__reefMark") == "still here", "a page load, not an htmx swap"
 
     page.fill("#monitor-settings input[name=ks_threshold]", "0.35")

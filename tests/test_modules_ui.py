@@ -63,11 +63,12 @@ def test_run_form_offers_the_columns_of_the_chosen_dataset(api):
     page = client.get("/projects/p/run?module=library/split")
     assert page.status_code == 200
     label = re.search(r'<select name="param.label"[^>]*>(.*?)</select>', page.text, re.S)[1]
+    # the default 'label' is no column of d: the person picks one instead of keeping it
     assert re.findall(r"<option[^>]*>([^<]+)</option>", label) == [
+        "— choose a column —",
         "a",
         "b",
         "y",
-        "label (not in this dataset)",
     ]
     assert 'name="input.data"' in page.text and "dataset:d@1" in page.text
 

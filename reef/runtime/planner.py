@@ -12,7 +12,7 @@ import psutil
 from packaging.requirements import InvalidRequirement, Requirement
 
 from reef.errors import InvalidInput, NotFound
-from reef.manifest import Manifest
+from reef.manifest import COLUMN_TYPES, Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
 from reef.runtime.environment import fingerprint
 from reef.runtime.publish import check_publish
@@ -172,24 +172,25 @@ class Planner:
     def _check_columns(
         self, project: str, where: str, manifest: Manifest, params: dict, inputs: dict[str, str]
     ) -> None:
-        """Column parameters name a column of their dataset input (when it is a dataset)."""
+        """Column parameters name columns of their dataset input (when it is a dataset)."""
         for name, param in manifest.params.items():
             ref = inputs.get(param.input or "")
-            if param.type != "column" or not ref or not ref.startswith("dataset:"):
+            if param.type not in COLUMN_TYPES or not ref or not ref.startswith("dataset:"):
                 continue
             dataset, version = ref.removeprefix("dataset:").split("@")
             columns = dict(self.hub.datasets.info(project, dataset, int(version)).columns)
-            value, source = params[name], ref.removeprefix("dataset:")
-            if value not in columns:
-                raise InvalidInput(
-                    f"{where}: parameter '{name}': no column '{value}' in {source}"
-                    f" (columns: {', '.join(columns)})"
-                )
-            if not column_fits(columns[value], param.dtype):
-                raise InvalidInput(
-                    f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
-                    f"not {param.dtype}"
-                )
+            values, source = params[name], ref.removeprefix("dataset:")
+            for value in values if isinstance(values, list) else [values]:
+                if value not in columns:
+                    raise InvalidInput(
+                        f"{where}: parameter '{name}': no column '{value}' in {source}"
+                        f" (columns: {', '.join(columns)})"
+                    )
+                if not column_fits(columns[value], param.dtype):
+                    raise InvalidInput(
+                        f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
+                        f"not {param.dtype}"
+                    )
 
 
 def column_fits(arrow_type: str, dtype: str | None) -> bool:

@@ -22,15 +22,18 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 import reef
+from reef import metric_help
 from reef.hub import Hub
 from reef.server import (
     account,
     auth,
     builder,
+    comments,
     datasets,
     errors,
     fast_predict,
     git,
+    inbox,
     live,
     members,
     mlflow_api,
@@ -46,6 +49,7 @@ from reef.server import (
     runs,
     sweeps,
     users,
+    wording,
     workers,
 )
 from reef.settings import Settings
@@ -113,6 +117,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *mlflow_models.ROUTES,
                     *mlflow_registry.ROUTES,
                     *mlflow_api.ROUTES,
+                    *comments.ROUTES,
+                    *inbox.ROUTES,
                 ],
             )
         ],
@@ -183,6 +189,10 @@ def template_filters(engine: JinjaTemplateEngine) -> None:
     env.filters["seconds"] = lambda s: "" if s is None else f"{s:.1f} s"
     env.filters["short"] = lambda sha: (sha or "")[:10]
     env.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
+    env.filters["gate_sentence"] = wording.gate_sentence
+    env.filters["main_metrics"] = wording.main_metrics
+    env.filters["detail_metrics"] = wording.detail_metrics
+    env.globals["explain_metric"] = metric_help.explain
 
 
 def _ago(t: datetime | None) -> str:

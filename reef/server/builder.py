@@ -5,6 +5,7 @@ change re-renders the builder (htmx), validated by the same planner that runs pi
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from litestar import Request, Response
@@ -14,7 +15,7 @@ from reef.errors import InvalidInput, ReefError
 from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.pipeline import STEP_NAME, upstream
-from reef.server import dag
+from reef.server import builder_draft, dag
 from reef.server.modules import catalog
 from reef.server.pipelines import save_pipeline
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, get, post
@@ -22,39 +23,31 @@ from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 
 
-def draft_from(form: dict[str, str]) -> dict[str, Any]:
-    """The draft in the form: its JSON, with the step fields the user just changed applied."""
-    try:
-        draft = json.loads(form.get("draft") or '{"steps": []}')
-    except json.JSONDecodeError:
-        raise InvalidInput("the builder's draft is not valid JSON; reload the page") from None
-    for step in draft.get("steps", []):
-        prefix = f"{step['name']}."
-        for key, value in form.items():
-            kind, _, rest = key.partition(":")
-            if rest.startswith(prefix) and kind in ("param", "input"):
-                target = step.setdefault("params" if kind == "param" else "inputs", {})
-                target[rest.removeprefix(prefix)] = value
-    return draft
-
-
-def add_step(hub: Hub, who: Principal, project: str, draft: dict, module: str) -> None:
-    """Append a step running `module`, its inputs wired to the likeliest sources."""
-    module_project, _, name = module.partition("/")
+def add_step(hub: Hub, who: Principal, project: str, draft: dict, module: str, name: str) -> None:
+    """Append a step running `module`, its inputs wired to the likeliest sources, the label
+    chosen earlier carried over, and a model step registered under the pipeline's name."""
+    module_project, _, module_name = module.partition("/")
     hub.projects.require(module_project, who, "reporter")
-    manifest = hub.modules.manifest(module_project, name)
+    manifest = hub.modules.manifest(module_project, module_name)
     taken = {s["name"] for s in draft["steps"]}
-    step_name = unique(name.replace(".", "-"), taken)
+    step_name = unique(module_name.replace(".", "-"), taken)
     sources = options(hub, project, draft, manifest_of=lambda s: _manifest(hub, s))
     inputs = {key: guess(key, sources.get(kind, [])) for key, kind in manifest.inputs.items()}
-    draft["steps"].append(
-        {
-            "name": step_name,
-            "module": module,
-            "inputs": {k: v for k, v in inputs.items() if v},
-            "params": {},
-        }
-    )
+    label = builder_draft.chosen_label(draft)
+    params = {
+        k: label
+        for k, p in manifest.params.items()
+        if label and k in builder_draft.CARRIED and p.type == "column"
+    }
+    step = {
+        "name": step_name,
+        "module": module,
+        "inputs": {k: v for k, v in inputs.items() if v},
+        "params": params,
+    }
+    if manifest.kind == "model":
+        step["register"] = name or step_name
+    draft["steps"].append(step)
 
 
 def qualified(hub: Hub, project: str, module: str) -> str:
@@ -100,51 +93,75 @@ def guess(input_name: str, choices: list[str]) -> str | None:
 
 
 def context(
-    hub: Hub, who: Principal, project: str, draft: dict, name: str = "", error: str | None = None
+    hub: Hub,
+    who: Principal,
+    project: str,
+    draft: dict,
+    name: str = "",
+    error: str | None = None,
+    touched: bool = False,
 ) -> dict[str, Any]:
-    steps, problem = [], error
+    """The builder's page data. Until the person has changed a field, what is still missing
+    is shown as a to-do, not as an error."""
+    manifest_of, columns_of = partial(_manifest, hub), partial(_columns, hub, project)
+    steps = []
     for step in draft["steps"]:
-        manifest = _manifest(hub, step)
-        sources = options(hub, project, draft, lambda s: _manifest(hub, s), before=step["name"])
+        manifest = manifest_of(step)
+        sources = options(hub, project, draft, manifest_of, before=step["name"])
         columns = {
-            key: _columns(hub, project, step["inputs"].get(key, "")) for key in manifest.inputs
+            key: builder_draft.columns(draft, ref, manifest_of, columns_of)
+            for key, ref in step.get("inputs", {}).items()
         }
         steps.append({"spec": step, "manifest": manifest, "sources": sources, "columns": columns})
+    problem = error
     if draft["steps"] and problem is None:
         problem = validate(hub, who, project, draft)
-    drawing = dag.svg(
-        [
-            dag.Node(s["name"], s["module"].split("/", 1)[1], tuple(upstream(s.get("inputs", {}))))
-            for s in draft["steps"]
-        ]
-    )
     return {
         "project": hub.projects.get(project),
         "draft": draft,
         "steps": steps,
         "problem": problem,
-        "dag": drawing,
+        "touched": touched or error is not None,
+        "dag": drawing(draft),
         "name": name,
         "modules": catalog(hub, project),
         "draft_json": json.dumps(draft),
     }
 
 
+def drawing(draft: dict) -> str:
+    return dag.svg(
+        [
+            dag.Node(s["name"], s["module"].split("/", 1)[1], tuple(upstream(s.get("inputs", {}))))
+            for s in draft["steps"]
+        ]
+    )
+
+
 def validate(hub: Hub, who: Principal, project: str, draft: dict) -> str | None:
+    """What stops the draft from running: the planner's verdict, then the columns that
+    reach each step from the steps before it."""
     try:
         hub.orchestrator.planner.plan(project, draft, who)
+        builder_draft.check_columns(draft, partial(_manifest, hub), partial(_columns, hub, project))
     except ReefError as e:
         return e.message
     return None
 
 
-def _columns(hub: Hub, project: str, ref: str) -> list[str]:
-    if not ref.startswith("dataset:"):
-        return []
-    try:
-        return [c for c, _ in hub.datasets.info(project, ref.removeprefix("dataset:")).columns]
-    except ReefError:
-        return []
+def _columns(hub: Hub, project: str, dataset: str, version: str | None) -> list[str]:
+    return [c for c, _ in hub.datasets.info(project, dataset, version).columns]
+
+
+def normalise(hub: Hub, old: dict, draft: dict, name: str) -> None:
+    """Form strings back to typed values, a label chosen once carried to later steps, and a
+    model still registered under its step's name renamed after the pipeline once it has one."""
+    manifest_of = partial(_manifest, hub)
+    for step in draft["steps"]:
+        step["params"] = builder_draft.typed(manifest_of(step), step.get("params", {}))
+        if name and step.get("register") == step["name"]:
+            step["register"] = name
+    builder_draft.carry(old, draft, manifest_of)
 
 
 @get("/projects/{project:str}/builder", access="developer")
@@ -163,21 +180,29 @@ def builder_page(
 @post("/projects/{project:str}/builder", access="developer", status_code=200)
 def builder_action(request: Request, hub: HubDep, project: FromPath[str], data: Form) -> Response:
     """One change: add a module, remove a step, update fields, or save."""
-    draft, action, error = draft_from(data), data.get("action", "update"), None
+    draft, action, error = builder_draft.from_form(data), data.get("action", "update"), None
+    name = data.get("name", "")
     try:
+        normalise(hub, json.loads(data.get("draft") or '{"steps": []}'), draft, name)
         if action == "add":
-            add_step(hub, request.user, project, draft, data.get("module", ""))
+            add_step(hub, request.user, project, draft, data.get("module", ""), name)
         elif action.startswith("remove:"):
             draft["steps"] = [s for s in draft["steps"] if s["name"] != action[7:]]
         elif action == "save":
-            saved = save_pipeline(hub, request.user, project, {**draft, "name": data.get("name")})
-            return Response(
-                "", headers={"HX-Redirect": f"/projects/{project}/pipelines/{saved['name']}"}
-            )
+            return save(hub, request.user, project, draft, name)
     except ReefError as e:
         error = e.message
-    ctx = context(hub, request.user, project, draft, data.get("name", ""), error)
+    touched = action in ("update", "save")
+    ctx = context(hub, request.user, project, draft, name, error, touched)
     return Template("_builder.html", context=ctx)
+
+
+def save(hub: Hub, who: Principal, project: str, draft: dict, name: str) -> Response:
+    """Save the draft if it could run and every column it names reaches its step."""
+    if problem := validate(hub, who, project, draft):
+        raise InvalidInput(problem)
+    saved = save_pipeline(hub, who, project, {**draft, "name": name})
+    return Response("", headers={"HX-Redirect": f"/projects/{project}/pipelines/{saved['name']}"})
 
 
 ROUTES = [builder_page, builder_action]

@@ -15,6 +15,7 @@ from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.pipeline import upstream
 from reef.server import dag
+from reef.server.project_path import RUNS_TARGET, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
 from reef.store.people import Principal, check_name
 
@@ -200,7 +201,13 @@ def run_pipeline_api(
 def pipeline_page(
     request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str]
 ) -> Template:
-    return Template("pipeline.html", context=pipeline_context(hub, request.user, project, name))
+    """The pipeline; an htmx request for its runs table gets that fragment only."""
+    src = f"/projects/{project}/pipelines/{name}"
+    if wants(request, RUNS_TARGET):
+        return runs_fragment(hub, project, src, pipeline=name)
+    ctx = pipeline_context(hub, request.user, project, name)
+    live = {"runs_src": src, **runs_links(project, ctx["runs"], name)}
+    return Template("pipeline.html", context={**ctx, **live})
 
 
 @get("/projects/{project:str}/pipelines/new", access="developer")

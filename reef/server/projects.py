@@ -12,7 +12,9 @@ from reef.hub import Hub
 from reef.runtime.monitoring import alerts
 from reef.server.members import members_context
 from reef.server.modules import module_card
+from reef.server.project_path import RUNS_TARGET, path_context, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
+from reef.server.wording import ROLE_HELP, activity
 from reef.store.people import Principal
 
 
@@ -102,8 +104,19 @@ def create_project_page(request: Request, hub: HubDep, data: Form) -> Redirect:
 
 @get("/projects/{project:str}", access="reporter")
 def project_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
+    """The project; an htmx request for its runs table gets that fragment only."""
+    if wants(request, RUNS_TARGET):
+        return runs_fragment(hub, project, f"/projects/{project}")
     ctx = project_context(hub, project, request.user)
-    return Template("project.html", context={**ctx, **members_context(hub, project)})
+    page = {
+        "path": path_context(project, ctx),
+        "activity": [activity(a) for a in ctx["activity"]],
+        "role_help": ROLE_HELP,
+        **members_context(hub, project),
+        "runs_src": f"/projects/{project}",
+        **runs_links(project, ctx["runs"]),
+    }
+    return Template("project.html", context={**ctx, **page})
 
 
 ROUTES = [

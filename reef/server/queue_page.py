@@ -41,7 +41,9 @@ def queue_api(request: Request, hub: HubDep) -> dict:
 
 @get("/queue", access="user")
 def queue_page(request: Request, hub: HubDep) -> Template:
-    return Template("queue.html", context=queue_context(hub, request.user))
+    """The queue; htmx's poll gets the table fragment only."""
+    template = "_queue.html" if request.htmx else "queue.html"
+    return Template(template, context=queue_context(hub, request.user))
 
 
 ROUTES = [queue_api, queue_page]

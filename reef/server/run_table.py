@@ -157,7 +157,7 @@ def compare_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
 def runs_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
     q = query_from(request)
     total, rows = hub.runs.search(hub.projects.get(project).id, q)
-    template = "_runs_found.html" if request.headers.get("hx-request") else "runs.html"
+    template = "_runs_found.html" if request.htmx else "runs.html"  # htmx: the table only
     return Template(
         template,
         context={"project": hub.projects.get(project), "q": q, "total": total, "rows": rows},

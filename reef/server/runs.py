@@ -14,6 +14,7 @@ from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
+from reef.server.comments import post_comment
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
@@ -179,15 +180,7 @@ def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data:
 
 
 def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
-    text = data.get("text") if isinstance(data, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("send {'text': ...}: a comment cannot be empty")
-    if len(text) > 10_000:
-        raise InvalidInput("a comment is at most 10,000 characters")
-    hub.runs.run_in(project, run_id)
-    comment_id = hub.runs.add_comment(run_id, who.name, text.strip())
-    hub.audit.record(who.name, "run.comment", f"run {run_id}", project, text=text.strip()[:200])
-    return {"id": comment_id, "author": who.name, "text": text.strip()}
+    return post_comment(hub, who, project, "run", str(run_id), data)
 
 
 def record(hub: Hub, project: str, run_id: int) -> dict:
@@ -412,11 +405,41 @@ def record_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> R
     return record_api.fn(hub, project, run_id)
 
 
+RUN_FRAGMENTS = {"run-actions": "_run_actions.html", "record": "_run_record.html"}
+
+
 @get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
-def run_page(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
+def run_page(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
+) -> Template:
+    """The run; an htmx request for its buttons or its record gets that fragment only."""
+    target = request.htmx.target if request.htmx else None
+    if target in RUN_FRAGMENTS:
+        p = hub.projects.get(project)
+        run = hub.runs.run(run_id, p.id)
+        ctx = {"project": p, "run": run, "steps": hub.runs.steps(run_id)}
+        return Template(RUN_FRAGMENTS[target], context={**ctx, "previous": previous(hub, run)})
     ctx = run_context(hub, project, run_id)
     logs, ends = logs_with_ends(hub, run_id)
-    return Template("run.html", context={**ctx, "logs": logs, "log_ends": ends})
+    extra = {"logs": logs, "log_ends": ends, "previous": previous(hub, ctx["run"])}
+    return Template("run.html", context={**ctx, **extra})
+
+
+@get("/projects/{project:str}/runs/{run_id:int}/status", access="reporter")
+def run_status_cell(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Template:
+    """One run's status cell, for the runs table to keep current."""
+    p = hub.projects.get(project)
+    ctx = {"project": p, "run_id": run_id, "status": hub.runs.run(run_id, p.id).status}
+    return Template("_run_status_cell.html", context=ctx)
+
+
+def previous(hub: Hub, run: Any) -> int | None:
+    """The run of the same pipeline before this one, to compare with."""
+    if not run.pipeline:
+        return None
+    earlier = [r.id for r in hub.runs.list_runs(run.project_id, limit=200)
+               if r.pipeline == run.pipeline and r.id < run.id]  # fmt: skip
+    return earlier[0] if earlier else None
 
 
 @get("/projects/{project:str}/runs/{run_id:int}/live", access="reporter")
@@ -501,6 +524,7 @@ ROUTES = [
     comment_api,
     record_api,
     comment_page,
+    run_status_cell,
     record_page,
     run_api,
     metrics_api,

@@ -97,8 +97,12 @@ def sweep_get_api(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) 
 
 
 @get("/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")
-def sweep_page(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> Template:
-    return Template("sweep.html", context=sweep_context(hub, project, sweep_id))
+def sweep_page(
+    request: Request, hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]
+) -> Template:
+    """The sweep; htmx's poll gets the trials fragment only."""
+    template = "_sweep.html" if request.htmx else "sweep.html"
+    return Template(template, context=sweep_context(hub, project, sweep_id))
 
 
 @post("/projects/{project:str}/pipelines/{name:str}/sweeps", access="developer")

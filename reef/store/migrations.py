@@ -430,4 +430,41 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0090_inbox",
+        """
+        CREATE SEQUENCE item_comments_id;
+        CREATE TABLE item_comments (        -- comments on models and dataset versions
+            id BIGINT PRIMARY KEY DEFAULT nextval('item_comments_id'),
+            project_id BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,          -- model | dataset
+            target VARCHAR NOT NULL,        -- model name, or dataset NAME@VERSION
+            author VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE follows (              -- who wants to hear about an item they did not make
+            user_name VARCHAR NOT NULL,
+            project_id BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,          -- run | model | dataset
+            target VARCHAR NOT NULL,        -- run id, model name or dataset name
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_name, project_id, kind, target)
+        );
+        CREATE SEQUENCE inbox_id;
+        CREATE TABLE inbox (                -- one row per person per event; new kinds need no DDL
+            id BIGINT PRIMARY KEY DEFAULT nextval('inbox_id'),
+            user_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,          -- comment | mention | feedback (later: run_failed...)
+            project VARCHAR NOT NULL,
+            subject_kind VARCHAR NOT NULL,  -- run | model | dataset
+            subject VARCHAR NOT NULL,       -- run id, model name, dataset NAME@VERSION
+            actor VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            source VARCHAR,                 -- what raised it, to raise it once (feedback rows)
+            created_at TIMESTAMP NOT NULL,
+            read_at TIMESTAMP
+        );
+        """,
+    ),
 ]

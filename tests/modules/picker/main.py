@@ -1,0 +1,4 @@
+import reef
+
+ctx = reef.step()
+print("picker:", ctx.params, flush=True)
