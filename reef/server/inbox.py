@@ -11,7 +11,7 @@ from litestar.response import Template
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
-from reef.server.routes import Form, HubDep, get, post
+from reef.server.routes import Form, FromQuery, HubDep, JSONBody, get, post
 from reef.server.wording import inbox_sentence
 
 
@@ -67,14 +67,14 @@ def page_context(hub: Hub, user: str) -> dict[str, Any]:
 
 
 @get("/api/inbox", access="user")
-def inbox_api(request: Request, hub: HubDep, unread: bool = False) -> InboxAnswer:
+def inbox_api(request: Request, hub: HubDep, unread: FromQuery[bool] = False) -> InboxAnswer:
     """Your inbox, newest first; `?unread=true` for the unread entries only."""
     items = entries(hub, request.user.name, unread)
     return InboxAnswer(unread=hub.inbox.unread(request.user.name), entries=items)
 
 
 @post("/api/inbox/read", access="user", status_code=200)
-def read_api(request: Request, hub: HubDep, data: MarkRead) -> Marked:
+def read_api(request: Request, hub: HubDep, data: JSONBody[MarkRead]) -> Marked:
     marked = hub.inbox.mark_read(request.user.name, data.ids)
     return Marked(marked=marked, unread=hub.inbox.unread(request.user.name))
 

@@ -39,7 +39,7 @@ from reef.server.mlflow_wire import (
     tag_list,
 )
 from reef.server.projects import create_project
-from reef.server.routes import HubDep
+from reef.server.routes import FromPath, HubDep
 from reef.store.mlflow_tracking import STATUS_TO_REEF
 from reef.store.people import check_name
 
@@ -453,7 +453,7 @@ def server_info() -> dict:
     exception_handlers=HANDLERS,
     include_in_schema=False,
 )
-def unknown_endpoint(request: Request, rest: str) -> None:
+def unknown_endpoint(request: Request, rest: FromPath[str]) -> None:
     raise EndpointNotFound(f"No API endpoint for {request.method} {request.url.path}")
 
 

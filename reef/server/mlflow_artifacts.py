@@ -18,7 +18,7 @@ from reef.hub import Hub
 from reef.server.mlflow_api import PREFIXES, mlget
 from reef.server.mlflow_models import model_for
 from reef.server.mlflow_wire import HANDLERS, SCRIPT_STEP, field, run_for, run_id_of
-from reef.server.routes import HubDep
+from reef.server.routes import FromPath, HubDep
 from reef.store.people import Principal
 
 ARTIFACTS = ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts")
@@ -55,7 +55,7 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
     include_in_schema=False,
     request_max_body_size=None,
 )
-async def upload(request: Request, hub: HubDep, path: str) -> dict:
+async def upload(request: Request, hub: HubDep, path: FromPath[str]) -> dict:
     run_id, rel = await anyio.to_thread.run_sync(_place, hub, request.user, path, True)
     if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
         raise InvalidInput("give the artifact's path after /artifacts/")
@@ -77,7 +77,7 @@ async def upload(request: Request, hub: HubDep, path: str) -> dict:
     exception_handlers=HANDLERS,
     include_in_schema=False,
 )
-async def download(request: Request, hub: HubDep, path: str) -> File:
+async def download(request: Request, hub: HubDep, path: FromPath[str]) -> File:
     """Async, as is the listing: Litestar 2.25 wraps a sync handler twice on a path that
     three handlers share (GET, PUT and the listing's GET here)."""
     found = await anyio.to_thread.run_sync(_find, hub, request.user, path)

@@ -23,7 +23,7 @@ from reef.server.mlflow_wire import (
     run_for,
     tag_list,
 )
-from reef.server.routes import HubDep
+from reef.server.routes import FromPath, HubDep
 from reef.store.people import Principal
 
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
@@ -109,12 +109,14 @@ def create_logged_model(request: Request, hub: HubDep, data: Body = None) -> dic
 
 
 @mlget("/logged-models/{model_id:str}")
-def get_logged_model(request: Request, hub: HubDep, model_id: str) -> dict:
+def get_logged_model(request: Request, hub: HubDep, model_id: FromPath[str]) -> dict:
     return {"model": model_json(model_for(hub, request.user, model_id, "reporter"))}
 
 
 @_patch("/logged-models/{model_id:str}")
-def finalize_logged_model(request: Request, hub: HubDep, model_id: str, data: Body = None) -> dict:
+def finalize_logged_model(
+    request: Request, hub: HubDep, model_id: FromPath[str], data: Body = None
+) -> dict:
     model_for(hub, request.user, model_id, "developer")
     status = field(data, "status")
     if status not in STATUSES:
@@ -124,14 +126,18 @@ def finalize_logged_model(request: Request, hub: HubDep, model_id: str, data: Bo
 
 
 @_patch("/logged-models/{model_id:str}/tags")
-def set_logged_model_tags(request: Request, hub: HubDep, model_id: str, data: Body = None) -> dict:
+def set_logged_model_tags(
+    request: Request, hub: HubDep, model_id: FromPath[str], data: Body = None
+) -> dict:
     model_for(hub, request.user, model_id, "developer")
     hub.logged_models.update(model_id, tags=tag_list((data or {}).get("tags")))
     return {}
 
 
 @_delete("/logged-models/{model_id:str}/tags/{tag_key:str}")
-def delete_logged_model_tag(request: Request, hub: HubDep, model_id: str, tag_key: str) -> dict:
+def delete_logged_model_tag(
+    request: Request, hub: HubDep, model_id: FromPath[str], tag_key: FromPath[str]
+) -> dict:
     model_for(hub, request.user, model_id, "developer")
     hub.logged_models.delete_tag(model_id, tag_key)
     return {}
@@ -139,7 +145,7 @@ def delete_logged_model_tag(request: Request, hub: HubDep, model_id: str, tag_ke
 
 @mlpost("/logged-models/{model_id:str}/params")
 def log_logged_model_params(
-    request: Request, hub: HubDep, model_id: str, data: Body = None
+    request: Request, hub: HubDep, model_id: FromPath[str], data: Body = None
 ) -> dict:
     model_for(hub, request.user, model_id, "developer")
     hub.logged_models.update(model_id, params=tag_list((data or {}).get("params"), "params"))
@@ -147,7 +153,7 @@ def log_logged_model_params(
 
 
 @_delete("/logged-models/{model_id:str}")
-def delete_logged_model(request: Request, hub: HubDep, model_id: str) -> dict:
+def delete_logged_model(request: Request, hub: HubDep, model_id: FromPath[str]) -> dict:
     model_for(hub, request.user, model_id, "developer")
     hub.logged_models.delete(model_id)
     return {}
