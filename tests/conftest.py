@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,25 @@ from reef.settings import REPO_MODULES, Settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TEST_MODULES = Path(__file__).parent / "modules"
+
+
+STEP_ROOT = Path(tempfile.gettempdir()) / "reef-test-data"
+
+
+def reachable(data: Path) -> Path:
+    """`data`, made a link to a folder that sandboxed steps can reach. As root, steps run as
+    `nobody`, who cannot pass pytest's temp root: pytest keeps it 0700 and resets it whenever
+    any pytest session starts, so the search bit reef grants would not last."""
+    if os.geteuid() != 0 or data.exists() or data.is_symlink():
+        return data
+    STEP_ROOT.mkdir(exist_ok=True)
+    STEP_ROOT.chmod(0o711)
+    real = Path(tempfile.mkdtemp(dir=STEP_ROOT))
+    real.chmod(0o711)
+    atexit.register(shutil.rmtree, real, ignore_errors=True)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.symlink_to(real, target_is_directory=True)
+    return data
 
 
 def free_port() -> int:
@@ -79,7 +100,7 @@ def start_server(
 ) -> Server:
     port = port or free_port()
     log = data.parent / f"server-{port}.log"
-    data.mkdir(parents=True, exist_ok=True)
+    reachable(data).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "REEF_ADMIN_PASSWORD": ADMIN_PASSWORD}
     cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
     if modules:
@@ -177,7 +198,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data",
+        data_dir=reachable(tmp_path / "data").resolve(),
         modules_dir=modules_dir(tmp_path),
         admin_password=ADMIN_PASSWORD,
         port=free_port(),

@@ -149,3 +149,6 @@ def test_every_step_has_a_reproducibility_record(demo):
     assert train["torch"]["version"].startswith("2.")
     assert train["environment_variables"]["PYTHONHASHSEED"] == "0"
     assert train["command"][-1] == "main.py"
+    # the demo (split -> mlp-classifier -> evaluate: torch training, ONNX export) ran sandboxed
+    assert train["sandbox"]["enabled"] and train["sandbox"]["landlock_abi"] >= 4
+    assert train["sandbox"]["user"] == ("nobody" if os.geteuid() == 0 else train["sandbox"]["user"])
