@@ -34,6 +34,16 @@ class Settings:
     worker_timeout: float = _opt(
         60.0, "seconds a remote worker may stay silent before its running step fails"
     )
+    unsafe_steps: bool = _opt(
+        False,
+        "run steps without the sandbox (needed where the kernel lacks Landlock ABI 4); "
+        "every page then shows a warning",
+    )
+    script_run_timeout: float = _opt(
+        3600.0,
+        "seconds a script run (reef.init) may stay silent before it is marked failed "
+        "(the SDK sends a heartbeat while a run is open)",
+    )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
     )

@@ -269,3 +269,15 @@ def test_a_pushed_module_is_run_by_another_user_who_only_fills_the_form(
     assert state["run"]["status"] == "succeeded" and state["run"]["created_by"] == "ana"
     assert state["steps"][0]["commit_sha"] == pushed
     assert state["metrics"]["test_rows"] == 30  # the pushed default, test_size 0.3
+
+
+def test_a_first_push_killed_mid_way_leaves_the_name_usable(team: Team, tmp_path: Path) -> None:
+    # what a SIGKILL during the first push's repository creation left before creation was
+    # atomic: a folder with objects but no HEAD, answered "not found" by git and the API
+    half = team.store().repo_path("team", "revived")
+    (half / "objects" / "pack").mkdir(parents=True)
+    (half / "description").write_text("half")
+    clone = publish(team, tmp_path, "revived")
+    head = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    assert team.api("/api/projects/team/modules/revived")["commit"] == head
+    assert not list(half.parent.glob("revived.git.*"))  # no temporary folder left behind
