@@ -58,6 +58,7 @@ def escaped(tmp_path_factory) -> tuple[dict, dict, str]:
                     "duckdb": str(data / "reef.duckdb"),
                     "secret": str(data / "secret"),
                     "datasets": str(data / "datasets"),
+                    "other_dataset": str(data / "datasets" / "secret-project" / "payroll.lance"),
                     "git": str(data / "git"),
                     "artifacts": str(data / "blobs"),
                     "runs": str(data / "runs"),
@@ -66,6 +67,8 @@ def escaped(tmp_path_factory) -> tuple[dict, dict, str]:
                         data / "runs" / str(other_run) / "source" / "outputs" / "out.parquet"
                     ),
                     "repo_checkout": str(os.getcwd()),
+                    "server_environ": f"/proc/{server.proc.pid}/environ",  # its admin password
+                    "server_cwd": f"/proc/{server.proc.pid}/cwd",
                 },
                 "write": {
                     "data_dir": str(data / "planted.txt"),

@@ -70,12 +70,23 @@ class Sandbox:
             "them without one"
         )
 
+    def summary(self) -> str:
+        """One line for the start-up banner."""
+        if self.enabled:
+            who = f", as user {STEP_USER}" if self.user else ""
+            return f"steps run sandboxed (Landlock ABI {self.abi}{who})"
+        return self.refusal() or "WARNING: steps run without a sandbox (--unsafe-steps)"
+
     def describe(self) -> dict:
         """For a step's reproducibility record."""
         if not self.enabled:
             return {"enabled": False}
-        user = pwd.getpwuid(self.user[0]).pw_name if self.user else pwd.getpwuid(os.geteuid())
-        return {"enabled": True, "landlock_abi": self.abi, "user": str(user)}
+        uid = self.user[0] if self.user else os.geteuid()
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        return {"enabled": True, "landlock_abi": self.abi, "user": user}
 
     def policy(
         self, base: Path, inputs: list[str], port: int
@@ -91,9 +102,9 @@ class Sandbox:
         read = [*python_paths(), *inputs]
         uid, gid = self.user or (None, None)
         if self.user:
-            for path in write:
-                _chown_tree(path, *self.user)
-            for path in [*read, *write]:
+            for folder in write:
+                _chown_tree(folder, *self.user)
+            for path in [*read, *map(str, write)]:
                 grant_traversal(Path(path))
         env = {"TMPDIR": str(tmp), "HOME": str(tmp)}
         policy = Policy(tuple(map(str, read)), tuple(map(str, write)), port, uid, gid)
@@ -134,7 +145,10 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 
 
 def _step_user() -> tuple[int, int]:
-    entry = pwd.getpwnam(STEP_USER)
+    try:
+        entry = pwd.getpwnam(STEP_USER)
+    except KeyError:  # no such user in /etc/passwd: its usual ids
+        return 65534, 65534
     return entry.pw_uid, entry.pw_gid
 
 

@@ -357,7 +357,8 @@ def run_worker(settings: WorkerSettings) -> int:
         return 2
     print(
         f"reef worker {settings.name}: running steps for {settings.server} as {user} "
-        f"({settings.workers} at a time, GPUs: {','.join(worker.gpu_pool.devices) or 'none'})",
+        f"({settings.workers} at a time, GPUs: {','.join(worker.gpu_pool.devices) or 'none'}); "
+        f"{worker.sandbox.summary()}",
         flush=True,
     )
     while not stop.wait(1):
