@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reef.runtime import landlock
 from reef.settings import REPO_MODULES, Settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -26,6 +27,10 @@ TEST_MODULES = Path(__file__).parent / "modules"
 
 
 STEP_ROOT = Path(tempfile.gettempdir()) / "reef-test-data"
+# a kernel without Landlock ABI 4 refuses steps: there the suite runs them unsandboxed (and
+# test_sandbox.py skips); on this kernel (ABI 7) every test's steps run sandboxed
+UNSAFE = landlock.abi_version() < 4
+STEP_FLAGS = ("--unsafe-steps",) if UNSAFE else ()
 
 
 def reachable(data: Path) -> Path:
@@ -105,7 +110,7 @@ def start_server(
     cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
     if modules:
         cmd += ["--modules-dir", str(modules)]
-    cmd += list(extra)
+    cmd += [*STEP_FLAGS, *extra]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", data, proc, log)
@@ -199,6 +204,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=reachable(tmp_path / "data").resolve(),
+        unsafe_steps=UNSAFE,
         modules_dir=modules_dir(tmp_path),
         admin_password=ADMIN_PASSWORD,
         port=free_port(),

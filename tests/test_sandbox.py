@@ -138,5 +138,12 @@ def test_unsafe_steps_runs_unsandboxed_and_every_page_warns(tmp_path):
     try:
         page = httpx.get(f"{server.url}/login")
         assert "without a sandbox" in page.text
+        with server.client() as client:
+            client.post("/api/projects", json={"name": "lab"})
+            step = {"name": "nap", "module": "sleeper", "params": {"seconds": 0}}
+            state = run_pipeline(client, "lab", "nap", [step])
+            record = client.get(f"/api/projects/lab/runs/{state['run']['id']}/record").json()
+        assert state["run"]["status"] == "succeeded"
+        assert record["steps"][0]["sandbox"] == {"enabled": False}
     finally:
         server.stop()
