@@ -136,3 +136,43 @@ def test_a_silent_script_run_fails_and_a_heartbeat_keeps_one_alive(tmp_path):
             assert kept["status"] == "succeeded"
     finally:
         server.stop()
+
+
+def test_a_server_killed_mid_import_leaves_nothing_after_its_restart(tmp_path):
+    from conftest import modules_dir
+
+    rows = 3_000_000  # ~60 MB: Lance writes data files well before it commits the version
+    src = tmp_path / "big.csv"
+    with src.open("w") as f:
+        f.write("a,b,c\n")
+        f.writelines(f"{i},{i * 0.5},row{i}\n" for i in range(rows))
+    server = start_server(tmp_path / "data", modules_dir(tmp_path))
+    with server.client() as client:
+        client.post("/api/projects", json={"name": "lab"})
+        with src.open("rb") as f:
+            started = client.post(
+                "/api/projects/lab/datasets?wait=false",
+                files={"file": ("big.csv", f, "text/csv")},
+                data={"name": "big", "message": "m"},
+            )
+        assert started.status_code == 202, started.text
+    lance_dir = server.data / "datasets" / "lab" / "big.lance"
+    deadline = time.monotonic() + patience(120)
+    while not list(lance_dir.glob("data/*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(lance_dir.glob("data/*")), "the import wrote no data file in time"
+    server.proc.kill()
+    server.proc.wait(10)
+    killed = sorted(p.name for p in lance_dir.glob("data/*"))
+    restarted = start_server(server.data, tmp_path / "modules")
+    try:
+        versions = (lance_dir / "_versions").is_dir()
+        left = sorted(p.name for p in lance_dir.glob("data/*")) if lance_dir.exists() else []
+        referenced = [] if not versions else sorted(
+            Path(f.path).name for fr in lance.dataset(str(lance_dir)).get_fragments()
+            for f in fr.metadata.files
+        )  # fmt: skip
+        assert killed and left == referenced  # only what a committed version refers to
+        assert not [p for p in server.data.glob("tmp*") if p.is_dir()]  # the upload's spool
+    finally:
+        restarted.stop()
