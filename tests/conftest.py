@@ -192,12 +192,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
     root = tmp_path_factory.mktemp("demo")
     srv = start_server(root / "data", modules_dir(root))
     client = Client(srv.url, srv.token())
-    result = DemoResult()
-    drive(client, result)
-    assert result.ok, "\n".join(result.lines) + "\n" + srv.output()
-    yield srv, {"run_id": result.run_id, "accuracy": result.accuracy, "token": srv.token()}
-    client.close()
-    srv.stop()
+    try:  # a failed demo must not leave its server running
+        result = DemoResult()
+        drive(client, result)
+        assert result.ok, "\n".join(result.lines) + "\n" + srv.output()
+        yield srv, {"run_id": result.run_id, "accuracy": result.accuracy, "token": srv.token()}
+    finally:
+        client.close()
+        srv.stop()
 
 
 @pytest.fixture
