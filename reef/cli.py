@@ -28,6 +28,8 @@ SERVE_OPTIONS = (
     "worker_timeout",
     "secure_cookies",
     "trust_proxy",
+    "unsafe_steps",
+    "script_run_timeout",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 
@@ -42,6 +44,9 @@ def add_settings(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> Non
             parser.add_argument(flag, dest=name, action="store_true", help=help_text)
             continue
         kind = type(default) if default is not None else str
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
         parser.add_argument(
             flag, dest=name, type=kind, default=default, help=f"{help_text} (default: {default})"
         )
@@ -75,6 +80,10 @@ def parser() -> argparse.ArgumentParser:
         help="stop after the demo; exit 0 only if every step succeeded",
     )
     add_worker_parser(sub)
+    gc = sub.add_parser(
+        "gc", help="remove what killed pushes and imports left (run it while reef is stopped)"
+    )
+    add_settings(gc, ("data_dir",))
     add_dataset_parser(sub)
     add_user_parser(sub)
     add_import_parser(sub)
@@ -103,6 +112,11 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:
     )
     worker.add_argument("--gpus", default="auto", help="GPUs lent to steps: auto, none or 0,1")
     worker.add_argument("--name", default=None, help="how steps record it (default: HOST:PID)")
+    worker.add_argument(
+        "--unsafe-steps",
+        action="store_true",
+        help="run steps without the sandbox (where the kernel lacks Landlock ABI 4)",
+    )
 
 
 def worker_main(args: argparse.Namespace) -> int:
@@ -123,6 +137,7 @@ def worker_main(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         work_dir=args.dir.resolve(),
         gpus=args.gpus,
+        unsafe_steps=args.unsafe_steps,
         **named,
     )
     return run_worker(settings)
@@ -137,6 +152,32 @@ def check_queue_or_exit(url: str) -> int | None:
         print(f"reef: {e.message}", file=sys.stderr)
         return 2
     return None
+
+
+def gc_main(data_dir: Path) -> int:
+    """`reef gc`: offline, so no import or push is in flight while files are judged."""
+    import duckdb
+
+    from reef.store.dataset_gc import collect
+    from reef.store.modules import ModuleStore
+
+    if not (data_dir / "reef.duckdb").is_file():
+        print(f"reef gc: {data_dir} is no reef data dir", file=sys.stderr)
+        return 2
+    try:
+        duckdb.connect(str(data_dir / "reef.duckdb")).close()
+    except duckdb.IOException:
+        print(f"reef gc: reef is running on {data_dir}: stop it first", file=sys.stderr)
+        return 2
+    repos = ModuleStore(data_dir / "git").repair()
+    garbage = collect(data_dir)
+    for path in [*repos, *garbage.paths]:
+        print(f"removed {path}")
+    print(
+        f"reef gc: removed {len(repos)} half module repo(s) and {len(garbage.paths)} "
+        f"unreferenced path(s), {garbage.bytes / 2**20:.1f} MiB"
+    )
+    return 0
 
 
 def module_new(args: argparse.Namespace) -> int:
@@ -170,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "worker":
         return worker_main(args)
+    if args.command == "gc":
+        return gc_main(settings_from(args).data_dir)
     settings = settings_from(args)
     if args.command == "serve" and (refused := check_queue_or_exit(settings.queue)):
         return refused

@@ -17,10 +17,12 @@ from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
+from reef.runtime.script_runs import ScriptRunWatch
 from reef.settings import Settings
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
 from reef.store.catalog import Catalog
+from reef.store.dataset_gc import collect
 from reef.store.datasets import DatasetStore
 from reef.store.db import Database
 from reef.store.inbox import Inbox
@@ -66,6 +68,7 @@ class Hub:
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
     inbox: Inbox = field(init=False)
+    script_runs: ScriptRunWatch = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -95,12 +98,14 @@ class Hub:
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
         hub.remote = RemoteSteps(hub, hub.orchestrator)
+        hub.script_runs = ScriptRunWatch(hub)
         hub.queue = StepQueue(
             settings.path("queue.sqlite"),
             settings.workers,
             hub.orchestrator.execute,
             url=settings.queue,
         )
+        hub.repair()
         hub.initial_password = hub._bootstrap_admin()
         hub._install_builtin_modules()
         hub.runs.ingest.reconcile()
@@ -109,12 +114,14 @@ class Hub:
         if start_queue:
             hub.queue.start()
             hub.remote.start()
+            hub.script_runs.start()
             hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:
         self.orchestrator.shutdown()
         self.remote.stop()
+        self.script_runs.stop()
         self.queue.stop()
         self.model_service.close()  # flushes the prediction log
         self.runs.ingest.close()  # folds the last points into run_metrics
@@ -136,6 +143,19 @@ class Hub:
     def admin(self) -> Principal:
         row = self.people.user("admin")
         return Principal(row["id"], row["name"], True, via="system")
+
+    def repair(self) -> None:
+        """Remove what killed work left (nothing runs yet): half-created module repositories
+        and Lance files no dataset version refers to."""
+        for path in self.modules.repair():
+            log.warning("removed %s, left by a killed push", path)
+        garbage = collect(self.settings.data_dir)
+        if garbage.paths:
+            log.warning(
+                "removed %d unreferenced path(s), %.1f MiB, left by killed imports",
+                len(garbage.paths),
+                garbage.bytes / 2**20,
+            )
 
     def _bootstrap_admin(self) -> str | None:
         """Create `admin` on first start; returns the password when reef chose it."""

@@ -315,7 +315,27 @@ class StepContext(Reporter):
 
 
 class Run(Reporter):
-    """A run that a script or notebook reports to; finish it (or use it as a context manager)."""
+    """A run that a script or notebook reports to; finish it (or use it as a context manager).
+    While it is open, a background thread sends a heartbeat every few seconds: the server
+    marks a script run failed once it hears nothing for a while (a killed script)."""
+
+    _alive: threading.Event | None = None
+
+    def keep_alive(self, interval: float) -> None:
+        self._alive = threading.Event()
+        thread = threading.Thread(
+            target=self._beat, args=(self._alive, interval), name="reef-heartbeat", daemon=True
+        )
+        thread.start()
+
+    def _beat(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                reply = self.client.request("POST", f"{self._base}/heartbeat", retries=0)
+            except (httpx.TransportError, ReefClientError):
+                continue  # the server may be restarting: the next beat tries again
+            if reply.get("status") != "running":
+                return
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self._open()
@@ -335,6 +355,8 @@ class Run(Reporter):
         body = {"status": status, "error": error, "step": self._step}
         if rest := self._metrics.hand_over():
             body["columns"] = columns_of(rest)
+        if self._alive is not None:
+            self._alive.set()
         self._deliver_finish(body)
         self._finished = True
         atexit.unregister(self.flush)  # a script may open thousands of runs: let each one go
@@ -380,7 +402,9 @@ def init(
     created = client.request(
         "POST", f"/api/projects/{project}/runs", json={"name": name, "params": params or {}}
     )
-    return Run(client, project, created["id"], "script")
+    run = Run(client, project, created["id"], "script")
+    run.keep_alive(float(created.get("heartbeat_s") or 60.0))
+    return run
 
 
 def seed_everything(seed: int) -> None:

@@ -42,6 +42,16 @@ class Settings:
         "trust X-Forwarded-Proto (https makes cookies Secure) and X-Forwarded-For (the "
         "address sign-in limits count) from a reverse proxy in front of reef",
     )
+    unsafe_steps: bool = _opt(
+        False,
+        "run steps without the sandbox (needed where the kernel lacks Landlock ABI 4); "
+        "every page then shows a warning",
+    )
+    script_run_timeout: float = _opt(
+        3600.0,
+        "seconds a script run (reef.init) may stay silent before it is marked failed "
+        "(the SDK sends a heartbeat while a run is open)",
+    )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
     )

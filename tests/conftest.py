@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,10 +19,34 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reef.runtime import landlock
 from reef.settings import REPO_MODULES, Settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TEST_MODULES = Path(__file__).parent / "modules"
+
+
+STEP_ROOT = Path(tempfile.gettempdir()) / "reef-test-data"
+# a kernel without Landlock ABI 4 refuses steps: there the suite runs them unsandboxed (and
+# test_sandbox.py skips); on this kernel (ABI 7) every test's steps run sandboxed
+UNSAFE = landlock.abi_version() < 4
+STEP_FLAGS = ("--unsafe-steps",) if UNSAFE else ()
+
+
+def reachable(data: Path) -> Path:
+    """`data`, made a link to a folder that sandboxed steps can reach. As root, steps run as
+    `nobody`, who cannot pass pytest's temp root: pytest keeps it 0700 and resets it whenever
+    any pytest session starts, so the search bit reef grants would not last."""
+    if os.geteuid() != 0 or data.exists() or data.is_symlink():
+        return data
+    STEP_ROOT.mkdir(exist_ok=True)
+    STEP_ROOT.chmod(0o711)
+    real = Path(tempfile.mkdtemp(dir=STEP_ROOT))
+    real.chmod(0o711)
+    atexit.register(shutil.rmtree, real, ignore_errors=True)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.symlink_to(real, target_is_directory=True)
+    return data
 
 
 def free_port() -> int:
@@ -79,12 +105,12 @@ def start_server(
 ) -> Server:
     port = port or free_port()
     log = data.parent / f"server-{port}.log"
-    data.mkdir(parents=True, exist_ok=True)
+    reachable(data).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "REEF_ADMIN_PASSWORD": ADMIN_PASSWORD}
     cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
     if modules:
         cmd += ["--modules-dir", str(modules)]
-    cmd += list(extra)
+    cmd += [*STEP_FLAGS, *extra]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", data, proc, log)
@@ -166,18 +192,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
     root = tmp_path_factory.mktemp("demo")
     srv = start_server(root / "data", modules_dir(root))
     client = Client(srv.url, srv.token())
-    result = DemoResult()
-    drive(client, result)
-    assert result.ok, "\n".join(result.lines) + "\n" + srv.output()
-    yield srv, {"run_id": result.run_id, "accuracy": result.accuracy, "token": srv.token()}
-    client.close()
-    srv.stop()
+    try:  # a failed demo must not leave its server running
+        result = DemoResult()
+        drive(client, result)
+        assert result.ok, "\n".join(result.lines) + "\n" + srv.output()
+        yield srv, {"run_id": result.run_id, "accuracy": result.accuracy, "token": srv.token()}
+    finally:
+        client.close()
+        srv.stop()
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data",
+        data_dir=reachable(tmp_path / "data").resolve(),
+        unsafe_steps=UNSAFE,
         modules_dir=modules_dir(tmp_path),
         admin_password=ADMIN_PASSWORD,
         port=free_port(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,3 +270,46 @@ def test_a_pushed_module_is_run_by_another_user_who_only_fills_the_form(
     assert state["run"]["status"] == "succeeded" and state["run"]["created_by"] == "ana"
     assert state["steps"][0]["commit_sha"] == pushed
     assert state["metrics"]["test_rows"] == 30  # the pushed default, test_size 0.3
+
+
+def test_a_first_push_killed_mid_way_leaves_the_name_usable(team: Team, tmp_path: Path) -> None:
+    # what a SIGKILL during the first push's repository creation left before creation was
+    # atomic: a folder with objects but no HEAD, answered "not found" by git and the API
+    half = team.store().repo_path("team", "revived")
+    (half / "objects" / "pack").mkdir(parents=True)
+    (half / "description").write_text("half")
+    clone = publish(team, tmp_path, "revived")
+    head = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    assert team.api("/api/projects/team/modules/revived")["commit"] == head
+    assert not list(half.parent.glob("revived.git.*"))  # no temporary folder left behind
+
+
+def test_a_server_killed_during_a_first_push_leaves_the_name_usable(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", modules_dir(tmp_path))
+    token = server.token()
+    server.client(token).post("/api/projects", json={"name": "crash"}).raise_for_status()
+    host = server.url.removeprefix("http://")
+    clone = tmp_path / "big"
+    git("clone", "-q", f"http://admin:{token}@{host}/git/library/split.git", str(clone))
+    (clone / "weights.bin").write_bytes(os.urandom(40 << 20))  # a push that takes a while
+    git("add", "weights.bin", cwd=clone)
+    commit(clone, "with weights")
+    git("remote", "set-url", "origin", f"http://admin:{token}@{host}/git/crash/big.git", cwd=clone)
+    push = start_push(clone)
+    folder = server.data / "git" / "crash"
+    deadline = time.monotonic() + 60
+    while not (folder.is_dir() and any(folder.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the repository is being made: the push is under way
+    server.proc.kill()
+    server.proc.wait(10)
+    assert push.wait(60) != 0  # the kill cut the push short
+    restarted = start_server(server.data, tmp_path / "modules", port=int(host.split(":")[1]))
+    try:
+        assert [p.name for p in folder.iterdir()] in ([], ["big.git"])  # nothing half left
+        again = git("push", "-q", "origin", "HEAD:main", cwd=clone)
+        assert again.returncode == 0
+        head = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+        module = restarted.client(token).get("/api/projects/crash/modules/big").json()
+        assert module["commit"] == head
+    finally:
+        restarted.stop()

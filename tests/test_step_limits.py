@@ -56,12 +56,12 @@ def test_memory_and_retries_are_checked_before_anything_runs(server):
 
 
 def test_a_failed_step_is_retried_and_the_log_says_why(server, tmp_path: Path):
-    marker = tmp_path / "failed-once"
+    marker = f"failed-once-{tmp_path.name}"  # in the step's private temp dir
     step = {
         "name": "sleep",
         "module": "sleeper",
         "retries": 2,
-        "params": {"fail": True, "marker": str(marker)},
+        "params": {"fail": True, "marker": marker},
     }
     with server.client() as client:
         run_id = start(client, "flaky", [step])
@@ -83,12 +83,12 @@ def test_retries_used_up_fail_the_step_saying_how_many(server):
 
 
 def test_a_step_with_retries_runs_again_after_a_crash(server, tmp_path: Path):
-    marker = tmp_path / "crashed-once"
+    marker = f"crashed-once-{tmp_path.name}"
     step = {
         "name": "sleep",
         "module": "sleeper",
         "retries": 1,
-        "params": {"seconds": 120, "marker": str(marker)},
+        "params": {"seconds": 120, "marker": marker},
     }
     with server.client() as client:
         run_id = start(client, "sturdy", [step])

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import start_server
+from conftest import UNSAFE, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +149,8 @@ def test_every_step_has_a_reproducibility_record(demo):
     assert train["torch"]["version"].startswith("2.")
     assert train["environment_variables"]["PYTHONHASHSEED"] == "0"
     assert train["command"][-1] == "main.py"
+    # the demo (split -> mlp-classifier -> evaluate: torch training, ONNX export) ran sandboxed
+    if not UNSAFE:  # a kernel with Landlock ABI 4 (this one has 7)
+        assert train["sandbox"]["enabled"] and train["sandbox"]["landlock_abi"] >= 4
+        if os.geteuid() == 0:
+            assert train["sandbox"]["user"] == "nobody"

@@ -15,7 +15,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import free_port, modules_dir, start_redis, start_server, wait_run
+from conftest import (
+    STEP_FLAGS,
+    UNSAFE,
+    free_port,
+    modules_dir,
+    reachable,
+    start_redis,
+    start_server,
+    wait_run,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,8 +48,9 @@ class Worker:
 
 def start_worker(root: Path, server_url: str, token: str, queue: str, *extra: str) -> Worker:
     log = root / f"worker-{time.monotonic_ns()}.log"
+    work = reachable(root / "worker")
     cmd = [sys.executable, "-m", "reef.cli", "worker", "--server", server_url, f"--token={token}",
-           "--queue", queue, "--dir", str(root / "worker"), "--gpus", "none", *extra]  # fmt: skip
+           "--queue", queue, "--dir", str(work), "--gpus", "none", *STEP_FLAGS, *extra]  # fmt: skip
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     return Worker(proc, log)
@@ -99,6 +109,7 @@ def test_a_pipeline_runs_entirely_on_the_worker(remote) -> None:
     assert "on worker box-2" in page
     records = client.request("GET", f"/api/projects/demo/runs/{result.run_id}/record")
     assert {r["worker"] for r in records["steps"]} == {"box-2"}
+    assert all(r["sandbox"]["enabled"] is not UNSAFE for r in records["steps"])  # sandboxed
     assert run["metrics"]["accuracy"] >= 0.9  # reported by the step through the SDK
     history = client.request("GET", f"/api/projects/demo/runs/{result.run_id}/metrics")
     assert "system/cpu_percent" in history  # sampled on the worker, stored on the server

@@ -18,6 +18,7 @@ from reef.pipeline import upstream
 from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.publish import settle_publish
+from reef.runtime.sandbox import Sandbox
 from reef.runtime.steps import (
     STOPPED,
     Launch,
@@ -49,6 +50,7 @@ class Orchestrator:
         self.planner = Planner(hub)
         self.environment = Environment()
         self.procs = ProcessTable()
+        self.sandbox = Sandbox(unsafe=hub.settings.unsafe_steps)
         self._advance_lock = threading.Lock()
 
     # starting --------------------------------------------------------------------
@@ -307,6 +309,8 @@ class Orchestrator:
     def _prepare(self, run: Run, step: Step, devices: list[str]) -> Launch:
         """Work dir with the module at its commit, inputs, the step file; env; the record."""
         hub = self.hub
+        if refusal := self.sandbox.refusal():
+            raise StepRefused(refusal)
         base = self.step_dir(run.id, step.name)
         work, inputs_dir, out_dir = base / "work", base / "inputs", base / "outputs"
         for d in (work, inputs_dir, out_dir):
@@ -328,12 +332,14 @@ class Orchestrator:
         step_file = write_step_file(
             work, {**step_description(project, run, step), "inputs": inputs, "outputs": outputs}
         )
-        env = child_env({**self.run_env(run, step, project), "REEF_STEP_FILE": str(step_file)})
+        policy, sandbox_env = self.sandbox.policy(base, list(inputs.values()), hub.settings.port)
+        env = child_env(
+            {**self.run_env(run, step, project), "REEF_STEP_FILE": str(step_file), **sandbox_env}
+        )
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)  # "" hides every GPU from a CPU step
         command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
-        hub.runs.set_record(
-            step.id, self.environment.record(step_identity(run, step, command), env)
-        )
+        identity = {**step_identity(run, step, command), "sandbox": self.sandbox.describe()}
+        hub.runs.set_record(step.id, self.environment.record(identity, env))
         return Launch(
             step.id,
             work,
@@ -342,6 +348,7 @@ class Orchestrator:
             env,
             step.timeout_s,
             memory_mb=step.memory_mb,
+            prefix=self.sandbox.prefix(policy),
         )
 
     def run_env(self, run: Run, step: Step, project: str) -> dict[str, str]:

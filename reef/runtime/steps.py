@@ -46,6 +46,7 @@ class Launch:
     env: dict[str, str]
     timeout_s: float
     memory_mb: int | None = None  # killed when its process tree holds more resident memory
+    prefix: tuple[str, ...] = ()  # the sandbox launcher the command runs under, if any
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ProcessTable:
             if self._stopping:
                 raise ShuttingDown(STOPPED)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "reef.runtime.launch", launch.entrypoint],
+                [*launch.prefix, sys.executable, "-m", "reef.runtime.launch", launch.entrypoint],
                 cwd=launch.work_dir,
                 env=launch.env,
                 stdin=subprocess.DEVNULL,

@@ -31,6 +31,7 @@ from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import _output_path
 from reef.runtime.planner import missing_requirements
 from reef.runtime.queue import QueueUnavailable, StepQueue
+from reef.runtime.sandbox import Sandbox
 from reef.runtime.steps import Launch, ProcessTable, child_env, write_step_file
 from reef.runtime.transfer import CHUNK, file_chunks, save, tar_chunks
 from reef.sdk import Client, ReefClientError, _detail
@@ -51,6 +52,7 @@ class WorkerSettings:
     workers: int = 1
     work_dir: Path = Path("reef-worker")
     gpus: str = "auto"
+    unsafe_steps: bool = False  # run steps without the sandbox
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -186,6 +188,7 @@ class Worker:
         self.api = ServerAPI(settings.server, settings.token)
         self.gpu_pool = GpuPool(detect(settings.gpus))
         self.procs = ProcessTable()
+        self.sandbox = Sandbox(unsafe=settings.unsafe_steps)
         self.environment = Environment()
         self.modules = ModuleCache(settings.work_dir / "git", settings.server, settings.token)
         self.queue: StepQueue | None = None
@@ -238,7 +241,7 @@ class Worker:
         shutil.rmtree(base, ignore_errors=True)
 
     def _claim(self, step_id: int) -> dict | None:
-        facts = self.environment.facts()
+        facts = {**self.environment.facts(), "sandbox": self.sandbox.describe()}
         try:
             job = self.api.step(
                 step_id, "claim", json={"worker": self.settings.name, "facts": facts}
@@ -270,6 +273,8 @@ class Worker:
         return outcome.error, outcome.exit_code
 
     def _prepare(self, job: dict, devices: list[str], base: Path) -> Launch:
+        if refusal := self.sandbox.refusal():
+            raise _Refused(f"worker {self.settings.name}: {refusal}")
         if missing := missing_requirements(job["requirements"]):
             raise _Refused(
                 f"requirements not met on worker {self.settings.name}: {'; '.join(missing)}. "
@@ -286,12 +291,14 @@ class Worker:
         step_file = write_step_file(
             work, {**job["description"], "inputs": inputs, "outputs": outputs}
         )
+        policy, sandbox_env = self.sandbox.policy(base, list(inputs.values()), self.server_port)
         env = child_env(
             {
                 **job["env"],
                 "REEF_URL": self.api.url,
                 "REEF_STEP_FILE": str(step_file),
                 "CUDA_VISIBLE_DEVICES": ",".join(devices),
+                **sandbox_env,
             }
         )
         return Launch(
@@ -302,7 +309,14 @@ class Worker:
             env,
             job["timeout_s"],
             memory_mb=job.get("memory_mb"),
+            prefix=self.sandbox.prefix(policy),
         )
+
+    @property
+    def server_port(self) -> int:
+        """The one TCP port a sandboxed step may connect to: the server's."""
+        url = httpx.URL(self.api.url)
+        return url.port or (443 if url.scheme == "https" else 80)
 
     def _samples(self, step_id: int, points: list[dict]) -> None:
         reply = self.api.step(step_id, "samples", retries=0, json={"points": points})
@@ -343,7 +357,8 @@ def run_worker(settings: WorkerSettings) -> int:
         return 2
     print(
         f"reef worker {settings.name}: running steps for {settings.server} as {user} "
-        f"({settings.workers} at a time, GPUs: {','.join(worker.gpu_pool.devices) or 'none'})",
+        f"({settings.workers} at a time, GPUs: {','.join(worker.gpu_pool.devices) or 'none'}); "
+        f"{worker.sandbox.summary()}",
         flush=True,
     )
     while not stop.wait(1):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -135,7 +136,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=PACKAGE / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=template_filters,
+            engine_callback=partial(template_filters, unsafe_steps=settings.unsafe_steps),
         ),
         plugins=[HTMXPlugin()],
         openapi_config=OpenAPIConfig(
@@ -182,8 +183,9 @@ def static_router():
     )
 
 
-def template_filters(engine: JinjaTemplateEngine) -> None:
+def template_filters(engine: JinjaTemplateEngine, unsafe_steps: bool = False) -> None:
     env = engine.engine
+    env.globals["unsafe_steps"] = unsafe_steps  # base.html warns on every page
     env.filters["when"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else ""
     env.filters["ago"] = _ago
     env.filters["seconds"] = lambda s: "" if s is None else f"{s:.1f} s"

@@ -6,6 +6,7 @@ other; an MLflow alias is a reef alias, moved through the same gates as a promot
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -180,14 +181,12 @@ def _export_and_register(
     hub: Hub, who: Principal, name: str, logged: dict[str, Any], run_id: int | None
 ) -> tuple[int | None, str]:
     with tempfile.TemporaryDirectory(prefix="reef-mlflow-") as tmp:
-        src, dest = Path(tmp, "src"), Path(tmp, "onnx")
+        base = Path(tmp)
+        src, dest = base / "inputs" / "model", base / "outputs" / "onnx"
+        for folder in (base / "work", base / "outputs"):
+            folder.mkdir(parents=True)
         _materialize(hub, logged, run_id, src)
-        done = subprocess.run(
-            [sys.executable, "-m", "reef.runtime.mlflow_export", str(src), str(dest)],
-            capture_output=True,
-            text=True,
-            timeout=EXPORT_TIMEOUT_S,
-        )
+        done = _run_export(hub, base, src, dest)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         outcome = json.loads(lines[-1]) if lines else {"ok": False, "reason": done.stderr[-500:]}
         if not outcome.get("ok"):
@@ -203,6 +202,24 @@ def _export_and_register(
             author=who.name,
         )
         return version, ""
+
+
+def _run_export(hub: Hub, base: Path, src: Path, dest: Path) -> subprocess.CompletedProcess:
+    """The export, in the same sandbox as a step: it reads the model's files and writes
+    only its outputs (loading a pickle runs the pickle's code)."""
+    sandbox = hub.orchestrator.sandbox
+    if refusal := sandbox.refusal():
+        raise InvalidInput(f"cannot export the model here: {refusal}")
+    policy, env = sandbox.policy(base, [str(src)], hub.settings.port)
+    cmd = [*sandbox.prefix(policy), sys.executable, "-m", "reef.runtime.mlflow_export"]
+    return subprocess.run(
+        [*cmd, str(src), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=EXPORT_TIMEOUT_S,
+        env={**os.environ, **env},
+        cwd=base / "work",
+    )
 
 
 def _materialize(hub: Hub, logged: dict[str, Any], run_id: int | None, dest: Path) -> None:

@@ -155,6 +155,7 @@ def run_for(hub: Hub, who: Principal, run_id: int, write: bool = False) -> tuple
     if write:
         own = run.created_by == who.name
         check_role(hub, who, project, "developer" if own else "maintainer", "")
+        hub.script_runs.touch(run.id)  # a script logging through MLflow is alive
     return run, project
 
 

@@ -8,6 +8,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
+from reef.runtime.sandbox import Sandbox
 from reef.server.app import create_app
 from reef.settings import Settings
 
@@ -43,5 +44,6 @@ def serve(settings: Settings) -> int:
     print(
         f"reef: serving {settings.data_dir} at http://{settings.host}:{settings.port}", flush=True
     )
+    print(f"reef: {Sandbox(settings.unsafe_steps).summary()}", flush=True)
     server.run()
     return 0

@@ -209,7 +209,18 @@ def create_run_api(
         raise InvalidInput("send a JSON object")
     if "module" in data:
         return {"id": start_module_run(hub, request.user, project, data)}
-    return {"id": start_script_run(hub, request.user, project, data)}
+    run_id = start_script_run(hub, request.user, project, data)
+    hub.script_runs.touch(run_id)
+    return {"id": run_id, "heartbeat_s": hub.script_runs.interval}
+
+
+@post("/api/projects/{project:str}/runs/{run_id:int}/heartbeat", access="developer")
+def heartbeat_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
+    """A script run is still alive (the SDK sends this while a run is open); its status, so a
+    script learns when its run was ended without it."""
+    hub.runs.check_in(project, run_id)
+    hub.script_runs.touch(run_id)
+    return {"status": hub.runs.run(run_id).status}
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/finish", access="developer", status_code=200)
@@ -278,6 +289,7 @@ def log_metrics_api(
     data: JSONBody[Any],
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
+    hub.script_runs.touch(run_id)
     step, columns = metric_points(data)
     return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
@@ -296,6 +308,7 @@ def log_params_api(
     data: JSONBody[Any],
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
+    hub.script_runs.touch(run_id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
     hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
@@ -519,6 +532,7 @@ ROUTES = [
     retry_api,
     retry_page,
     create_run_api,
+    heartbeat_api,
     finish_api,
     comments_api,
     comment_api,

@@ -7,9 +7,11 @@ what `git clone` / `git push` reach over smart HTTP, so every module version is 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from reef.manifest import InvalidManifest, Manifest, parse_manifest
 
 MANIFEST = "reef.toml"
 MAIN_REF = b"refs/heads/main"
+CREATING = ".creating"  # suffix of a repository being built, before its rename into place
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
 _SKIP_DIRS = {"__pycache__", ".git"}
@@ -228,10 +231,21 @@ class ModuleStore:
     def init(self, project: str, name: str) -> bool:
         """Create the empty bare repository of a new module; False if it already exists."""
         path = self.repo_path(project, name)
-        if (path / "HEAD").is_file():
-            return False
-        _init_bare(path)
+        with self._lock:
+            if (path / "HEAD").is_file():
+                return False
+            _init_bare(path)
         return True
+
+    def repair(self) -> list[Path]:
+        """At start-up (no push in flight): remove what killed pushes left, i.e. repositories
+        still being built, folders with no HEAD and repositories with no ref; return them."""
+        removed = []
+        for path in sorted(self.root.glob("*/*.git*")) if self.root.is_dir() else []:
+            if path.is_dir() and (path.name.endswith(CREATING) or not _has_refs(path)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def remove_if_empty(self, project: str, name: str) -> bool:
         """Delete the module's repository if no ref points anywhere (a refused first push)."""
@@ -340,13 +354,27 @@ def _decode(data: bytes) -> str:
 
 
 def _init_bare(path: Path) -> None:
+    """Create a bare repository atomically: it is built under a temporary name, then renamed
+    into place, so a kill leaves no half repository at `path`. A half one that an older reef
+    left there (a folder with no HEAD) is replaced. Callers hold the store's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        repo = Repo.init_bare(str(path), mkdir=True, default_branch=b"main")
-    except FileExistsError:
-        return  # another thread or process created it first
-    with repo:
+    if path.exists():
+        shutil.rmtree(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.", suffix=CREATING, dir=path.parent))
+    with Repo.init_bare(str(tmp), mkdir=False, default_branch=b"main") as repo:
         repo.refs.set_symbolic_ref(b"HEAD", MAIN_REF)
+    os.rename(tmp, path)
+
+
+def _has_refs(path: Path) -> bool:
+    """True for a whole repository with at least one ref (a module that was pushed)."""
+    if not (path / "HEAD").is_file():
+        return False
+    try:
+        with Repo(str(path)) as repo:
+            return bool(repo.refs.as_dict(b"refs"))
+    except Exception:  # not a readable repository: a half one
+        return False
 
 
 def _ref_or_none(repo: Repo, ref: bytes) -> bytes | None:

@@ -1,4 +1,5 @@
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ ctx = reef.step()
 ctx.log_metric("started", 1.0, step=0)
 ctx.flush()
 print("sleeper: started", flush=True)
-marker = Path(ctx.params["marker"]) if ctx.params["marker"] else None
+# a name lives in the step's private temp dir, which its attempts share
+marker = Path(tempfile.gettempdir(), ctx.params["marker"]) if ctx.params["marker"] else None
 if marker is not None and marker.exists():
     print("sleeper: marker found, finishing at once", flush=True)
     ctx.params.update(fail=False, seconds=0)
