@@ -23,6 +23,11 @@ SERVE_OPTIONS = (
     "gpus",
     "queue",
     "worker_timeout",
+    "max_upload_mb",
+    "query_workers",
+    "query_per_person",
+    "query_timeout",
+    "export_timeout",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 

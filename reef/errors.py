@@ -41,3 +41,9 @@ class Conflict(ReefError):
 
 class TooLarge(ReefError):
     status = 413
+
+
+class Busy(ReefError):
+    """The server has no room for this request now (a full query pool): try again later."""
+
+    status = 429

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
+from reef.runtime.query_pool import QueryPool
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
@@ -56,6 +57,7 @@ class Hub:
     model_service: ModelService = field(init=False)
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
+    queries: QueryPool = field(init=False)  # user SQL and downloads run here
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -76,6 +78,7 @@ class Hub:
             models=Models(db),
             secret=cls.secret_for(settings),
         )
+        hub.queries = QueryPool(settings.query_workers, settings.query_per_person)
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
@@ -98,6 +101,7 @@ class Hub:
         return hub
 
     def close(self) -> None:
+        self.queries.close()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.queue.stop()

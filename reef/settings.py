@@ -26,6 +26,12 @@ class Settings:
     modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
     gpus: str = _opt("auto", "GPUs lent to steps: auto (nvidia-smi), none, or indexes like 0,1")
     max_upload_mb: int = _opt(51200, "largest accepted upload, in MiB")
+    query_workers: int = _opt(4, "SQL queries and exports that may run at once (more get 429)")
+    query_per_person: int = _opt(2, "SQL queries and exports one person may run at once")
+    query_timeout: float = _opt(30.0, "time limit of one SQL query, in seconds")
+    export_timeout: float = _opt(
+        600.0, "time limit of one download (a query's result or a dataset version), in seconds"
+    )
     queue: str = _opt(
         "sqlite",
         "step queue: sqlite (a file in the data dir) or redis://HOST:PORT/DB (shared "

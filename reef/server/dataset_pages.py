@@ -32,9 +32,9 @@ from reef.server.dataset_views import (
     PAGE,
     dataset_context,
     diff_context,
-    query_context,
     query_download,
     rows_context,
+    run_query_in_pool,
     version_download,
 )
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, Multipart, get, post
@@ -180,15 +180,15 @@ def key_page(
 
 
 @get(PAGES + "/download", access="reporter")
-def download_page(
+async def download_page(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str | None] = None,
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return version_download(hub, project, dataset, version, format)
+    return await version_download(hub, request.user, project, dataset, version, format)
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -268,17 +268,19 @@ def _quoted(name: str) -> str:
 
 
 @post(PAGES + "/query", access="reporter")
-def query_partial(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Form
+async def query_partial(
+    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Form
 ) -> Template:
     version = data.get("version") or None
-    result = query_context(hub, project, dataset, data.get("sql", ""), version)
+    sql = data.get("sql", "")
+    result = await run_query_in_pool(hub, request.user, project, dataset, sql, version)
     ctx = {**result, "base": base_url(project, dataset), "query_version": version or ""}
     return Template("_dataset_query_result.html", context=ctx)
 
 
 @get(PAGES + "/query/download", access="reporter")
-def query_download_page(
+async def query_download_page(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
@@ -286,8 +288,7 @@ def query_download_page(
     version: FromQuery[str | None] = None,
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return query_download(hub, project, dataset, sql, version or None, format)
+    return await query_download(hub, request.user, project, dataset, sql, version or None, format)
 
 
 # --- rules -----------------------------------------------------------------------------------

@@ -30,9 +30,9 @@ from reef.server.dataset_views import (
     dataset_context,
     diff_context,
     query_body,
-    query_context,
     query_download,
     rows_context,
+    run_query_in_pool,
     version_context,
     version_download,
 )
@@ -179,15 +179,15 @@ def recheck_api(
 
 
 @get(VERSION + "/download", access="reporter")
-def download_api(
+async def download_api(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromPath[str],
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return version_download(hub, project, dataset, version, format)
+    return await version_download(hub, request.user, project, dataset, version, format)
 
 
 @get(ONE + "/diff", access="reporter")
@@ -204,19 +204,20 @@ def diff_api(
 
 
 @post(ONE + "/query", access="reporter", status_code=200)
-def query_api(
+async def query_api(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     data: JSONBody[dict],
     format: FromQuery[str | None] = None,
 ) -> Any:
-    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result."""
+    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result.
+    Queries run in the query pool: 429 when it (or the caller's share of it) is full."""
     sql, version, limit = query_body(data)
-    dataset_id(hub, project, dataset)
     if format:
-        return query_download(hub, project, dataset, sql, version, format)
-    return query_context(hub, project, dataset, sql, version, limit)
+        return await query_download(hub, request.user, project, dataset, sql, version, format)
+    return await run_query_in_pool(hub, request.user, project, dataset, sql, version, limit)
 
 
 @post(ONE + "/tags/{tag:str}", access="developer", status_code=201)

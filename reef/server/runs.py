@@ -14,6 +14,7 @@ from reef.errors import Conflict, InvalidInput, NotFound
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
+from reef.server.disposition import attachment, inline
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
@@ -236,7 +237,7 @@ def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Re
     body = record(hub, project, run_id)
     return Response(
         body,
-        headers={"Content-Disposition": f'attachment; filename="reef-{project}-run-{run_id}.json"'},
+        headers={"Content-Disposition": attachment(f"reef-{project}-run-{run_id}.json")},
     )
 
 
@@ -440,7 +441,7 @@ def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response
 
     # Module-written HTML and SVG must not run scripts on reef's origin: sandbox them.
     headers = {
-        "Content-Disposition": f'inline; filename="{row["name"]}"',
+        "Content-Disposition": inline(row["name"]),
         "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'",
         "X-Content-Type-Options": "nosniff",
