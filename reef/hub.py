@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from reef.store.audit import Audit
 from reef.store.catalog import Catalog
 from reef.store.datasets import DatasetStore
 from reef.store.db import Database
+from reef.store.import_limits import ImportLimits
 from reef.store.migrations import MIGRATIONS
 from reef.store.models import Models
 from reef.store.modules import ModuleStore
@@ -62,6 +64,7 @@ class Hub:
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(settings.path("uploads"), ignore_errors=True)  # left by a crash
         db = Database(settings.path("reef.duckdb"))
         db.migrate(MIGRATIONS)
         hub = cls(
@@ -71,7 +74,9 @@ class Hub:
             projects=Projects(db),
             audit=Audit(db),
             catalog=Catalog(db),
-            datasets=DatasetStore(settings.path("datasets")),
+            datasets=DatasetStore(
+                settings.path("datasets"), import_limits(settings), settings.import_workers
+            ),
             modules=ModuleStore(settings.path("git")),
             artifacts=Artifacts(settings.path("blobs")),
             runs=Runs(db),
@@ -102,6 +107,7 @@ class Hub:
 
     def close(self) -> None:
         self.queries.close()
+        self.datasets.imports.close()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.queue.stop()
@@ -160,3 +166,12 @@ class Hub:
         self.modules.set_tag(LIBRARY, name, BUILTIN_TAG, sha)
         if sha != head:
             self.audit.record(SYSTEM, "module.commit", f"module {name}", LIBRARY, sha=sha)
+
+
+def import_limits(settings: Settings) -> ImportLimits:
+    return ImportLimits(
+        unpacked_mb=settings.max_unpacked_mb,
+        cell_mb=settings.max_cell_mb,
+        columns=settings.max_columns,
+        seconds=settings.import_timeout,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from litestar import Request, Response
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Stream, Template
@@ -20,6 +21,7 @@ from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
     preview,
+    receive,
     recheck,
     remove_tag,
     set_key,
@@ -37,7 +39,7 @@ from reef.server.dataset_views import (
     run_query_in_pool,
     version_download,
 )
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, Multipart, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, get, post
 from reef.store.dataset_import import COLUMN_TYPES
 from reef.store.rules import RULE_FIELDS, describe
 
@@ -202,19 +204,21 @@ def import_page(hub: HubDep, project: FromPath[str], dataset: FromQuery[str] = "
 
 @post("/projects/{project:str}/import-dataset/preview", access="developer",
       request_max_body_size=None)  # fmt: skip
-def preview_partial(hub: HubDep, project: FromPath[str], data: Multipart) -> Template:
-    hub.projects.get(project)
-    return Template("_dataset_preview.html", context={"preview": preview(hub, data)})
+async def preview_partial(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
+    received = await receive(request, hub)
+    shown = await anyio.to_thread.run_sync(preview, hub, received)
+    return Template("_dataset_preview.html", context={"preview": shown})
 
 
 @post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Any:
+async def upload_page(request: Request, hub: HubDep, project: FromPath[str]) -> Any:
     """From htmx: the upload is imported in the background and the answer is its progress,
     polled until the version exists; a plain form waits for the import."""
+    received = await receive(request, hub)
     if request.headers.get("hx-request"):
-        job = start_upload(hub, request.user, project, data)
+        job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
         return Template("_dataset_import_job.html", context={"job": job})
-    result = upload(hub, request.user, project, data)
+    result = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
     return _go(request, _page_url(project, result["dataset"]))
 
 

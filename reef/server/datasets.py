@@ -17,6 +17,7 @@ from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
     preview,
+    receive,
     recheck,
     remove_tag,
     set_key,
@@ -41,12 +42,12 @@ from reef.server.routes import (
     FromQuery,
     HubDep,
     JSONBody,
-    Multipart,
     delete,
     get,
     post,
     put,
 )
+from reef.server.upload_stream import Received
 from reef.store.people import Principal
 
 # API ------------------------------------------------------------------------------------------
@@ -61,17 +62,17 @@ def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 
 @post(API, access="developer", status_code=201, request_max_body_size=None)
-def upload_api(
-    request: Request,
-    hub: HubDep,
-    project: FromPath[str],
-    data: Multipart,
-    wait: FromQuery[bool] = True,
+async def upload_api(
+    request: Request, hub: HubDep, project: FromPath[str], wait: FromQuery[bool] = True
 ) -> Any:
-    """The new version (201); with ?wait=false the import job to poll (202)."""
+    """A multipart upload (field `file`; `name`, `format`, `delimiter`, `encoding`, `sheet`,
+    `column_types`, `mode`, `message`): the new version (201); with ?wait=false the import
+    job to poll (202). The file streams into the data dir; see docs/datasets.md for limits."""
+    received = await receive(request, hub)
     if not wait:
-        return Response(start_upload(hub, request.user, project, data), status_code=202)
-    return upload(hub, request.user, project, data)
+        job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
+        return Response(job, status_code=202)
+    return await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
@@ -81,8 +82,11 @@ def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> d
 
 
 @post(API + "/preview", access="developer", status_code=200, request_max_body_size=None)
-def preview_api(hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
-    return preview(hub, data)
+async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
+    """A multipart upload as for an import: what it would import; nothing is kept."""
+    hub.projects.get(project)
+    received = await receive(request, hub)
+    return await anyio.to_thread.run_sync(preview, hub, received)
 
 
 @get(ONE, access="reporter")
@@ -106,15 +110,14 @@ async def new_version_api(
     """A multipart upload (replace, or append with mode=append; with ?wait=false it runs in
     the background and the answer is its job, 202) or a JSON change."""
     if request.content_type[0] == "multipart/form-data":
-        form = await request.form()
-        data = {key: form.get(key) for key in form}
+        received = await receive(request, hub)
         if not wait:
             job = await anyio.to_thread.run_sync(
-                upload_version, hub, request.user, project, dataset, data, start_upload
+                upload_version, hub, request.user, project, dataset, received, start_upload
             )
             return Response(job, status_code=202)
         return await anyio.to_thread.run_sync(
-            upload_version, hub, request.user, project, dataset, data
+            upload_version, hub, request.user, project, dataset, received
         )
     try:
         body = await request.json()
@@ -124,10 +127,14 @@ async def new_version_api(
 
 
 def upload_version(
-    hub: Hub, who: Principal, project: str, dataset: str, data: dict, how: Any = upload
+    hub: Hub, who: Principal, project: str, dataset: str, received: Received, how: Any = upload
 ) -> dict:
-    dataset_id(hub, project, dataset)  # a new version of an existing dataset only
-    return how(hub, who, project, data, name=dataset)
+    try:
+        dataset_id(hub, project, dataset)  # a new version of an existing dataset only
+    except NotFound:
+        received.discard()
+        raise
+    return how(hub, who, project, received, name=dataset)
 
 
 @get(VERSION, access="reporter")
