@@ -33,6 +33,7 @@ SERVE_OPTIONS = (
     "query_per_person",
     "query_timeout",
     "export_timeout",
+    "cors_origins",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 

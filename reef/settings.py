@@ -45,6 +45,9 @@ class Settings:
     worker_timeout: float = _opt(
         60.0, "seconds a remote worker may stay silent before its running step fails"
     )
+    cors_origins: str = _opt(
+        "", "origins (comma-separated) whose pages may call the API (CORS); none by default"
+    )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"
     )

@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Response, Router, get
+from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -98,6 +99,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         guards=[auth.access_guard],
         middleware=[auth.AuthMiddleware],
         exception_handlers=errors.HANDLERS,
+        cors_config=cors_config(settings),
+        before_request=answer_options,
         csrf_config=CSRFConfig(secret=secret, exclude=["/api/", "/healthz", "/static/", "/schema"]),
         template_config=TemplateConfig(
             directory=PACKAGE / "templates",
@@ -126,6 +129,26 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
     )
     git.mount(app)  # /git/* goes to dulwich, ahead of the router
     return fast_predict.mount(app, MAX_BODY)  # a warm model's predict skips the middleware
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browsers on the configured origins may call the API with a bearer token; without
+    --cors-origins no CORS headers are sent (same-origin only)."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(allow_origins=origins, allow_headers=["Authorization", "Content-Type"])
+
+
+def answer_options(request: Request) -> Response | None:
+    """OPTIONS: 204 with every method of the path in `Allow` (Litestar's own answer lists
+    only the methods of the first handler registered on the path)."""
+    if request.method != "OPTIONS":
+        return None
+    template = request.scope.get("path_template")
+    methods = {m for r in request.app.routes if r.path_format == template for m in r.methods}
+    allow = ", ".join(sorted(methods | {"OPTIONS"}))
+    return Response(None, status_code=204, headers={"Allow": allow})
 
 
 def provide_hub(state: State) -> Hub:

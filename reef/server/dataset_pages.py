@@ -39,7 +39,7 @@ from reef.server.dataset_views import (
     run_query_in_pool,
     version_download,
 )
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, Offset, get, post
 from reef.store.dataset_import import COLUMN_TYPES
 from reef.store.rules import RULE_FIELDS, describe
 
@@ -89,7 +89,7 @@ def dataset_page(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str | None] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = page_context(hub, request.user, project, dataset, version, offset)
     return Template("dataset.html", context=ctx)
@@ -102,7 +102,7 @@ def rows_partial(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str],
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = page_context(hub, request.user, project, dataset, version, offset)
     return Template("_dataset_rows.html", context=ctx)
@@ -124,7 +124,7 @@ def cell_form(
     row: FromQuery[int],
     column: FromQuery[str],
     value: FromQuery[str] = "",
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = {"base": base_url(project, dataset), "row": row, "column": column,
            "value": value, "offset": offset}  # fmt: skip
@@ -244,7 +244,7 @@ def diff_page(
     dataset: FromPath[str],
     old: Annotated[str | None, QueryParameter(name="from")] = None,
     new: Annotated[str | None, QueryParameter(name="to")] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = {**dataset_context(hub, project, dataset),
            **diff_context(hub, project, dataset, old, new, offset, PAGE),

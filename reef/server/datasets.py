@@ -42,6 +42,7 @@ from reef.server.routes import (
     FromQuery,
     HubDep,
     JSONBody,
+    Offset,
     delete,
     get,
     post,
@@ -150,7 +151,7 @@ def rows_api(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromPath[str],
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
     limit: FromQuery[int] = PAGE,
     row_ids: FromQuery[bool] = False,
 ) -> dict:
@@ -204,7 +205,7 @@ def diff_api(
     dataset: FromPath[str],
     old: Annotated[str | None, QueryParameter(name="from")] = None,
     new: Annotated[str | None, QueryParameter(name="to")] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
     limit: FromQuery[int] = 100,
 ) -> dict:
     return diff_context(hub, project, dataset, old, new, offset, limit)

@@ -17,7 +17,17 @@ from reef.server import dag
 from reef.server.disposition import attachment, inline
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
+from reef.server.routes import (
+    Form,
+    FromPath,
+    FromQuery,
+    HubDep,
+    JSONBody,
+    Multipart,
+    Offset,
+    get,
+    post,
+)
 from reef.store.db import now
 from reef.store.metric_ingest import rows_as_columns
 from reef.store.people import Principal
@@ -320,7 +330,7 @@ def logs_api(
     project: FromPath[str],
     run_id: FromPath[int],
     step: FromQuery[str | None] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> dict:
     hub.runs.run_in(project, run_id)
     if step is None:

@@ -366,7 +366,9 @@ class DatasetStore:
             version = int(version)
         what = "version" if isinstance(version, int) else "version or tag"
         missing = DatasetNotFound(f"dataset '{project}/{name}' has no {what} {version}")
-        if isinstance(version, int) and version < 1:
+        if (isinstance(version, int) and version < 1) or (
+            isinstance(version, str) and not _TAG.match(version)
+        ):
             raise missing
         try:
             return lance.dataset(str(uri), version=version)
