@@ -8,12 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_models import labelled_table, register
+from test_hardening_limits import seed_lab
 
-from conftest import ADMIN_PASSWORD, Server, start_server
-from reef.hub import Hub
-from reef.runtime.dataset_versions import new_version
-from reef.settings import Settings
+from conftest import Server, start_server
 
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
@@ -24,12 +21,7 @@ EXAMPLES = 4  # per operation: ~90 operations, a few hundred requests
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, dict]]:
     root = tmp_path_factory.mktemp("fuzz")
-    data = root / "data"
-    hub = Hub.open(Settings(data_dir=data, admin_password=ADMIN_PASSWORD), start_queue=False)
-    hub.projects.create("lab", hub.admin(), "")
-    register(hub, root)
-    info = hub.datasets.write_table("lab", "table", labelled_table())
-    new_version(hub, "admin", "lab", "table", info, "rows", source="test")
+    data, hub = root / "data", seed_lab(root)
     token = hub.people.issue_token(hub.admin().user_id, "api")
     hub.close()
     srv = start_server(data, extra=("--workers", "0"))  # no step runs here

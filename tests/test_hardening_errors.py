@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -125,3 +127,23 @@ def test_an_artifact_named_with_cr_lf_and_quotes_downloads(api):
     assert "x-injected" not in resp.headers
     disposition = resp.headers["content-disposition"]
     assert unquote(disposition.split("filename*=UTF-8''")[1]) == name
+
+
+def test_pages_api_and_downloads_carry_the_security_headers(api):
+    for path in ["/projects/lab", "/api/projects", "/static/reef.css", "/schema", "/login"]:
+        resp = api.get(path)
+        csp = resp.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        assert resp.headers["x-content-type-options"] == "nosniff", path
+        assert resp.headers["referrer-policy"] == "same-origin", path
+
+
+def test_templates_have_no_inline_code():
+    root = Path(__file__).resolve().parent.parent / "reef" / "templates"
+    for template in root.glob("*.html"):
+        text = re.sub(r"{#.*?#}", "", template.read_text(), flags=re.S)  # not comments
+        scripts = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", text)
+        assert all("application/json" in attrs for attrs in scripts), template.name
+        assert not re.search(r"\son[a-z]+\s*=|hx-on", text), template.name
+        filters = re.findall(r'hx-trigger="[^"]*?(?<!from:)(?<![\w:-])[a-z]+\[', text)
+        assert not filters, template.name  # [conditions] are eval'd

@@ -30,16 +30,23 @@ FOREVER = "SELECT sum(a.range * b.range) FROM range(1000000000) a, range(1000000
 QUERY = "/api/projects/lab/datasets/table/query"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
-    """The server and a token per person (admin and reporter0..9)."""
-    root = tmp_path_factory.mktemp("limits")
-    data = root / "data"
-    hub = Hub.open(Settings(data_dir=data, admin_password=ADMIN_PASSWORD), start_queue=False)
+def seed_lab(root: Path) -> Hub:
+    """An open hub (no queue) over `root/data` with project `lab`: model `m`, dataset
+    `table` v1."""
+    settings = Settings(data_dir=root / "data", admin_password=ADMIN_PASSWORD)
+    hub = Hub.open(settings, start_queue=False)
     hub.projects.create("lab", hub.admin(), "")
     register(hub, root)
     info = hub.datasets.write_table("lab", "table", labelled_table())
     new_version(hub, "admin", "lab", "table", info, "labelled rows", source="test")
+    return hub
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    """The server and a token per person (admin and reporter0..9)."""
+    root = tmp_path_factory.mktemp("limits")
+    data, hub = root / "data", seed_lab(root)
     tokens = {"admin": hub.people.issue_token(hub.admin().user_id, "api")}
     for i in range(PEOPLE):
         user_id = hub.people.create_user(f"reporter{i}", "pw-" + "x" * 12)

@@ -15,7 +15,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -41,11 +40,12 @@ from reef.server import (
     sweeps,
     workers,
 )
+from reef.server.openapi_page import SwaggerPage
+from reef.server.security_headers import SecurityHeaders
 from reef.settings import Settings
 from reef.store.db import now
 
 PACKAGE = Path(__file__).resolve().parent.parent
-SWAGGER = "/static/swagger-ui-5.32.0"
 MAX_BODY = 32 << 20
 log = logging.getLogger("reef.server")
 
@@ -115,19 +115,12 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"access": "public"}
             ),
-            render_plugins=[
-                SwaggerRenderPlugin(
-                    js_url=f"{SWAGGER}-bundle.js",
-                    css_url=f"{SWAGGER}.css",
-                    standalone_preset_js_url=f"{SWAGGER}-standalone-preset.js",
-                    favicon="<link rel='icon' href='data:,'>",
-                    path="/",
-                )
-            ],
+            render_plugins=[SwaggerPage()],
         ),
         request_max_body_size=MAX_BODY,
     )
     git.mount(app)  # /git/* goes to dulwich, ahead of the router
+    app.asgi_handler = SecurityHeaders(app.asgi_handler)  # every response but fast predicts
     return fast_predict.mount(app, MAX_BODY)  # a warm model's predict skips the middleware
 
 
