@@ -30,6 +30,17 @@ SERVE_OPTIONS = (
     "trust_proxy",
     "unsafe_steps",
     "script_run_timeout",
+    "max_upload_mb",
+    "max_unpacked_mb",
+    "max_cell_mb",
+    "max_columns",
+    "import_timeout",
+    "import_workers",
+    "query_workers",
+    "query_per_person",
+    "query_timeout",
+    "export_timeout",
+    "cors_origins",
 )
 DEMO_OPTIONS = ("data_dir", "port", "workers")
 

@@ -110,7 +110,7 @@ def _upload(client: httpx.Client, args: argparse.Namespace, show: bool) -> dict[
 
 
 def _wait(client: httpx.Client, project: str, job: dict[str, Any], show: bool) -> dict[str, Any]:
-    while job["status"] == "running":
+    while job["status"] in ("queued", "running"):
         if show:
             print(f"\r{_progress_line(job)}", end="", file=sys.stderr, flush=True)
         time.sleep(POLL_S)

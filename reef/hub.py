@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
+from reef.runtime.query_pool import QueryPool
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
@@ -25,6 +27,7 @@ from reef.store.catalog import Catalog
 from reef.store.dataset_gc import collect
 from reef.store.datasets import DatasetStore
 from reef.store.db import Database
+from reef.store.import_limits import ImportLimits
 from reef.store.inbox import Inbox
 from reef.store.logged_models import LoggedModels
 from reef.store.migrations import MIGRATIONS
@@ -69,10 +72,12 @@ class Hub:
     remote: RemoteSteps = field(init=False)
     inbox: Inbox = field(init=False)
     script_runs: ScriptRunWatch = field(init=False)
+    queries: QueryPool = field(init=False)  # user SQL and downloads run here
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(settings.path("uploads"), ignore_errors=True)  # left by a crash
         db = Database(settings.path("reef.duckdb"))
         db.migrate(MIGRATIONS)
         hub = cls(
@@ -82,7 +87,9 @@ class Hub:
             projects=Projects(db),
             audit=Audit(db),
             catalog=Catalog(db),
-            datasets=DatasetStore(settings.path("datasets")),
+            datasets=DatasetStore(
+                settings.path("datasets"), import_limits(settings), settings.import_workers
+            ),
             modules=ModuleStore(settings.path("git")),
             artifacts=Artifacts(settings.path("blobs")),
             runs=Runs(db),
@@ -94,6 +101,7 @@ class Hub:
             secret=cls.secret_for(settings),
         )
         hub.inbox = Inbox(db)
+        hub.queries = QueryPool(settings.query_workers, settings.query_per_person)
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
@@ -119,6 +127,8 @@ class Hub:
         return hub
 
     def close(self) -> None:
+        self.queries.close()
+        self.datasets.imports.close()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.script_runs.stop()
@@ -191,3 +201,12 @@ class Hub:
         self.modules.set_tag(LIBRARY, name, BUILTIN_TAG, sha)
         if sha != head:
             self.audit.record(SYSTEM, "module.commit", f"module {name}", LIBRARY, sha=sha)
+
+
+def import_limits(settings: Settings) -> ImportLimits:
+    return ImportLimits(
+        unpacked_mb=settings.max_unpacked_mb,
+        cell_mb=settings.max_cell_mb,
+        columns=settings.max_columns,
+        seconds=settings.import_timeout,
+    )

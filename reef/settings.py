@@ -26,6 +26,17 @@ class Settings:
     modules_dir: Path = _opt(REPO_MODULES, "built-in modules committed into project 'library'")
     gpus: str = _opt("auto", "GPUs lent to steps: auto (nvidia-smi), none, or indexes like 0,1")
     max_upload_mb: int = _opt(51200, "largest accepted upload, in MiB")
+    max_unpacked_mb: int = _opt(8192, "most a .zip or .xlsx upload may unpack to, in MiB")
+    max_cell_mb: int = _opt(64, "largest single value of an upload (an image, a text), in MiB")
+    max_columns: int = _opt(10_000, "most columns an uploaded table may have")
+    import_timeout: float = _opt(3600.0, "time limit of one dataset import, in seconds")
+    import_workers: int = _opt(2, "dataset imports that may run at once (more wait their turn)")
+    query_workers: int = _opt(4, "SQL queries and exports that may run at once (more get 429)")
+    query_per_person: int = _opt(2, "SQL queries and exports one person may run at once")
+    query_timeout: float = _opt(30.0, "time limit of one SQL query, in seconds")
+    export_timeout: float = _opt(
+        600.0, "time limit of one download (a query's result or a dataset version), in seconds"
+    )
     queue: str = _opt(
         "sqlite",
         "step queue: sqlite (a file in the data dir) or redis://HOST:PORT/DB (shared "
@@ -51,6 +62,9 @@ class Settings:
         3600.0,
         "seconds a script run (reef.init) may stay silent before it is marked failed "
         "(the SDK sends a heartbeat while a run is open)",
+    )
+    cors_origins: str = _opt(
+        "", "origins (comma-separated) whose pages may call the API (CORS); none by default"
     )
     admin_password: str | None = _opt(
         None, "password of 'admin' on first start (REEF_ADMIN_PASSWORD)"

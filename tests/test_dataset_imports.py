@@ -30,7 +30,7 @@ def parquet_bytes(tmp_path: Path, rows: int) -> bytes:
 
 def wait_job(client, headers, job: dict, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
-    while job["status"] == "running" and time.monotonic() < deadline:
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.05)
         resp = client.get(f"/api/projects/p/imports/{job['id']}", headers=headers)
         assert resp.status_code == 200, resp.text

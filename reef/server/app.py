@@ -10,12 +10,12 @@ from functools import partial
 from pathlib import Path
 
 import anyio
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Response, Router, get
+from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -53,11 +53,12 @@ from reef.server import (
     wording,
     workers,
 )
+from reef.server.openapi_page import SwaggerPage
+from reef.server.security_headers import SecurityHeaders
 from reef.settings import Settings
 from reef.store.db import now
 
 PACKAGE = Path(__file__).resolve().parent.parent
-SWAGGER = "/static/swagger-ui-5.32.0"
 MAX_BODY = 32 << 20
 SECURITY_SCHEMES = {
     "token": SecurityScheme(
@@ -128,6 +129,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         guards=[auth.access_guard],
         middleware=[auth.AuthMiddleware],
         exception_handlers=errors.HANDLERS,
+        cors_config=cors_config(settings),
+        before_request=answer_options,
         csrf_config=CSRFConfig(
             secret=secret,
             exclude=["/api/", "/ajax-api/", "/healthz", "/static/", "/schema"],
@@ -149,20 +152,33 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"access": "public"}
             ),
-            render_plugins=[
-                SwaggerRenderPlugin(
-                    js_url=f"{SWAGGER}-bundle.js",
-                    css_url=f"{SWAGGER}.css",
-                    standalone_preset_js_url=f"{SWAGGER}-standalone-preset.js",
-                    favicon="<link rel='icon' href='data:,'>",
-                    path="/",
-                )
-            ],
+            render_plugins=[SwaggerPage()],
         ),
         request_max_body_size=MAX_BODY,
     )
     git.mount(app)  # /git/* goes to dulwich, ahead of the router
+    app.asgi_handler = SecurityHeaders(app.asgi_handler)  # every response but fast predicts
     return fast_predict.mount(app, MAX_BODY)  # a warm model's predict skips the middleware
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browsers on the configured origins may call the API with a bearer token; without
+    --cors-origins no CORS headers are sent (same-origin only)."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(allow_origins=origins, allow_headers=["Authorization", "Content-Type"])
+
+
+def answer_options(request: Request) -> Response | None:
+    """OPTIONS: 204 with every method of the path in `Allow` (Litestar's own answer lists
+    only the methods of the first handler registered on the path)."""
+    if request.method != "OPTIONS":
+        return None
+    template = request.scope.get("path_template")
+    methods = {m for r in request.app.routes if r.path_format == template for m in r.methods}
+    allow = ", ".join(sorted(methods | {"OPTIONS"}))
+    return Response(None, status_code=204, headers={"Allow": allow})
 
 
 def provide_hub(state: State) -> Hub:

@@ -89,9 +89,9 @@ def is_api(connection: ASGIConnection) -> bool:
 def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """The one place that decides whether a caller may use a handler."""
     access = handler.opt.get("access", "user")
-    if access == "public":
+    if access == "public" or connection.scope["method"] == "OPTIONS":  # Litestar's own: Allow
         return
-    who: Principal | None = connection.user
+    who: Principal | None = connection.scope.get("user")
     if who is None:
         raise NotAuthenticated("sign in first: send 'Authorization: Bearer <token>'")
     if who.via == "run":

@@ -8,19 +8,18 @@ who made it and why (catalog row and audit entry) and checks the dataset's rules
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from litestar.datastructures import UploadFile
+from litestar import Request
 
-from reef.errors import InvalidInput, NotFound, TooLarge
+from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.runtime.dataset_versions import check_rules, new_version
+from reef.server.upload_stream import Received, receive_upload
 from reef.store.dataset_import import ImportOptions, expected_rows
 from reef.store.datasets import VersionInfo, VersionRef
 from reef.store.import_jobs import ImportJob
@@ -57,103 +56,96 @@ def _text(data: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-def _upload_file(data: Mapping[str, Any]) -> UploadFile:
-    file = data.get("file")
-    if not isinstance(file, UploadFile):
-        raise InvalidInput("send the file in multipart field 'file'")
-    return file
+async def receive(request: Request, hub: Hub) -> Received:
+    """The request's multipart upload, streamed into the data dir."""
+    return await receive_upload(request, hub.settings.data_dir, hub.settings.max_upload_mb)
 
 
 @dataclass(frozen=True)
 class _Upload:
     """What an upload asks for, checked before its file is read."""
 
-    file: UploadFile
+    src: Path
+    filename: str
     name: str
     options: ImportOptions
     message: str
     fmt: str | None
 
 
-def _upload_request(hub: Hub, project: str, data: dict, name: str | None) -> _Upload:
-    file = _upload_file(data)
+def _upload_request(hub: Hub, project: str, received: Received, name: str | None) -> _Upload:
+    if received.path is None:
+        raise InvalidInput("send the file in multipart field 'file'")
+    data, filename = received.fields, received.filename
     hub.projects.get(project)
-    name = check_name("dataset", name or data.get("name") or Path(file.filename).stem.lower())
+    name = check_name("dataset", name or data.get("name") or Path(filename).stem.lower())
     options = import_options(data)
     verb = "append" if options.mode == "append" else "upload"
-    message = str(data.get("message") or f"{verb} {file.filename}")
-    return _Upload(file, name, options, message, _text(data, "format"))
+    message = str(data.get("message") or f"{verb} {filename}")
+    return _Upload(received.path, filename, name, options, message, _text(data, "format"))
 
 
-def upload(hub: Hub, who: Principal, project: str, data: dict, name: str | None = None) -> dict:
+def upload(
+    hub: Hub, who: Principal, project: str, received: Received, name: str | None = None
+) -> dict:
     """Store an uploaded file as the next version of dataset `name` (version 1 when new):
-    replacing the data, or added to it with mode=append."""
-    asked = _upload_request(hub, project, data, name)
-    with tempfile.TemporaryDirectory(dir=hub.settings.data_dir) as tmp:
-        src = _spool(asked.file, Path(tmp), hub.settings.max_upload_mb << 20)
-        return _import(hub, who, project, asked, src)
+    replacing the data, or added to it with mode=append. It runs as an import job (in the
+    bounded import pool) and this waits for it."""
+    return hub.datasets.imports.run(*_import_job(hub, who, project, received, name))
 
 
 def start_upload(
-    hub: Hub, who: Principal, project: str, data: dict, name: str | None = None
+    hub: Hub, who: Principal, project: str, received: Received, name: str | None = None
 ) -> dict:
-    """Like `upload`, but the import runs in the background once the file is spooled: the
-    job (`DatasetStore.imports`) to poll for its progress and, at the end, its version."""
-    asked = _upload_request(hub, project, data, name)
-    tmp = Path(tempfile.mkdtemp(dir=hub.settings.data_dir))
+    """Like `upload`, but the import runs in the background: the job
+    (`DatasetStore.imports`) to poll for its progress and, at the end, its version."""
+    return hub.datasets.imports.start(*_import_job(hub, who, project, received, name)).as_dict()
+
+
+def _import_job(
+    hub: Hub, who: Principal, project: str, received: Received, name: str | None
+) -> tuple[Callable[[int], ImportJob], Callable[[ImportJob], dict]]:
+    """(job_for, work) of an import job for the upload; the upload's folder goes when the
+    job ends (or now, if the request is refused)."""
     try:
-        src = _spool(asked.file, tmp, hub.settings.max_upload_mb << 20)
+        asked = _upload_request(hub, project, received, name)
+        total, estimated = expected_rows(asked.src, asked.fmt)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        received.discard()
         raise
-    total, estimated = expected_rows(src, asked.fmt)
-    size = src.stat().st_size
+    size = asked.src.stat().st_size
 
     def job_for(job_id: int) -> ImportJob:
-        return ImportJob(job_id, project, asked.name, src.name, size, total, estimated)
+        return ImportJob(job_id, project, asked.name, asked.src.name, size, total, estimated)
 
     def work(job: ImportJob) -> dict:
         try:
-            return _import(hub, who, project, asked, src, job)
+            return _import(hub, who, project, asked, job)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            received.discard()
 
-    return hub.datasets.imports.start(job_for, work).as_dict()
-
-
-def _import(
-    hub: Hub, who: Principal, project: str, asked: _Upload, src: Path, job: ImportJob | None = None
-) -> dict:
-    progress = job.progress if job is not None else None
-    info = hub.datasets.import_file(project, asked.name, src, asked.fmt, asked.options, progress)
-    if job is not None:
-        job.phase = "checking"
-    source = asked.file.filename or ""
-    return new_version(hub, who.name, project, asked.name, info, asked.message, source=source)
+    return job_for, work
 
 
-def preview(hub: Hub, data: dict) -> dict:
+def _import(hub: Hub, who: Principal, project: str, asked: _Upload, job: ImportJob) -> dict:
+    info = hub.datasets.import_file(
+        project, asked.name, asked.src, asked.fmt, asked.options, job.progress
+    )
+    job.phase = "checking"
+    message = asked.message
+    return new_version(hub, who.name, project, asked.name, info, message, source=asked.filename)
+
+
+def preview(hub: Hub, received: Received) -> dict:
     """What an upload would import (first rows, types, detected options); nothing is kept."""
-    file = _upload_file(data)
-    with tempfile.TemporaryDirectory(dir=hub.settings.data_dir) as tmp:
-        src = _spool(file, Path(tmp), hub.settings.max_upload_mb << 20)
-        shown = hub.datasets.preview(src, _text(data, "format"), import_options(data))
-    return {**shown, "filename": file.filename}
-
-
-def _spool(file: UploadFile, folder: Path, limit: int) -> Path:
-    dest = folder / (Path(file.filename or "upload").name or "upload")
-    file.file.seek(0)
-    with dest.open("wb") as out:
-        copied = 0
-        while chunk := file.file.read(1 << 20):
-            copied += len(chunk)
-            if copied > limit:
-                raise TooLarge(f"upload larger than the limit of {limit >> 20} MiB")
-            out.write(chunk)
-    if copied == 0:
-        raise InvalidInput(f"the uploaded file {file.filename!r} is empty")
-    return dest
+    try:
+        if received.path is None:
+            raise InvalidInput("send the file in multipart field 'file'")
+        data = received.fields
+        shown = hub.datasets.preview(received.path, _text(data, "format"), import_options(data))
+    finally:
+        received.discard()
+    return {**shown, "filename": received.filename}
 
 
 # --- changes -----------------------------------------------------------------------------------

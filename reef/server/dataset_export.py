@@ -1,40 +1,72 @@
-"""Streamed downloads: a writer (CSV or Parquet, into a file object) runs in its own thread and
-the response sends what it writes as it comes, so no result is held in memory or on disk.
+"""Streamed downloads: a writer (CSV or Parquet, into a file object) runs in the query pool
+and the response sends what it writes as it comes, so no result is held in memory or on disk.
 
 The response starts only once the writer has produced its first bytes (or finished, or
-failed): a query that does not run is still a clear 400, not a broken download.
+failed): a query that does not run, or that runs out of time before its first row, is still
+a clear 4xx, not a broken download. The time limit covers the whole download, including the
+time spent waiting on a slow reader: a writer past it stops, and the response is cut short.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO
 
 from litestar.response import Stream
 
-from reef.errors import InvalidInput
-from reef.store.dataset_query import check_export_format
+from reef.errors import InvalidInput, ReefError
+from reef.runtime.query_pool import QueryPool
+from reef.server.disposition import attachment
+from reef.store.dataset_query import QueryTimeout, check_export_format
 
 log = logging.getLogger("reef.server")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 CHUNK = 1 << 20
 _DONE = object()
-_PUT_TIMEOUT_S = 1.0
+_POLL_S = 0.5
 
 
 class _Cancelled(Exception):
     """The client went away: stop writing."""
 
 
-class _Pipe(io.RawIOBase):
-    """A write-only file whose writes, gathered into chunks, go into a bounded queue."""
+class _Feed:
+    """The hand-over from the writer's thread to the response: a bounded asyncio queue."""
 
-    def __init__(self, chunks: queue.Queue, cancelled: threading.Event) -> None:
-        self.chunks, self.cancelled = chunks, cancelled
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self.loop, self.timeout_s = loop, timeout_s
+        self.chunks: asyncio.Queue = asyncio.Queue(maxsize=8)
+        self.cancelled = threading.Event()
+        self.deadline = time.monotonic() + timeout_s
+
+    def put(self, item: object, timed: bool = True) -> None:
+        """Hand `item` over, waiting while the queue is full (a slow reader), until the
+        client leaves or (when `timed`) the time limit passes."""
+        future = asyncio.run_coroutine_threadsafe(self.chunks.put(item), self.loop)
+        while True:
+            try:
+                future.result(timeout=_POLL_S)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.cancelled.is_set():
+                    future.cancel()
+                    raise _Cancelled from None
+                if timed and time.monotonic() > self.deadline:
+                    future.cancel()
+                    raise QueryTimeout(self.timeout_s) from None
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only file whose writes, gathered into chunks, go to the feed."""
+
+    def __init__(self, feed: _Feed) -> None:
+        self.feed = feed
         self.buffer, self.position = bytearray(), 0
 
     def writable(self) -> bool:
@@ -52,39 +84,26 @@ class _Pipe(io.RawIOBase):
 
     def flush_chunk(self) -> None:
         if self.buffer:
-            put(self.chunks, bytes(self.buffer), self.cancelled)
+            self.feed.put(bytes(self.buffer))
             self.buffer = bytearray()
 
 
-def put(chunks: queue.Queue, item: object, cancelled: threading.Event) -> None:
-    while True:
-        if cancelled.is_set():
-            raise _Cancelled
-        try:
-            chunks.put(item, timeout=_PUT_TIMEOUT_S)
-            return
-        except queue.Full:
-            continue
-
-
-def _produce(
-    write: Callable[[BinaryIO], int], chunks: queue.Queue, cancelled: threading.Event
-) -> None:
-    pipe = _Pipe(chunks, cancelled)
+def _produce(write: Callable[[BinaryIO], int], feed: _Feed) -> None:
+    pipe = _Pipe(feed)
     try:
         write(pipe)  # type: ignore[arg-type]
         pipe.flush_chunk()
-        put(chunks, _DONE, cancelled)
+        feed.put(_DONE)
     except _Cancelled:
         return
     except Exception as e:  # handed to the response, which reports it
         try:
-            put(chunks, e, cancelled)
+            feed.put(e, timed=False)
         except _Cancelled:
             return
 
 
-def _chunks(first: object, chunks: queue.Queue, cancelled: threading.Event) -> Iterator[bytes]:
+async def _chunks(first: object, feed: _Feed) -> AsyncIterator[bytes]:
     try:
         item = first
         while item is not _DONE:
@@ -92,28 +111,39 @@ def _chunks(first: object, chunks: queue.Queue, cancelled: threading.Event) -> I
                 log.error("download stopped: %s", item)
                 raise RuntimeError(f"the download stopped: {item}") from item
             yield item  # type: ignore[misc]
-            item = chunks.get()
+            item = await feed.chunks.get()
     finally:
-        cancelled.set()
+        feed.cancelled.set()
 
 
-def export_stream(write: Callable[[BinaryIO], int], fmt: str, stem: str) -> Stream:
-    """A streamed response of what `write(file)` writes, as `stem.csv` or `stem.parquet`."""
+async def export_stream(
+    write: Callable[[BinaryIO], int],
+    fmt: str,
+    stem: str,
+    pool: QueryPool,
+    who: str,
+    timeout_s: float,
+) -> Stream:
+    """A streamed response of what `write(file)` writes, as `stem.csv` or `stem.parquet`,
+    written in `pool` for `who` (Busy when it is full) within `timeout_s` seconds."""
     check_export_format(fmt)
-    chunks: queue.Queue = queue.Queue(maxsize=8)
-    cancelled = threading.Event()
-    threading.Thread(target=_produce, args=(write, chunks, cancelled), daemon=True).start()
-    first = chunks.get()
+    feed = _Feed(asyncio.get_running_loop(), timeout_s)
+    pool.submit(who, _produce, write, feed)
+    try:
+        first = await feed.chunks.get()
+    except BaseException:  # the client left before the first bytes
+        feed.cancelled.set()
+        raise
     if isinstance(first, Exception):
-        cancelled.set()
-        if isinstance(first, InvalidInput):
+        feed.cancelled.set()
+        if isinstance(first, ReefError):
             raise first
         raise InvalidInput(f"the download failed: {first}") from first
     return Stream(
-        _chunks(first, chunks, cancelled),
+        _chunks(first, feed),
         media_type=MEDIA_TYPES[fmt],
         headers={  # explicit: a handler's own media type would win over the Stream's
             "content-type": MEDIA_TYPES[fmt],
-            "content-disposition": f'attachment; filename="{stem}.{fmt}"',
+            "content-disposition": attachment(f"{stem}.{fmt}"),
         },
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from litestar import Request, Response
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Stream, Template
@@ -20,6 +21,7 @@ from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
     preview,
+    receive,
     recheck,
     remove_tag,
     set_key,
@@ -32,12 +34,12 @@ from reef.server.dataset_views import (
     PAGE,
     dataset_context,
     diff_context,
-    query_context,
     query_download,
     rows_context,
+    run_query_in_pool,
     version_download,
 )
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, Multipart, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, Offset, get, post
 from reef.store.dataset_import import COLUMN_TYPES
 from reef.store.rules import RULE_FIELDS, describe
 
@@ -87,7 +89,7 @@ def dataset_page(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str | None] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = page_context(hub, request.user, project, dataset, version, offset)
     return Template("dataset.html", context=ctx)
@@ -100,7 +102,7 @@ def rows_partial(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str],
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = page_context(hub, request.user, project, dataset, version, offset)
     return Template("_dataset_rows.html", context=ctx)
@@ -122,7 +124,7 @@ def cell_form(
     row: FromQuery[int],
     column: FromQuery[str],
     value: FromQuery[str] = "",
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = {"base": base_url(project, dataset), "row": row, "column": column,
            "value": value, "offset": offset}  # fmt: skip
@@ -180,15 +182,15 @@ def key_page(
 
 
 @get(PAGES + "/download", access="reporter")
-def download_page(
+async def download_page(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromQuery[str | None] = None,
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return version_download(hub, project, dataset, version, format)
+    return await version_download(hub, request.user, project, dataset, version, format)
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -202,19 +204,21 @@ def import_page(hub: HubDep, project: FromPath[str], dataset: FromQuery[str] = "
 
 @post("/projects/{project:str}/import-dataset/preview", access="developer",
       request_max_body_size=None)  # fmt: skip
-def preview_partial(hub: HubDep, project: FromPath[str], data: Multipart) -> Template:
-    hub.projects.get(project)
-    return Template("_dataset_preview.html", context={"preview": preview(hub, data)})
+async def preview_partial(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
+    received = await receive(request, hub)
+    shown = await anyio.to_thread.run_sync(preview, hub, received)
+    return Template("_dataset_preview.html", context={"preview": shown})
 
 
 @post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-def upload_page(request: Request, hub: HubDep, project: FromPath[str], data: Multipart) -> Any:
+async def upload_page(request: Request, hub: HubDep, project: FromPath[str]) -> Any:
     """From htmx: the upload is imported in the background and the answer is its progress,
     polled until the version exists; a plain form waits for the import."""
+    received = await receive(request, hub)
     if request.headers.get("hx-request"):
-        job = start_upload(hub, request.user, project, data)
+        job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
         return Template("_dataset_import_job.html", context={"job": job})
-    result = upload(hub, request.user, project, data)
+    result = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
     return _go(request, _page_url(project, result["dataset"]))
 
 
@@ -240,7 +244,7 @@ def diff_page(
     dataset: FromPath[str],
     old: Annotated[str | None, QueryParameter(name="from")] = None,
     new: Annotated[str | None, QueryParameter(name="to")] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> Template:
     ctx = {**dataset_context(hub, project, dataset),
            **diff_context(hub, project, dataset, old, new, offset, PAGE),
@@ -268,17 +272,19 @@ def _quoted(name: str) -> str:
 
 
 @post(PAGES + "/query", access="reporter")
-def query_partial(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Form
+async def query_partial(
+    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Form
 ) -> Template:
     version = data.get("version") or None
-    result = query_context(hub, project, dataset, data.get("sql", ""), version)
+    sql = data.get("sql", "")
+    result = await run_query_in_pool(hub, request.user, project, dataset, sql, version)
     ctx = {**result, "base": base_url(project, dataset), "query_version": version or ""}
     return Template("_dataset_query_result.html", context=ctx)
 
 
 @get(PAGES + "/query/download", access="reporter")
-def query_download_page(
+async def query_download_page(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
@@ -286,8 +292,7 @@ def query_download_page(
     version: FromQuery[str | None] = None,
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return query_download(hub, project, dataset, sql, version or None, format)
+    return await query_download(hub, request.user, project, dataset, sql, version or None, format)
 
 
 # --- rules -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ rows, diff, query), built once and rendered as a page, a partial or JSON; and do
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, BinaryIO
 
 from litestar.response import Stream
 
@@ -14,10 +14,10 @@ from reef.server.dataset_changes import dataset_id
 from reef.server.dataset_export import export_stream
 from reef.store.dataset_query import export_query, run_query
 from reef.store.datasets import VersionRef
+from reef.store.people import Principal
 
 PAGE = 50
 QUERY_ROWS, MAX_QUERY_ROWS = 1000, 10_000
-QUERY_TIMEOUT_S, EXPORT_TIMEOUT_S = 30.0, 600.0
 _VERSIONED_NAME = re.compile(r'"([a-z0-9][a-z0-9_.-]*)@([A-Za-z0-9][A-Za-z0-9_.-]*)"')
 
 
@@ -139,8 +139,11 @@ def query_body(body: Any) -> tuple[str, VersionRef, int]:
 def query_context(
     hub: Hub, project: str, name: str, sql: str, version: VersionRef, limit: int = QUERY_ROWS
 ) -> dict[str, Any]:
+    """Run a query (blocking: call it through `run_query_in_pool`)."""
+    dataset_id(hub, project, name)
     tables = query_tables(hub, project, name, version, sql)
-    columns, rows, truncated = run_query(tables, sql, limit, QUERY_TIMEOUT_S)
+    timeout_s = hub.settings.query_timeout
+    columns, rows, truncated = run_query(tables, sql, limit, timeout_s)
     return {
         "dataset": name,
         "version": tables[name].version,  # type: ignore[attr-defined]
@@ -153,17 +156,46 @@ def query_context(
     }
 
 
-def query_download(
-    hub: Hub, project: str, name: str, sql: str, version: VersionRef, fmt: str
+async def run_query_in_pool(
+    hub: Hub,
+    who: Principal,
+    project: str,
+    name: str,
+    sql: str,
+    version: VersionRef,
+    limit: int = QUERY_ROWS,
+) -> dict[str, Any]:
+    """`query_context` run in the query pool for `who` (Busy, 429, when it is full)."""
+    return await hub.queries.run(who.name, query_context, hub, project, name, sql, version, limit)
+
+
+async def query_download(
+    hub: Hub, who: Principal, project: str, name: str, sql: str, version: VersionRef, fmt: str
 ) -> Stream:
-    tables = query_tables(hub, project, name, version, sql)
-    return export_stream(
-        lambda out: export_query(tables, sql, fmt, out, EXPORT_TIMEOUT_S), fmt, f"{name}-query"
+    timeout_s = hub.settings.export_timeout
+
+    def write(out: BinaryIO) -> int:
+        dataset_id(hub, project, name)
+        tables = query_tables(hub, project, name, version, sql)
+        return export_query(tables, sql, fmt, out, timeout_s)
+
+    return await export_stream(write, fmt, f"{name}-query", hub.queries, who.name, timeout_s)
+
+
+async def version_download(
+    hub: Hub, who: Principal, project: str, name: str, ref: VersionRef, fmt: str
+) -> Stream:
+    number = await hub.queries.run(who.name, _resolve, hub, project, name, ref)
+    return await export_stream(
+        lambda out: hub.datasets.export(project, name, number, fmt, out),
+        fmt,
+        f"{name}-v{number}",
+        hub.queries,
+        who.name,
+        hub.settings.export_timeout,
     )
 
 
-def version_download(hub: Hub, project: str, name: str, ref: VersionRef, fmt: str) -> Stream:
-    number = hub.datasets.resolve(project, name, ref)
-    return export_stream(
-        lambda out: hub.datasets.export(project, name, number, fmt, out), fmt, f"{name}-v{number}"
-    )
+def _resolve(hub: Hub, project: str, name: str, ref: VersionRef) -> int:
+    dataset_id(hub, project, name)
+    return hub.datasets.resolve(project, name, ref)

@@ -17,6 +17,7 @@ from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
     preview,
+    receive,
     recheck,
     remove_tag,
     set_key,
@@ -30,9 +31,9 @@ from reef.server.dataset_views import (
     dataset_context,
     diff_context,
     query_body,
-    query_context,
     query_download,
     rows_context,
+    run_query_in_pool,
     version_context,
     version_download,
 )
@@ -41,12 +42,13 @@ from reef.server.routes import (
     FromQuery,
     HubDep,
     JSONBody,
-    Multipart,
+    Offset,
     delete,
     get,
     post,
     put,
 )
+from reef.server.upload_stream import Received
 from reef.store.people import Principal
 
 # API ------------------------------------------------------------------------------------------
@@ -61,17 +63,17 @@ def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 
 @post(API, access="developer", status_code=201, request_max_body_size=None)
-def upload_api(
-    request: Request,
-    hub: HubDep,
-    project: FromPath[str],
-    data: Multipart,
-    wait: FromQuery[bool] = True,
+async def upload_api(
+    request: Request, hub: HubDep, project: FromPath[str], wait: FromQuery[bool] = True
 ) -> Any:
-    """The new version (201); with ?wait=false the import job to poll (202)."""
+    """A multipart upload (field `file`; `name`, `format`, `delimiter`, `encoding`, `sheet`,
+    `column_types`, `mode`, `message`): the new version (201); with ?wait=false the import
+    job to poll (202). The file streams into the data dir; see docs/datasets.md for limits."""
+    received = await receive(request, hub)
     if not wait:
-        return Response(start_upload(hub, request.user, project, data), status_code=202)
-    return upload(hub, request.user, project, data)
+        job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
+        return Response(job, status_code=202)
+    return await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
@@ -81,8 +83,11 @@ def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> d
 
 
 @post(API + "/preview", access="developer", status_code=200, request_max_body_size=None)
-def preview_api(hub: HubDep, project: FromPath[str], data: Multipart) -> dict:
-    return preview(hub, data)
+async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
+    """A multipart upload as for an import: what it would import; nothing is kept."""
+    hub.projects.get(project)
+    received = await receive(request, hub)
+    return await anyio.to_thread.run_sync(preview, hub, received)
 
 
 @get(ONE, access="reporter")
@@ -106,15 +111,14 @@ async def new_version_api(
     """A multipart upload (replace, or append with mode=append; with ?wait=false it runs in
     the background and the answer is its job, 202) or a JSON change."""
     if request.content_type[0] == "multipart/form-data":
-        form = await request.form()
-        data = {key: form.get(key) for key in form}
+        received = await receive(request, hub)
         if not wait:
             job = await anyio.to_thread.run_sync(
-                upload_version, hub, request.user, project, dataset, data, start_upload
+                upload_version, hub, request.user, project, dataset, received, start_upload
             )
             return Response(job, status_code=202)
         return await anyio.to_thread.run_sync(
-            upload_version, hub, request.user, project, dataset, data
+            upload_version, hub, request.user, project, dataset, received
         )
     try:
         body = await request.json()
@@ -124,10 +128,14 @@ async def new_version_api(
 
 
 def upload_version(
-    hub: Hub, who: Principal, project: str, dataset: str, data: dict, how: Any = upload
+    hub: Hub, who: Principal, project: str, dataset: str, received: Received, how: Any = upload
 ) -> dict:
-    dataset_id(hub, project, dataset)  # a new version of an existing dataset only
-    return how(hub, who, project, data, name=dataset)
+    try:
+        dataset_id(hub, project, dataset)  # a new version of an existing dataset only
+    except NotFound:
+        received.discard()
+        raise
+    return how(hub, who, project, received, name=dataset)
 
 
 @get(VERSION, access="reporter")
@@ -143,7 +151,7 @@ def rows_api(
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromPath[str],
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
     limit: FromQuery[int] = PAGE,
     row_ids: FromQuery[bool] = False,
 ) -> dict:
@@ -179,15 +187,15 @@ def recheck_api(
 
 
 @get(VERSION + "/download", access="reporter")
-def download_api(
+async def download_api(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     version: FromPath[str],
     format: FromQuery[str] = "csv",
 ) -> Stream:
-    dataset_id(hub, project, dataset)
-    return version_download(hub, project, dataset, version, format)
+    return await version_download(hub, request.user, project, dataset, version, format)
 
 
 @get(ONE + "/diff", access="reporter")
@@ -197,26 +205,27 @@ def diff_api(
     dataset: FromPath[str],
     old: Annotated[str | None, QueryParameter(name="from")] = None,
     new: Annotated[str | None, QueryParameter(name="to")] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
     limit: FromQuery[int] = 100,
 ) -> dict:
     return diff_context(hub, project, dataset, old, new, offset, limit)
 
 
 @post(ONE + "/query", access="reporter", status_code=200)
-def query_api(
+async def query_api(
+    request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
     data: JSONBody[dict],
     format: FromQuery[str | None] = None,
 ) -> Any:
-    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result."""
+    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result.
+    Queries run in the query pool: 429 when it (or the caller's share of it) is full."""
     sql, version, limit = query_body(data)
-    dataset_id(hub, project, dataset)
     if format:
-        return query_download(hub, project, dataset, sql, version, format)
-    return query_context(hub, project, dataset, sql, version, limit)
+        return await query_download(hub, request.user, project, dataset, sql, version, format)
+    return await run_query_in_pool(hub, request.user, project, dataset, sql, version, limit)
 
 
 @post(ONE + "/tags/{tag:str}", access="developer", status_code=201)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from urllib.parse import quote
 
 from litestar import Request, Response
@@ -55,8 +56,17 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render_error(request, 500, f"internal error: {type(exc).__name__}: {exc}")
+    """A 500 says only that it happened and its request id; the details go to the log."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error(
+        "request %s: unhandled error on %s %s",
+        request_id,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
+    message = f"internal error (request id {request_id}; the server log has the details)"
+    return render_error(request, 500, message, {"request_id": request_id})
 
 
 HANDLERS = {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reef.errors import ReefError
+from reef.server.security_headers import HEADERS
 from reef.store.projects import rank
 from reef.store.ttl_cache import MISSING
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reef.server")
 PATH = re.compile(r"^/api/projects/(?P<project>[^/]+)/models/(?P<model>[^/]+)/predict$")
-JSON_HEADERS = [(b"content-type", b"application/json")]
+JSON_HEADERS = [(b"content-type", b"application/json"), *HEADERS.items()]
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 

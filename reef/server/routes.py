@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import litestar
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, JSONBody
+from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 
 from reef.hub import Hub
 
@@ -26,6 +26,7 @@ __all__ = [
     "HubDep",
     "JSONBody",
     "Multipart",
+    "Offset",
     "delete",
     "get",
     "patch",
@@ -36,6 +37,7 @@ __all__ = [
 HubDep = NamedDependency[Hub]  # the hub the lifespan opened (app.state.hub)
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
+Offset = Annotated[int, Parameter(ge=0, description="where to start (0 or more)")]
 
 
 def _route(method: Callable[..., Any]) -> Callable[..., Any]:

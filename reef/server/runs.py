@@ -15,9 +15,20 @@ from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
 from reef.server.comments import post_comment
+from reef.server.disposition import attachment, inline
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, Multipart, get, post
+from reef.server.routes import (
+    Form,
+    FromPath,
+    FromQuery,
+    HubDep,
+    JSONBody,
+    Multipart,
+    Offset,
+    get,
+    post,
+)
 from reef.store.db import now
 from reef.store.metric_ingest import rows_as_columns
 from reef.store.people import Principal
@@ -256,7 +267,7 @@ def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Re
     body = record(hub, project, run_id)
     return Response(
         body,
-        headers={"Content-Disposition": f'attachment; filename="reef-{project}-run-{run_id}.json"'},
+        headers={"Content-Disposition": attachment(f"reef-{project}-run-{run_id}.json")},
     )
 
 
@@ -349,7 +360,7 @@ def logs_api(
     project: FromPath[str],
     run_id: FromPath[int],
     step: FromQuery[str | None] = None,
-    offset: FromQuery[int] = 0,
+    offset: Offset = 0,
 ) -> dict:
     hub.runs.run_in(project, run_id)
     if step is None:
@@ -500,7 +511,7 @@ def _artifact(hub: Hub, project: str, run_id: int, artifact_id: int) -> Response
 
     # Module-written HTML and SVG must not run scripts on reef's origin: sandbox them.
     headers = {
-        "Content-Disposition": f'inline; filename="{row["name"]}"',
+        "Content-Disposition": inline(row["name"]),
         "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'",
         "X-Content-Type-Options": "nosniff",

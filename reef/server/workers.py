@@ -13,7 +13,7 @@ from litestar.response import Stream
 import reef
 from reef.errors import InvalidInput, PermissionDenied
 from reef.runtime.transfer import MEDIA_TYPES
-from reef.server.routes import FromPath, FromQuery, HubDep, JSONBody, get, post, put
+from reef.server.routes import FromPath, HubDep, JSONBody, Offset, get, post, put
 from reef.server.runs import metric_points
 from reef.store.people import Principal
 
@@ -95,7 +95,7 @@ def _blocking(receive: Any) -> Any:
 
 @post(f"{BASE}/log", access="user", status_code=200)
 async def log_append(
-    request: Request, hub: HubDep, step_id: FromPath[int], offset: FromQuery[int] = 0
+    request: Request, hub: HubDep, step_id: FromPath[int], offset: Offset = 0
 ) -> dict:
     who = worker_principal(request)
     data = await request.body()
@@ -112,8 +112,10 @@ def samples(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBod
 def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
     """The step's end: {"error": null or why, "exit_code": N, "final": true when a retry
     would fail the same way}."""
-    if not isinstance(data, dict) or not isinstance(data.get("error"), str | None):
-        raise InvalidInput("send {'error': null or a message, 'exit_code': N}")
+    if not isinstance(data, dict) or "error" not in data:
+        raise InvalidInput("'error' is missing: send {'error': null or a message, 'exit_code': N}")
+    if not isinstance(data["error"], str | None):
+        raise InvalidInput("'error' must be null or a message (text)")
     code = data.get("exit_code")
     status = hub.remote.finish(
         step_id,

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from reef.errors import InvalidInput
+from reef.store.import_limits import Budget, check_text_header
 
 _DELIMITERS = ",;\t|"
 _SNIFF_BYTES = 64 * 1024
@@ -73,6 +74,7 @@ class CsvSource:
         delimiter: str | None,
         encoding: str | None,
         types: dict[str, pa.DataType],
+        budget: Budget,
         fmt: str = "csv",
     ) -> None:
         self.src = src
@@ -80,6 +82,7 @@ class CsvSource:
         self.encoding = encoding or detect_encoding(src)
         default = "\t" if fmt == "tsv" else None
         self.delimiter = delimiter or default or sniff_delimiter(src, self.encoding)
+        check_text_header(src, self.delimiter, budget)
         self.fixed = dict(types)  # chosen by the user: never widened
         self.types = dict(types)
         self.notes: list[str] = []
@@ -146,8 +149,13 @@ def _parses(kind: type, value: str) -> bool:
 
 def csv_problem(error: Exception, src: Path, delimiter: str, encoding: str) -> InvalidInput:
     text = str(error)
-    if "Empty CSV file" in text:
+    if "Empty CSV file" in text and not _has_text(src):
         return InvalidInput("the CSV file is empty: it needs a header row")
+    if "Empty CSV file" in text:
+        return InvalidInput(
+            "invalid CSV: no header row could be read from the first block of the file "
+            "(a CSV file starts with one line of column names, then one row per line)"
+        )
     if _BAD_UTF8 in text:
         return InvalidInput(f"invalid CSV: text that is not valid {encoding}; set the encoding")
     ragged = _RAGGED.search(text)
@@ -159,6 +167,11 @@ def csv_problem(error: Exception, src: Path, delimiter: str, encoding: str) -> I
     return InvalidInput(
         f"invalid CSV: {where} has {got} fields but the header has {expected}: {row!r}"
     )
+
+
+def _has_text(src: Path) -> bool:
+    with src.open("rb") as f:
+        return bool(f.read(_SNIFF_BYTES).strip())
 
 
 def _first_ragged_line(src: Path, delimiter: str, encoding: str) -> int | None:

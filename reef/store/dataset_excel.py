@@ -5,6 +5,10 @@ The first row is the header. Column types come from a first pass over every row 
 carry their own types, so no guessing from text): all integers -> int64, numbers -> float64,
 booleans -> bool, dates and times of day with a date -> timestamp, anything mixed -> string.
 The second pass streams the rows as batches of those types.
+
+The sheet's declared dimensions are ignored (a 1.5 KB file may claim 16,384 columns or a
+million rows): rows are as wide as their cells, and a row numbered beyond Excel's own limit is
+refused. The workbook passes `check_workbook` (sizes, over-long texts) before openpyxl opens it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow as pa
 from openpyxl.utils.exceptions import InvalidFileException
 
 from reef.errors import InvalidInput
+from reef.store.import_limits import EXCEL_MAX_ROWS, Budget, LimitExceeded, check_workbook
 
 _BATCH_ROWS = 16 * 1024
 _KIND_TYPES = {
@@ -34,9 +39,16 @@ _KIND_TYPES = {
 class ExcelSource:
     """One sheet of an .xlsx workbook as a stream of record batches."""
 
-    def __init__(self, src: Path, sheet: str | None, types: dict[str, pa.DataType]) -> None:
+    def __init__(
+        self, src: Path, sheet: str | None, types: dict[str, pa.DataType], budget: Budget
+    ) -> None:
         self.src = src
         self.types = types
+        self.budget = budget
+        try:
+            check_workbook(src, budget)
+        except zipfile.BadZipFile as exc:
+            raise InvalidInput(f"not a readable Excel .xlsx workbook: {exc}") from exc
         self.notes: list[str] = []
         self.skipped = 0
         with _workbook(src) as book:
@@ -68,13 +80,24 @@ class ExcelSource:
 
     def _rows(self) -> Iterator[tuple[Any, ...]]:
         with _workbook(self.src) as book:
-            yield from book[self.sheet].iter_rows(values_only=True)
+            sheet = book[self.sheet]
+            sheet.reset_dimensions()  # the rows as they are, not as the file claims
+            for number, row in enumerate(sheet.iter_rows(values_only=True), 1):
+                if number > EXCEL_MAX_ROWS:
+                    raise LimitExceeded(
+                        f"sheet {self.sheet!r} has rows numbered beyond {EXCEL_MAX_ROWS:,}, "
+                        "Excel's own limit: it was not written by Excel; save it as CSV"
+                    )
+                if number % 4096 == 0:
+                    self.budget.check_time()
+                yield row
 
     def _scan(self) -> tuple[list[str], list[str]]:
         rows = self._rows()
         first = next(rows, None)
         if first is None or all(v is None for v in first):
             raise InvalidInput(f"sheet {self.sheet!r} is empty: it needs a header row")
+        self.budget.check_columns(len(first), f"the header row of sheet {self.sheet!r}")
         header = [_column_name(v, i) for i, v in enumerate(first)]
         kinds: list[str | None] = [None] * len(header)
         for row in rows:

@@ -4,8 +4,9 @@ Each image becomes a row: `image` (the encoded file bytes, unchanged), `label` (
 `path` (relative to the root), `width` and `height` (read by pillow from the header, without
 decoding the pixels). Files that are not images, and files outside a label folder, are skipped
 and counted. A zip whose entries would escape its folder (`../x.png`, `/etc/x`, `C:\\x`) is
-refused before anything is read. A single top-level folder that holds the label folders (the
-usual result of zipping a folder) is looked through.
+refused before anything is read, and so is one whose entries declare more than the import's
+limits allow (`import_limits`); entries are counted again as they stream. A single top-level
+folder that holds the label folders (the usual result of zipping a folder) is looked through.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from reef.errors import InvalidInput
+from reef.store.import_limits import Budget, check_archive, read_entry
 
 SCHEMA = pa.schema(
     [
@@ -39,12 +41,13 @@ _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
 class ImageSource:
     """Images under `src` (a directory or a .zip), labelled by their sub-folder."""
 
-    def __init__(self, src: Path) -> None:
+    def __init__(self, src: Path, budget: Budget) -> None:
         self.src = src
+        self.budget = budget
         self.is_zip = src.is_file()
         if self.is_zip and not zipfile.is_zipfile(src):
             raise InvalidInput(f"{src.name} is not a zip archive")
-        self.paths = _zip_paths(src) if self.is_zip else _dir_paths(src)
+        self.paths = _zip_paths(src, budget) if self.is_zip else _dir_paths(src)
         self.depth = _root_depth(self.paths)
         self.notes: list[str] = []
         self.skipped = 0
@@ -84,18 +87,20 @@ class ImageSource:
         if self.is_zip:
             with zipfile.ZipFile(self.src) as archive:
                 for name in self.paths:
-                    yield name, archive.read(name)
+                    yield name, read_entry(archive, name, self.budget, "the zip archive")
         else:
             for name in self.paths:
                 yield name, (self.src / name).read_bytes()
 
 
-def _zip_paths(src: Path) -> list[str]:
-    """The archive's file entries, sorted; InvalidInput if any would escape the folder."""
+def _zip_paths(src: Path, budget: Budget) -> list[str]:
+    """The archive's file entries, sorted; InvalidInput if any would escape the folder,
+    LimitExceeded if their declared sizes are over the limits."""
     with zipfile.ZipFile(src) as archive:
         infos = archive.infolist()
     for info in infos:
         _check_entry(info.filename)
+    check_archive(infos, budget, "the zip archive")
     return sorted(info.filename for info in infos if not info.is_dir() and not _is_link(info))
 
 

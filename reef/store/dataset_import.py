@@ -21,6 +21,7 @@ from reef.errors import InvalidInput
 from reef.store.dataset_csv import CsvSource
 from reef.store.dataset_excel import ExcelSource
 from reef.store.dataset_images import ImageSource
+from reef.store.import_limits import Budget, ImportLimits
 
 BATCH_ROWS = 64 * 1024
 _JSON_BLOCK_BYTES = 16 << 20
@@ -104,16 +105,27 @@ class FileSource:
     """A format read by one function, with the user's column types cast batch by batch."""
 
     def __init__(
-        self, label: str, read: Callable[[], pa.RecordBatchReader], types: dict[str, pa.DataType]
+        self,
+        label: str,
+        read: Callable[[], pa.RecordBatchReader],
+        types: dict[str, pa.DataType],
+        budget: Budget,
     ) -> None:
         self.label = label
         self.read = read
         self.types = types
+        self.budget = budget
         self.notes: list[str] = []
         self.skipped = 0
 
     def open(self) -> pa.RecordBatchReader:
-        return cast_columns(self.read(), self.types)
+        reader = self.read()
+        try:
+            self.budget.check_columns(len(reader.schema), f"the {self.label} file")
+        except BaseException:
+            reader.close()
+            raise
+        return cast_columns(reader, self.types)
 
     def retry(self, error: Exception, names: list[str] | None) -> bool:
         return False
@@ -145,22 +157,27 @@ def file_format(src: Path, fmt: str | None) -> str:
 Progress = Callable[[int], None]  # called with the rows read so far
 
 
-def counted(
-    open_reader: Callable[[], pa.RecordBatchReader], progress: Progress
+def watched(
+    open_reader: Callable[[], pa.RecordBatchReader], budget: Budget, progress: Progress | None
 ) -> Callable[[], pa.RecordBatchReader]:
-    """`open_reader` whose readers call `progress(rows so far)` after each batch."""
+    """`open_reader` whose readers call `progress(rows so far)` after each batch and stop
+    (LimitExceeded) once the import's time is up."""
 
     def opened() -> pa.RecordBatchReader:
         reader = open_reader()
-        return pa.RecordBatchReader.from_batches(reader.schema, _counting(reader, progress))
+        batches = _watching(reader, budget, progress or (lambda rows: None))
+        return pa.RecordBatchReader.from_batches(reader.schema, batches)
 
     return opened
 
 
-def _counting(reader: pa.RecordBatchReader, progress: Progress) -> Iterator[pa.RecordBatch]:
+def _watching(
+    reader: pa.RecordBatchReader, budget: Budget, progress: Progress
+) -> Iterator[pa.RecordBatch]:
     done = 0
     progress(done)
     for batch in reader:
+        budget.check_time()
         done += batch.num_rows
         progress(done)
         yield batch
@@ -194,8 +211,12 @@ def _estimated_lines(src: Path, header: int) -> int | None:
     return max(1, round(src.stat().st_size * lines / len(head)) - header)
 
 
-def open_source(src: Path, fmt: str | None, options: ImportOptions) -> Source:
-    """The source for `src`; raises InvalidInput for a missing file or unknown format."""
+def open_source(
+    src: Path, fmt: str | None, options: ImportOptions, budget: Budget | None = None
+) -> Source:
+    """The source for `src`; raises InvalidInput for a missing file or unknown format, and
+    LimitExceeded for one that is over the limits (`import_limits`) before it is read."""
+    budget = budget or ImportLimits().budget()
     kind = file_format(src, fmt)
     if kind != "images" and not src.is_file():
         raise InvalidInput(f"no such file: {src.name}")
@@ -203,13 +224,13 @@ def open_source(src: Path, fmt: str | None, options: ImportOptions) -> Source:
         raise InvalidInput(f"no such file or folder: {src.name}")
     types = options.arrow_types()
     if kind in ("csv", "tsv"):
-        return CsvSource(src, options.delimiter, options.encoding, types, kind)
+        return CsvSource(src, options.delimiter, options.encoding, types, budget, kind)
     if kind == "xlsx":
-        return ExcelSource(src, options.sheet, types)
+        return ExcelSource(src, options.sheet, types, budget)
     if kind == "images":
-        return ImageSource(src)
+        return ImageSource(src, budget)
     readers = {"parquet": parquet_reader, "jsonl": jsonl_reader, "arrow": arrow_reader}
-    return FileSource(_LABELS[kind], lambda: readers[kind](src), types)
+    return FileSource(_LABELS[kind], lambda: readers[kind](src), types, budget)
 
 
 # --- readers -------------------------------------------------------------------------------

@@ -36,10 +36,14 @@ _SETTINGS = (
 )
 
 
-def sandbox(tables: dict[str, object], memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+def sandbox(
+    tables: dict[str, object], memory_limit: str = "2GB", threads: int = 2
+) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection that sees `tables` (Lance datasets, Arrow tables or
-    readers, registered under their names) and nothing else."""
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit})
+    readers, registered under their names) and nothing else. `threads` bounds the cores one
+    query may keep busy, so a few heavy ones leave CPU for everything else."""
+    config = {"memory_limit": memory_limit, "threads": threads}
+    con = duckdb.connect(":memory:", config=config)
     for name, data in tables.items():
         con.register(name, data)
     for statement in _SETTINGS:
@@ -49,17 +53,38 @@ def sandbox(tables: dict[str, object], memory_limit: str = "2GB") -> duckdb.Duck
 
 @contextmanager
 def deadline(con: duckdb.DuckDBPyConnection, timeout_s: float) -> Iterator[None]:
-    """Interrupt `con` after `timeout_s` seconds; DuckDB errors become InvalidInput."""
-    timer = threading.Timer(timeout_s, con.interrupt)
+    """Interrupt `con` after `timeout_s` seconds; DuckDB errors become InvalidInput.
+
+    An interrupt while a result streams surfaces as whatever the reader raises (pyarrow's
+    OSError), so any error after the timer fired is reported as the time limit."""
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout_s, interrupt)
+    timer.daemon = True
     timer.start()
     try:
         yield
-    except duckdb.InterruptException as exc:
-        raise InvalidInput(f"the query ran longer than {timeout_s:g} s and was stopped") from exc
-    except duckdb.Error as exc:
-        raise InvalidInput(f"invalid query: {exc}") from exc
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        if fired.is_set() or isinstance(exc, duckdb.InterruptException):
+            raise QueryTimeout(timeout_s) from exc
+        if isinstance(exc, duckdb.Error):
+            raise InvalidInput(f"invalid query: {exc}") from exc
+        raise
     finally:
         timer.cancel()
+
+
+class QueryTimeout(InvalidInput):
+    """A query (or an export) ran past its time limit and was stopped."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"the query ran longer than {timeout_s:g} s (its time limit) and was stopped"
+        )
 
 
 def select_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str:

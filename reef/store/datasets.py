@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reef.errors import Conflict, InvalidInput, NotFound
+from reef.errors import Conflict, InvalidInput, NotFound, ReefError
 from reef.store import dataset_changes as changes
 from reef.store.dataset_csv import CsvSource
 from reef.store.dataset_diff import diff as diff_versions
@@ -36,8 +36,8 @@ from reef.store.dataset_import import (
     ImportOptions,
     Progress,
     Source,
-    counted,
     open_source,
+    watched,
 )
 from reef.store.dataset_predicate import predicate_columns
 from reef.store.dataset_profile import cached_profile
@@ -59,6 +59,7 @@ from reef.store.dataset_write import (
     lance_errors,
 )
 from reef.store.import_jobs import ImportJobs
+from reef.store.import_limits import Budget, ImportLimits
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
@@ -91,12 +92,15 @@ class DatasetStore:
     that races another one ("Retryable commit conflict") instead of retrying it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, limits: ImportLimits | None = None, import_workers: int = 2
+    ) -> None:
         self.root = Path(root)
+        self.limits = limits or ImportLimits()  # what one import may cost
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.imports = ImportJobs()  # imports running in the background, with progress
+        self.imports = ImportJobs(import_workers)  # imports in their threads, with progress
 
     def uri(self, project: str, name: str) -> Path:
         """The dataset's directory; raises InvalidInput for names that are not slugs."""
@@ -123,11 +127,12 @@ class DatasetStore:
         `progress` is called with the rows read so far, batch by batch (from 0 again if
         the import is retried with adjusted types)."""
         uri, options = self.uri(project, name), options or ImportOptions()
-        source = open_source(Path(src), fmt, options)
+        budget = self.limits.budget()
+        source = open_source(Path(src), fmt, options, budget)
         if isinstance(source, CsvSource) and is_dataset(uri):  # keep the stored types
             stored = {f.name: f.type for f in lance.dataset(str(uri)).schema}
             source.types = {**stored, **source.types}
-        return self._import(uri, source, options.mode, progress)
+        return self._import(uri, source, options.mode, budget, progress)
 
     def preview(
         self,
@@ -138,7 +143,7 @@ class DatasetStore:
     ) -> dict[str, Any]:
         """The first rows of a file as they would be imported, with the inferred column types
         and what was detected (delimiter, encoding, sheet), so types can be fixed first."""
-        source = open_source(Path(src), fmt, options or ImportOptions())
+        source = open_source(Path(src), fmt, options or ImportOptions(), self.limits.budget())
         table = _read_head(source, max(1, min(rows, _MAX_PAGE)))
         shown = table.select(
             [n for n in table.column_names if not pa.types.is_binary(table.schema.field(n).type)]
@@ -188,17 +193,23 @@ class DatasetStore:
         return self.import_file(project, name, Path(src_or_table), fmt, appending)
 
     def _import(
-        self, uri: Path, source: Source, mode: str, progress: Progress | None = None
+        self,
+        uri: Path,
+        source: Source,
+        mode: str,
+        budget: Budget,
+        progress: Progress | None = None,
     ) -> VersionInfo:
-        """Write the source, retrying while the source can adjust (CSV types, encoding)."""
-        opened = source.open if progress is None else counted(source.open, progress)
+        """Write the source, retrying while the source can adjust (CSV types, encoding),
+        within the import's time limit."""
+        opened = watched(source.open, budget, progress)
         for _ in range(_MAX_RETRIES):
             try:
                 with self._lock(uri):
                     ds = commit(uri, opened, mode, _read_key(uri))
                 return _version_info(ds, source)
             except SourceFailed as failed:
-                if isinstance(failed.error, InvalidInput):
+                if isinstance(failed.error, ReefError):
                     raise failed.error from None
                 if not source.retry(failed.error, failed.names):
                     raise source.problem(failed.error) from failed.error
@@ -355,7 +366,9 @@ class DatasetStore:
             version = int(version)
         what = "version" if isinstance(version, int) else "version or tag"
         missing = DatasetNotFound(f"dataset '{project}/{name}' has no {what} {version}")
-        if isinstance(version, int) and version < 1:
+        if (isinstance(version, int) and version < 1) or (
+            isinstance(version, str) and not _TAG.match(version)
+        ):
             raise missing
         try:
             return lance.dataset(str(uri), version=version)
