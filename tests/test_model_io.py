@@ -14,7 +14,7 @@ import pytest
 
 from reef.errors import InvalidInput
 from reef.learners import estimator, fit, prepare
-from reef.model_io import ModelSchema, describe_features, input_names
+from reef.model_io import ModelSchema, describe_features, example_rows, input_names
 from reef.preprocess import frame
 from reef.runtime.export_raw import export_pipeline
 from reef.runtime.serving import Predictor
@@ -110,6 +110,10 @@ def test_feeds_name_the_row_the_feature_and_why() -> None:
         schema.feeds([{k: v for k, v in ROW.items() if k != "clinic"}])
     described = {f.name: f for f in schema.features}
     assert described["clinic"].choices == ("north", "south") and described["clinic"].missing > 0
+    assert described["smoker"].typical in (0.0, 1.0)  # the most frequent, not a median of 0/1
+    (example,) = example_rows(schema)
+    assert example["visit"].startswith("2024-") and example["notes"] is None
+    assert schema.feeds([example])["clinic"][0, 0] == described["clinic"].typical
 
 
 def test_pipeline_export_is_one_graph_with_one_input_per_column(exported) -> None:
