@@ -17,7 +17,8 @@ from reef.errors import InvalidInput, InvalidParameter
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
 PORT_KINDS = ("dataset", "model")
 PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column", "columns")
-COLUMN_TYPES = ("column", "columns")  # parameters naming columns of a dataset input
+COLUMN_TYPES = ("column", "columns")  # parameters that name columns of a dataset input
+TASKS = ("classification", "regression", "text_classification", "image_classification")
 COLUMN_DTYPES = ("any", "numeric", "string")
 
 _TOP_KEYS = {
@@ -29,6 +30,7 @@ _TOP_KEYS = {
     "outputs",
     "params",
     "requirements",
+    "task",
 }
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required", "input", "dtype"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -81,6 +83,7 @@ class Manifest:
     outputs: dict[str, str]
     params: dict[str, Param]
     requirements: list[str]
+    task: str = ""  # what a model module learns (planner checks the target): see TASKS
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """All parameters with defaults filled in and given values coerced and checked.
@@ -127,6 +130,7 @@ def parse_manifest(text: str) -> Manifest:
         outputs=_ports(data, "outputs"),
         params=_params(data.get("params", {}), _ports(data, "inputs")),
         requirements=_requirements(data.get("requirements", [])),
+        task=_choice(data, "task", TASKS) if "task" in data else "",
     )
 
 
@@ -248,7 +252,9 @@ def _column(
     if ptype not in COLUMN_TYPES:
         for key in ("input", "dtype"):
             if key in spec:
-                raise InvalidManifest(f"{where}: {key!r} only applies to column parameters")
+                raise InvalidManifest(
+                    f'{where}: {key!r} only applies to type = "column" or "columns"'
+                )
         return None, None
     datasets = [k for k, kind in inputs.items() if kind == "dataset"]
     source = spec.get("input", datasets[0] if datasets else None)
@@ -375,14 +381,17 @@ def _to_column(param: Param, value: Any) -> str:
 
 
 def _to_columns(param: Param, value: Any) -> list[str]:
-    """A list of column names; a string is read as names separated by commas."""
+    """A list of column names: a JSON list, or a comma-separated string (a form field)."""
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):
-        return list(dict.fromkeys(value))
-    raise InvalidParameter(
-        f"parameter {param.name!r} must be a list of column names, got {value!r}"
-    )
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(
+            f"parameter {param.name!r} must be a list of column names, got {value!r}"
+        )
+    names = [v for v in value if v]
+    if len(set(names)) != len(names):
+        raise InvalidParameter(f"parameter {param.name!r} names a column twice: {names!r}")
+    return names
 
 
 def _to_enum(param: Param, value: Any) -> str:

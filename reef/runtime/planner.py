@@ -16,6 +16,7 @@ from reef.manifest import COLUMN_TYPES, Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
 from reef.runtime.environment import fingerprint
 from reef.runtime.publish import check_publish
+from reef.runtime.target_check import check_targets
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 from reef.store.rules import require_valid
@@ -36,13 +37,15 @@ class Planner:
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
         keys: dict[str, str] = {}
-        planned = []
+        planned, manifests = [], {}
         for s in steps:
             module_project = self._module_project(project, s, who)
             step = self._plan_step(project, module_project, s, outputs)
             step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
             planned.append(step)
             outputs[s.name] = step["outputs"]
+            manifests[s.name] = self.hub.modules.manifest(module_project, s.module, step["commit"])
+        check_targets(self.hub, project, planned, manifests)  # a target that fits the task
         return planned
 
     def cache_key(self, project: str, step: dict, upstream_keys: dict[str, str]) -> str:
@@ -179,8 +182,9 @@ class Planner:
                 continue
             dataset, version = ref.removeprefix("dataset:").split("@")
             columns = dict(self.hub.datasets.info(project, dataset, int(version)).columns)
-            values, source = params[name], ref.removeprefix("dataset:")
-            for value in values if isinstance(values, list) else [values]:
+            source = ref.removeprefix("dataset:")
+            values = params[name] if param.type == "columns" else [params[name]]
+            for value in values:
                 if value not in columns:
                     raise InvalidInput(
                         f"{where}: parameter '{name}': no column '{value}' in {source}"
