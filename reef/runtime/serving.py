@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from reef import images
 from reef.errors import InvalidInput, NotFound, TooLarge
 
 MAX_ROWS = 10_000
@@ -119,7 +121,15 @@ class Predictor:
             )
         return [_number(index, self.features[j], v) for j, v in enumerate(row)]
 
+    @cached_property
+    def image(self) -> dict[str, Any] | None:
+        """How an image model decodes an image file into its pixel features (None for
+        other models): such a model also takes rows {"image": bytes or base64 text}."""
+        return self.schema.get("image")
+
     def _row_from_dict(self, index: int, row: dict[str, Any]) -> list[Any]:
+        if self.image is not None and self.image["column"] in row and len(row) == 1:
+            return images.pixel_row(index, row[self.image["column"]], self.image)
         missing = [f for f in self.features if f not in row]
         unknown = [k for k in row if k not in self._known]
         if missing or unknown:
