@@ -112,6 +112,11 @@ class ModelSchema:
         self.task: str = raw.get("task") or ("classification" if classes else "regression")
 
     @classmethod
+    def of(cls, features: Iterable[Feature]) -> ModelSchema:
+        """A format-2 schema with just these features (what training feeds the pipeline)."""
+        return cls({"format": FORMAT, "inputs": {"features": [f.to_dict() for f in features]}})
+
+    @classmethod
     def load(cls, model_dir: Path | str) -> ModelSchema:
         path = Path(model_dir) / "schema.json"
         if not path.is_file():
@@ -156,6 +161,23 @@ class ModelSchema:
         cols = [feeds[f.input][:, 0] for f in self.features if f.dtype == "float32"]
         n = len(next(iter(feeds.values()))) if feeds else 0
         return np.column_stack(cols).astype(np.float32) if cols else np.zeros((n, 0), np.float32)
+
+
+def example_rows(schema: ModelSchema, n: int = 1) -> list[Any]:
+    """`n` valid rows: each feature's typical value (null where there is none, and for text
+    and dates); zeros for a format-1 model. Warm-up, latency checks, the API example."""
+    if not schema.raw_rows:
+        return [[0.0] * len(schema.features) for _ in range(n)]
+    row = {f.name: _typical(f) for f in schema.features}
+    return [dict(row) for _ in range(n)]
+
+
+def _typical(f: Feature) -> Any:
+    if f.typical is None or f.role in ("text", "date"):
+        return None
+    if f.role == "boolean":
+        return bool(round(f.typical))
+    return f.typical
 
 
 def input_names(columns: Iterable[str]) -> list[str]:
