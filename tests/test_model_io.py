@@ -30,7 +30,7 @@ def clinic_table(rows: int = 240, seed: int = 0) -> pa.Table:
         None if r < 0.1 else ("north" if r < 0.5 + 0.3 * t else "south")
         for r, t in zip(rng.random(rows), y, strict=True)
     ]
-    words = {0: "calm visit routine check", 1: "pain worse urgent referral"}
+    words = {0: "calm visit routine check", 1: "pain worse pain urgent referral"}  # a repeat
     return pa.table(
         {
             "patient age": pa.array(age, from_pandas=True),
