@@ -211,3 +211,41 @@ def test_monitored_matrix_codes_categories_and_leaves_text_out() -> None:
     shifted[:, 1] = 2  # every row now has a category not seen in training
     scores = {s["feature"]: s for s in drift.drift(shifted, ref, train)}
     assert scores["c"]["psi"] > 1 and scores["c"]["ks"] is None and scores["a"]["ks"] == 0
+
+
+def test_lightgbm_thresholds_become_float32_and_wine_exports_exactly(tmp_path) -> None:
+    from sklearn.datasets import load_wine
+
+    from reef.learners import estimator, fit, prepare
+    from reef.preprocess import frame
+    from reef.runtime.export_raw import export_pipeline
+
+    data = load_wine()
+    columns = {n: data.data[:, i] for i, n in enumerate(data.feature_names)}
+    table = pa.table({**columns, "cultivar": [f"c{t}" for t in data.target]})
+    prepared = prepare(table, "cultivar")
+    pipeline = fit(prepared, estimator("boosting", True, 0), scale=False)
+    found = []
+
+    def walk(node: dict) -> None:
+        if "threshold" in node:
+            found.append(node["threshold"])
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in pipeline.named_steps["model"].booster_.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    thresholds = np.array(found)
+    assert len(thresholds) > 100
+    assert np.array_equal(thresholds.astype(np.float32).astype(np.float64), thresholds)
+    plain = estimator("boosting", True, 0)  # the same model, thresholds as LightGBM left them
+    x = pipeline.named_steps["prepare"].transform(
+        frame(ModelSchema.of(prepared.features).feeds(prepared.rows))
+    )  # float32 training values, as served
+    plain.fit(x, prepared.y)
+    model = pipeline.named_steps["model"]
+    assert np.array_equal(plain.predict_proba(x), model.predict_proba(x))
+    result = export_pipeline(
+        pipeline, prepared.rows, tmp_path, prepared.features, task="classification"
+    )
+    assert result.schema["parity"]["max_abs_diff"] < 1e-5
