@@ -29,7 +29,9 @@ def short(text: str, limit: int = 14) -> str:
 
 
 def document(width: float, height: float, title: str, parts: list[str]) -> str:
-    """An SVG document of the given size on a white background, with a title line."""
+    """An SVG document of the given size (widened to fit the title) on a white background,
+    with a title line."""
+    width = max(width, 20 + 8 * len(title))
     return (
         "\n".join(
             [
@@ -189,7 +191,7 @@ def curve(
     parts.append(_polyline(frame, xs, ys, stroke=LINE, stroke_width="2"))
     if note:
         parts.append(_note(frame, note))
-    return document(frame.width(), frame.height() + 20, title, parts)
+    return document(max(frame.width(), _note_width(note)), frame.height() + 20, title, parts)
 
 
 def _thin(xs: list[float], ys: list[float], most: int = 2000) -> tuple[list, list]:
@@ -230,6 +232,11 @@ def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, most: int = 2
     return document(frame.width(), frame.height() + 20, title, parts)
 
 
+def _note_width(text: str) -> float:
+    """About the width of a line of 11 px text."""
+    return 20 + 6 * len(text)
+
+
 def _note(frame: Frame, text: str) -> str:
     """A line of explanation under a plot."""
     return f'<text x="10" y="{frame.height() + 12}" font-size="11">{escape(text)}</text>'
@@ -255,4 +262,4 @@ def bars(title: str, names: Sequence[str], values: Sequence[float], note: str = 
     height = top + len(names) * row + (28 if note else 12)
     if note:
         parts.append(f'<text x="10" y="{height - 8}" font-size="11">{escape(note)}</text>')
-    return document(left + span + 60, height, title, parts)
+    return document(max(left + span + 60, _note_width(note)), height, title, parts)

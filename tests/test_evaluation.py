@@ -244,3 +244,32 @@ def test_run_page_shows_pictures_and_explains_metrics(evaluated) -> None:
         found = next(a for a in state["artifacts"] if a["name"] == name)
         assert f'<img src="/projects/ev/runs/{state["run"]["id"]}/artifacts/{found["id"]}"' in page
     assert f'title="{metric_help.explain("roc_auc")}"' in page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_run_page_pictures_load_in_a_browser(evaluated, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, Tab
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing")
+    state = evaluated["state"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = Tab(browser.new_page(), evaluated["server"].url)
+            tab.login()
+            tab.goto(f"/projects/ev/runs/{state['run']['id']}")
+            sizes = tab.page.eval_on_selector_all(
+                ".visuals img", "imgs => imgs.map(i => [i.alt, i.complete && i.naturalWidth])"
+            )
+            tab.page.wait_for_selector("#charts .chart[data-metric='loss']")
+            loss_title = tab.page.get_attribute("#charts .chart[data-metric='loss']", "title")
+            tab.page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+        finally:
+            browser.close()
+    assert {name for name, _ in sizes} >= {"confusion_matrix.svg", "roc_curve.svg"}
+    assert all(width and width > 100 for _, width in sizes), sizes
+    assert tab.errors == []
+    assert loss_title == metric_help.explain("loss")  # the charts explain their metric too

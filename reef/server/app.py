@@ -155,6 +155,7 @@ def template_filters(engine: JinjaTemplateEngine) -> None:
     env.filters["short"] = lambda sha: (sha or "")[:10]
     env.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     env.filters["metric_help"] = metric_help.explain
+    env.globals["metric_help_texts"] = metric_help.HELP
 
 
 def _ago(t: datetime | None) -> str:
