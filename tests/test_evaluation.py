@@ -1,5 +1,6 @@
-"""The evaluator: scores against scikit-learn on the same predictions, the pictures, the
-importance, and the run page that shows them (a real `reef serve` runs the module)."""
+"""The evaluator's parts: scores against scikit-learn on the same predictions (old-format
+models), the pictures, the importance, the metric explanations. tests/test_raw_row_models.py
+runs the module itself on a real `reef serve`, with the run page that shows its pictures."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from conftest import modules_dir, start_server, wait_run
 from reef import charts, evaluation, metric_help
 from reef.runtime.export import export_sklearn
 
@@ -150,126 +149,3 @@ def test_metric_help_explains_bare_and_step_keys() -> None:
     assert "test rows" in metric_help.explain("accuracy")
     assert metric_help.explain("evaluate/rmse") == metric_help.explain("rmse") != ""
     assert metric_help.explain("no_such_metric") == ""
-
-
-# through a real server ------------------------------------------------------------------
-PIPELINE = [
-    {"name": "split", "module": "library/split", "inputs": {"data": "dataset:cancer"}},
-    {
-        "name": "train",
-        "module": "library/gradient-boosting",
-        "inputs": {"train": "split.train"},
-        "params": {"n_estimators": 30},
-        "register": "cancer",
-    },
-    {
-        "name": "evaluate",
-        "module": "library/evaluate",
-        "inputs": {"model": "train.model", "test": "split.test"},
-    },
-]
-
-
-@pytest.fixture(scope="module")
-def evaluated(tmp_path_factory) -> dict:
-    from sklearn.datasets import load_breast_cancer
-
-    root = tmp_path_factory.mktemp("evaluate")
-    data = load_breast_cancer()
-    columns = {n.replace(" ", "_"): data.data[:, i] for i, n in enumerate(data.feature_names)}
-    path = root / "cancer.parquet"
-    pq.write_table(pa.table({**columns, "label": [CLASSES[v] for v in data.target]}), path)
-    server = start_server(root / "data", modules_dir(root))
-    try:
-        with server.client() as client:
-            client.post("/api/projects", json={"name": "ev"}).raise_for_status()
-            up = client.post(
-                "/api/projects/ev/datasets",
-                data={"name": "cancer"},
-                files={"file": ("cancer.parquet", path.read_bytes())},
-            )
-            assert up.status_code == 201, up.text
-            resp = client.post("/api/projects/ev/pipelines", json={"name": "p", "steps": PIPELINE})
-            assert resp.status_code == 201, resp.text
-            run = client.post("/api/projects/ev/pipelines/p/runs", json={}).json()
-            state = wait_run(client, "ev", run["id"])
-            assert state["run"]["status"] == "succeeded", state["run"]["error"]
-            yield {"server": server, "state": state, "client": client}
-    finally:
-        server.stop()
-
-
-def artifact(client, state: dict, name: str) -> bytes:
-    found = next(a for a in state["artifacts"] if a["name"] == name)
-    resp = client.get(f"/api/projects/ev/runs/{state['run']['id']}/artifacts/{found['id']}")
-    assert resp.status_code == 200
-    return resp.content
-
-
-@pytest.mark.slow
-def test_evaluate_step_logs_pictures_and_scores_the_served_model(evaluated) -> None:
-    from sklearn import metrics
-
-    client, state = evaluated["client"], evaluated["state"]
-    names = {a["name"] for a in state["artifacts"]}
-    pictures = {"confusion_matrix.svg", "roc_curve.svg", "pr_curve.svg", "feature_importance.svg"}
-    assert pictures | {"confusion_matrix.json", "feature_importance.json"} <= names
-    for name in pictures:
-        svg_ok(artifact(client, state, name).decode())
-    importance = json.loads(artifact(client, state, "feature_importance.json"))
-    assert importance["method"] == "permutation" and len(importance["features"]) == 30
-    run_dir = evaluated["server"].data / "runs" / str(state["run"]["id"])
-    test = pq.read_table(run_dir / "split" / "outputs" / "test.parquet")
-    rows = [{k: v for k, v in r.items() if k != "label"} for r in test.to_pylist()]
-    answer = client.post("/api/projects/ev/models/cancer/predict", json={"rows": rows})
-    assert answer.status_code == 200, answer.text
-    served = answer.json()["predictions"]
-    truth = test.column("label").to_pylist()
-    predicted = [p["label"] for p in served]
-    second = [p["probabilities"][1] for p in served]  # ROC scores the second class
-    positive = client.get("/api/projects/ev/models/cancer").json()["versions"][0]["schema"]
-    positive = positive["outputs"]["classes"][1]
-    logged = state["metrics"]
-    assert logged["accuracy"] == pytest.approx(metrics.accuracy_score(truth, predicted))
-    assert logged["roc_auc"] == pytest.approx(
-        metrics.roc_auc_score([t == positive for t in truth], second), abs=1e-6
-    )
-
-
-@pytest.mark.slow
-def test_run_page_shows_pictures_and_explains_metrics(evaluated) -> None:
-    client, state = evaluated["client"], evaluated["state"]
-    page = client.get(f"/projects/ev/runs/{state['run']['id']}").text
-    for name in ("confusion_matrix.svg", "roc_curve.svg", "feature_importance.svg"):
-        found = next(a for a in state["artifacts"] if a["name"] == name)
-        assert f'<img src="/projects/ev/runs/{state["run"]["id"]}/artifacts/{found["id"]}"' in page
-    assert f'title="{metric_help.explain("roc_auc")}"' in page
-
-
-@pytest.mark.slow
-@pytest.mark.browser
-def test_run_page_pictures_load_in_a_browser(evaluated, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, Tab
-
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser: {CHROMIUM} is missing")
-    state = evaluated["state"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = Tab(browser.new_page(), evaluated["server"].url)
-            tab.login()
-            tab.goto(f"/projects/ev/runs/{state['run']['id']}")
-            sizes = tab.page.eval_on_selector_all(
-                ".visuals img", "imgs => imgs.map(i => [i.alt, i.complete && i.naturalWidth])"
-            )
-            tab.page.wait_for_selector("#charts .chart[data-metric='loss']")
-            loss_title = tab.page.get_attribute("#charts .chart[data-metric='loss']", "title")
-            tab.page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
-        finally:
-            browser.close()
-    assert {name for name, _ in sizes} >= {"confusion_matrix.svg", "roc_curve.svg"}
-    assert all(width and width > 100 for _, width in sizes), sizes
-    assert tab.errors == []
-    assert loss_title == metric_help.explain("loss")  # the charts explain their metric too

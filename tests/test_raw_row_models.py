@@ -4,7 +4,9 @@ and a regressor, and monitoring measures drift on numbers and categories, text l
 
 from __future__ import annotations
 
+import json
 import time
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import modules_dir, patience, start_server, wait_run
+from reef import metric_help
 from reef.model_io import ModelSchema
 from reef.runtime import drift
 
@@ -134,9 +137,63 @@ def test_classifier_scores_match_the_served_raw_row_predictions(served) -> None:
         metrics.roc_auc_score([t == positive for t in truth], second), abs=1e-6
     )
     assert logged["accuracy"] > 0.85
-    names = {a["name"] for a in state["artifacts"]}
-    assert {"confusion_matrix.svg", "roc_curve.svg", "pr_curve.svg"} <= names
-    assert {"feature_importance.svg", "feature_importance.json"} <= names
+    pictures = ["confusion_matrix.svg", "roc_curve.svg", "pr_curve.svg", "feature_importance.svg"]
+    for name in pictures:
+        root = ET.fromstring(artifact(client, state, name))
+        assert root.tag == "{http://www.w3.org/2000/svg}svg" and len(root) > 5
+    importance = json.loads(artifact(client, state, "feature_importance.json"))
+    assert importance["method"] == "permutation" and importance["score"] == "log_loss"
+    assert {f["feature"] for f in importance["features"]} == set(ModelSchema(schema).names)
+
+
+def artifact(client, state: dict, name: str) -> bytes:
+    found = next(a for a in state["artifacts"] if a["name"] == name)
+    resp = client.get(f"/api/projects/raw/runs/{state['run']['id']}/artifacts/{found['id']}")
+    assert resp.status_code == 200
+    return resp.content
+
+
+@pytest.mark.slow
+def test_run_page_shows_pictures_and_explains_metrics(served) -> None:
+    _, client, states = served
+    state = states["cancer"]
+    page = client.get(f"/projects/raw/runs/{state['run']['id']}").text
+    for name in ("confusion_matrix.svg", "roc_curve.svg", "feature_importance.svg"):
+        found = next(a for a in state["artifacts"] if a["name"] == name)
+        assert f'<img src="/projects/raw/runs/{state["run"]["id"]}/artifacts/{found["id"]}"' in page
+    assert f'title="{metric_help.explain("roc_auc")}"' in page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_run_page_pictures_load_in_a_browser(served) -> None:
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, Tab
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing")
+    server, _, states = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = Tab(browser.new_page(), server.url)
+            tab.login()
+            tab.goto(f"/projects/raw/runs/{states['cancer']['run']['id']}")
+            sizes = tab.page.eval_on_selector_all(
+                ".visuals img", "imgs => imgs.map(i => [i.alt, i.complete && i.naturalWidth])"
+            )
+            tab.page.wait_for_selector("#charts .chart")
+            charts = tab.page.eval_on_selector_all(
+                "#charts .chart", "boxes => boxes.map(b => [b.dataset.metric, b.title])"
+            )
+        finally:
+            browser.close()
+    assert {name for name, _ in sizes} >= {"confusion_matrix.svg", "roc_curve.svg"}
+    assert all(width and width > 100 for _, width in sizes), sizes
+    assert tab.errors == []
+    assert charts  # at least the step's CPU and memory curves
+    for metric, title in charts:  # each chart explains its metric on hover
+        assert title == metric_help.explain(metric) != "", metric
 
 
 @pytest.mark.slow
@@ -166,15 +223,16 @@ def test_monitoring_a_raw_row_model_measures_numbers_and_categories(served) -> N
     rows = [{k: v for k, v in r.items() if k != "diagnosis"} for r in test.to_pylist()]
     for row in rows:  # every request now comes from one clinic, or a new one
         row["clinic"] = "west" if row["clinic"] == "east" else "north"
-    answer = client.post("/api/projects/raw/models/cancer/predict", json={"rows": rows * 2})
+    answer = client.post("/api/projects/raw/models/cancer/predict", json={"rows": rows * 10})
     assert answer.status_code == 200, answer.text
     assert answer.json()["unseen_categories"]["clinic"] > 0
-    found = {}
     deadline = time.monotonic() + patience(20)
-    while time.monotonic() < deadline and not found:
+    while time.monotonic() < deadline:  # until the log holds them (other tests' rows too)
         monitor = client.get("/api/projects/raw/models/cancer/monitoring").json()
-        found = {f["feature"]: f for f in monitor["drift"]["features"]}
+        if monitor["drift"]["rows"] >= len(rows) * 10:
+            break
         time.sleep(0.3)
+    found = {f["feature"]: f for f in monitor["drift"]["features"]}
     assert "note" not in found and "clinic" in found
     assert found["clinic"]["psi"] > 0.2 and found["clinic"]["ks"] is None
     assert found["mean radius"]["ks"] is not None  # 72 test rows: numbers' PSI is noisy
