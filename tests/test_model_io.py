@@ -146,7 +146,10 @@ def test_predictor_takes_raw_rows_and_matches_scikit_learn(exported) -> None:
     got = np.array([a["probabilities"] for a in answer])
     assert np.abs(got - expected).max() < 1e-5
     inputs = predictor.inputs([{**ROW, "clinic": "east"}, {k: None for k in ROW}])
-    assert inputs.unseen == Counter({"clinic": 1}) and inputs.x.shape == (2, 3)
+    # the log and drift keep every column but the text, categories as codes (unseen: last)
+    assert inputs.unseen == Counter({"clinic": 1}) and inputs.x.shape == (2, 4)
+    clinic = next(f for f in predictor.model_schema.features if f.name == "clinic")
+    assert inputs.x[0, 1] == len(clinic.choices) and np.isnan(inputs.x[1]).all()
     assert [r["label"] for r in predictor.results(predictor.run_inputs(inputs))]  # answered
     with pytest.raises(InvalidInput, match="row 0: 'patient age' expected a number"):
         predictor.predict([{**ROW, "patient age": "old"}])

@@ -10,6 +10,7 @@ import math
 import numbers
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from reef import images
 from reef.errors import InvalidInput, NotFound, TooLarge
 from reef.model_io import ModelSchema, example_rows
+from reef.runtime import drift
 
 MAX_ROWS = 10_000
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -27,8 +30,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 @dataclass
 class Inputs:
     """Validated rows, ready for the model: `feeds` (the ONNX inputs), `x` (float32 (rows,
-    numeric features), NaN where missing: what the prediction log and drift keep) and the
-    categories not seen in training, per feature (format 2; the graph handles them)."""
+    monitored features), NaN where missing, categories as codes: what the prediction log and
+    drift keep; see reef.runtime.drift) and the categories not seen in training, per feature
+    (format 2; the graph handles them)."""
 
     feeds: dict[str, np.ndarray]
     x: np.ndarray
@@ -48,9 +52,10 @@ class Predictor:
         self.schema: dict[str, Any] = json.loads(schema_path.read_text())
         self.model_schema = ModelSchema(self.schema)
         self.raw_rows = self.model_schema.raw_rows
-        # what the prediction log and drift see: every feature (format 1), the numeric ones
+        # what the prediction log and drift see: every feature (format 1); all but text,
+        # categories as codes (format 2; see reef.runtime.drift)
         self.features: list[str] = (
-            self.model_schema.numeric_names
+            [f.name for f in drift.monitored(self.model_schema)]
             if self.raw_rows
             else list(self.schema["inputs"]["features"])
         )
@@ -83,7 +88,7 @@ class Predictor:
         self._check_count(rows)
         unseen: Counter[str] = Counter()
         feeds = self.model_schema.feeds(rows, unseen)
-        return Inputs(feeds, self.model_schema.numeric_matrix(feeds), unseen)
+        return Inputs(feeds, drift.monitored_matrix(self.model_schema, feeds), unseen)
 
     def table_inputs(self, table: pa.Table) -> Inputs:
         """The inputs for every row of a table holding `columns` (batch prediction, gates).
@@ -91,7 +96,7 @@ class Predictor:
         with `complete`."""
         if self.raw_rows:
             feeds = self.model_schema.feeds(table)
-            return Inputs(feeds, self.model_schema.numeric_matrix(feeds))
+            return Inputs(feeds, drift.monitored_matrix(self.model_schema, feeds))
         x = self._matrix(table)
         x = np.where(np.isfinite(x), x, 0).astype(np.float32)
         return Inputs({self._input: x}, x)
@@ -198,7 +203,15 @@ class Predictor:
             )
         return [_number(index, self.features[j], v) for j, v in enumerate(row)]
 
+    @cached_property
+    def image(self) -> dict[str, Any] | None:
+        """How an image model decodes an image file into its pixel features (None for
+        other models): such a model also takes rows {"image": bytes or base64 text}."""
+        return self.schema.get("image")
+
     def _row_from_dict(self, index: int, row: dict[str, Any]) -> list[Any]:
+        if self.image is not None and self.image["column"] in row and len(row) == 1:
+            return images.pixel_row(index, row[self.image["column"]], self.image)
         missing = [f for f in self.features if f not in row]
         unknown = [k for k in row if k not in self._known]
         if missing or unknown:

@@ -211,6 +211,8 @@ def template_filters(engine: JinjaTemplateEngine, unsafe_steps: bool = False) ->
     env.filters["main_metrics"] = wording.main_metrics
     env.filters["detail_metrics"] = wording.detail_metrics
     env.globals["explain_metric"] = metric_help.explain
+    env.filters["metric_help"] = metric_help.explain
+    env.globals["metric_help_texts"] = metric_help.HELP
 
 
 def _ago(t: datetime | None) -> str:

@@ -27,6 +27,12 @@
     return xs.length === 1 ? [xs[0] - 1, xs[0] + 1] : [min, max];
   }
 
+  // One-line explanations of metric names (reef/metric_help.py), shown on hover.
+  function explain(root, key) {
+    var help = root.dataset.help ? JSON.parse(root.dataset.help) : {};
+    return help[key] || help[key.split("/").pop()] || "";
+  }
+
   function draw(root, data, charts) {
     Object.keys(data).sort().forEach(function (key) {
       if (data[key].length < 2) return;  // single values are listed with the run's status
@@ -35,6 +41,7 @@
       var box = document.createElement("div");
       box.className = "chart";
       box.dataset.metric = key;
+      box.title = explain(root, key);
       root.appendChild(box);
       charts[key] = new uPlot({
         title: key, width: Math.min(520, root.clientWidth || 520), height: 220,
