@@ -38,6 +38,8 @@ from reef.server import (
     run_table,
     runs,
     sweeps,
+    train,
+    train_result,
     workers,
 )
 from reef.settings import Settings
@@ -89,6 +91,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *live.ROUTES,
                     *run_table.ROUTES,
                     *models.ROUTES,
+                    *train.ROUTES,
+                    *train_result.ROUTES,
                     *workers.ROUTES,
                 ],
             )
