@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.server.pipelines import save_pipeline, start_run
-from reef.server.routes import FromPath, HubDep, JSONBody, get, post
+from reef.server.routes import FromPath, FromQuery, HubDep, JSONBody, get, post
 from reef.store.people import Principal
 from reef.tasks import KINDS, Column, Task, TaskMismatch, check_task, column_roles, detect_task
 from reef.train_flow import Plan, pipeline_for
@@ -157,7 +157,11 @@ def _made_by_flow(hub: Hub, project_id: int, name: str) -> bool:
 # API -----------------------------------------------------------------------------------------
 @get(API, access="reporter")
 def detect_api(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], target: str, task: str = ""
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    target: FromQuery[str],
+    task: FromQuery[str] = "",
 ) -> dict:
     """The task `target` asks for on the latest version (or why there is none), in words."""
     ctx = form_context(hub, project, dataset, Choice(target, "" if task == "auto" else task))
