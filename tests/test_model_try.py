@@ -69,3 +69,26 @@ def test_try_calls_are_marked_and_kept_out_of_drift(app_client, lab):  # noqa: F
     service.predict("lab", "m", (x + 3.0).tolist())  # the same rows from the API: drift
     service.flush()
     assert {a["kind"] for a in service.monitor.check(("lab", "m"), model_id)} >= {"drift"}
+
+
+def test_a_file_scored_from_the_page_becomes_new_datasets(app_client, lab):  # noqa: F811
+    """An uploaded CSV is stored as m-input-1 and scored into m-scores-1; the training
+    data gets no new version."""
+    login(app_client)
+    token = csrf(app_client.get(PAGE).text)
+    x, _ = training_data(seed=2, n=20)
+    csv = "a,b,c,d\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in x)
+    resp = app_client.post(
+        f"{PAGE}/batch",
+        data={"_csrf_token": token},
+        files={"file": ("new-rows.csv", csv.encode())},
+        headers={"HX-Request": "true"},
+    )
+    assert resp.status_code == 200 and 'role="alert"' not in resp.text, resp.text
+    lab.model_service.batches.wait()
+    table = app_client.get(f"{PAGE}/batch").text
+    assert "/projects/lab/datasets/m-scores-1?version=1" in table
+    assert lab.datasets.open("lab", "m-input-1").count_rows() == 20
+    scored = lab.datasets.open("lab", "m-scores-1").to_table()
+    assert scored.num_rows == 20 and "prediction" in scored.column_names
+    assert lab.datasets.latest_version("lab", "table") == 1
