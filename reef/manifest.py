@@ -16,7 +16,9 @@ from reef.errors import InvalidInput, InvalidParameter
 
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
 PORT_KINDS = ("dataset", "model")
-PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column")
+PARAM_TYPES = ("int", "float", "bool", "string", "enum", "column", "columns")
+COLUMN_TYPES = ("column", "columns")  # parameters that name columns of a dataset input
+TASKS = ("classification", "regression", "text_classification", "image_classification")
 COLUMN_DTYPES = ("any", "numeric", "string")
 
 _TOP_KEYS = {
@@ -28,6 +30,7 @@ _TOP_KEYS = {
     "outputs",
     "params",
     "requirements",
+    "task",
 }
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required", "input", "dtype"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -80,6 +83,7 @@ class Manifest:
     outputs: dict[str, str]
     params: dict[str, Param]
     requirements: list[str]
+    task: str = ""  # what a model module learns (planner checks the target): see TASKS
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """All parameters with defaults filled in and given values coerced and checked.
@@ -126,6 +130,7 @@ def parse_manifest(text: str) -> Manifest:
         outputs=_ports(data, "outputs"),
         params=_params(data.get("params", {}), _ports(data, "inputs")),
         requirements=_requirements(data.get("requirements", [])),
+        task=_choice(data, "task", TASKS) if "task" in data else "",
     )
 
 
@@ -244,10 +249,12 @@ def _column(
     where: str, ptype: str, spec: dict[str, Any], inputs: dict[str, str]
 ) -> tuple[str | None, str | None]:
     """(input, dtype) of a column parameter: which dataset input, and what type of column."""
-    if ptype != "column":
+    if ptype not in COLUMN_TYPES:
         for key in ("input", "dtype"):
             if key in spec:
-                raise InvalidManifest(f'{where}: {key!r} only applies to type = "column"')
+                raise InvalidManifest(
+                    f'{where}: {key!r} only applies to type = "column" or "columns"'
+                )
         return None, None
     datasets = [k for k, kind in inputs.items() if kind == "dataset"]
     source = spec.get("input", datasets[0] if datasets else None)
@@ -299,7 +306,7 @@ def _with_default(where: str, param: Param, spec: dict[str, Any]) -> Param:
         raise InvalidManifest(f"{where}: a required parameter cannot have a 'default'")
     value = spec["default"]
     try:
-        if isinstance(value, str) and param.type not in ("string", "enum", "column"):
+        if isinstance(value, str) and param.type not in ("string", "enum", *COLUMN_TYPES):
             raise _wrong(param, value)  # a TOML default must already be typed: "3" is no int
         default = param.coerce(value)
     except InvalidParameter as exc:
@@ -373,6 +380,20 @@ def _to_column(param: Param, value: Any) -> str:
     raise InvalidParameter(f"parameter {param.name!r} must name a column, got {value!r}")
 
 
+def _to_columns(param: Param, value: Any) -> list[str]:
+    """A list of column names: a JSON list, or a comma-separated string (a form field)."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(
+            f"parameter {param.name!r} must be a list of column names, got {value!r}"
+        )
+    names = [v for v in value if v]
+    if len(set(names)) != len(names):
+        raise InvalidParameter(f"parameter {param.name!r} names a column twice: {names!r}")
+    return names
+
+
 def _to_enum(param: Param, value: Any) -> str:
     choices = param.choices or ()
     if isinstance(value, str) and value in choices:
@@ -389,4 +410,5 @@ _COERCERS = {
     "string": _to_string,
     "enum": _to_enum,
     "column": _to_column,
+    "columns": _to_columns,
 }

@@ -292,26 +292,61 @@ class StepContext(Reporter):
         self,
         model: Any,
         sample_inputs: Any,
-        feature_names: list[str],
+        feature_names: list[Any],
         class_names: list[str] | None = None,
         output: str = "model",
         tolerance: float = 1e-4,
+        *,
+        task: str | None = None,
+        target: str | None = None,
     ) -> float:
         """Export a model to ONNX into output `output`, checking parity on the sample: a torch
-        nn.Module (torch vs onnxruntime) or a scikit-learn classifier (predict_proba vs
-        onnxruntime). Raises (and so fails the step) when they disagree beyond tolerance."""
-        from reef.runtime.export import export_model
+        nn.Module (torch vs onnxruntime) or a scikit-learn classifier or regressor (vs
+        onnxruntime). Raises (and so fails the step) when they disagree beyond tolerance.
 
-        result = export_model(
-            model,
-            sample_inputs,
-            self.output_path(output),
-            feature_names,
-            class_names,
-            tolerance=tolerance,
-        )
+        With a pyarrow Table as the sample, `model` is a scikit-learn Pipeline over the frame
+        `reef.preprocess.frame` builds and the export takes raw rows (schema.json format 2):
+        `feature_names` are then `reef.model_io.Feature`s (or column names, whose roles
+        `reef.tasks.column_roles` decides on the sample), `task` and `target` are recorded."""
+        import pyarrow as pa
+
+        if isinstance(sample_inputs, pa.Table):
+            from reef.runtime.export_raw import export_pipeline
+
+            features = _features(sample_inputs, feature_names)
+            result = export_pipeline(
+                model,
+                sample_inputs,
+                self.output_path(output),
+                features,
+                task=task or ("classification" if class_names else "regression"),
+                target=target,
+            )
+        else:
+            from reef.runtime.export import export_model
+
+            result = export_model(
+                model,
+                sample_inputs,
+                self.output_path(output),
+                feature_names,
+                class_names,
+                tolerance=tolerance,
+            )
         self.log_metric("onnx_parity_max_abs_diff", result.max_abs_diff)
         return result.max_abs_diff
+
+
+def _features(sample: Any, features: list[Any]) -> list[Any]:
+    """`features` as `reef.model_io.Feature`s: given, or described from the sample's roles."""
+    from reef.model_io import Feature, describe_features
+    from reef.tasks import column_roles
+
+    if all(isinstance(f, Feature) for f in features):
+        return list(features)
+    names = [str(f) for f in features]
+    roles = {c.name: c.role for c in column_roles(sample.select(names))}
+    return describe_features(sample, roles)
 
 
 class Run(Reporter):

@@ -226,7 +226,7 @@ def _task(
     counts: dict[str, int] = {}
     if kind != "regression":
         vc = pc.value_counts(table.column(target).drop_null())
-        counts = {_text(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
+        counts = {class_name(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
     return Task(
         kind=kind,
         target=target,
@@ -300,7 +300,7 @@ def _first_value(array: pa.ChunkedArray) -> object:
     return values[0].as_py() if len(values) else None
 
 
-def _text(value: object) -> str:
+def class_name(value: object) -> str:
     """A class name as text: whole floats lose their '.0' so 1.0 and 1 name one class."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -27,6 +27,8 @@ BUILT_IN = {
     "images-to-pixels": "data-processor",
     "mlp-classifier": "model",
     "gradient-boosting": "model",
+    "tabular-learner": "model",
+    "text-classifier": "model",
     "image-classifier": "model",
     "evaluate": "evaluator",
     "confusion-matrix": "visualization",
@@ -146,9 +148,12 @@ def test_export_model_dispatches_by_kind(boosted, tmp_path: Path) -> None:
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=-1))
     export_model(net, x, tmp_path / "torch", list("abcd"), list("xyz"))
     assert (tmp_path / "torch" / "model.pt").is_file()
-    regression = LinearRegression().fit(x, x[:, 0])
-    with pytest.raises(InvalidInput, match="cannot export a LinearRegression"):
-        export_model(regression, x, tmp_path / "no", list("abcd"))
+    regression = LinearRegression().fit(x, x[:, 0] * 1e5)  # a regressor: one raw output
+    result = export_model(regression, x, tmp_path / "reg", list("abcd"))
+    assert result.schema["outputs"]["classes"] is None and result.schema["outputs"]["size"] == 1
+    assert result.schema["parity"]["max_rel_diff"] < 1e-4  # the absolute diff is ~1e-2
+    with pytest.raises(InvalidInput, match="cannot export a str"):
+        export_model("not a model", x, tmp_path / "no", list("abcd"))
 
 
 # end to end -----------------------------------------------------------------------------

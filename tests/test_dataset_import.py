@@ -54,6 +54,13 @@ def test_tsv_by_suffix_and_by_format(store: DatasetStore, tmp_path: Path) -> Non
     assert rows(store, "e") == [[2, "z"]]
 
 
+def test_empty_csv_cells_are_null_in_every_column(store: DatasetStore, tmp_path: Path) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text('n,clinic,notes\n1,,""\n,north,seen today\n')
+    store.import_file("p", "d", src)
+    assert rows(store) == [[1, None, None], [None, "north", "seen today"]]
+
+
 @pytest.mark.parametrize(
     ("encoding", "detected"),
     [("utf-8", "utf-8"), ("utf-8-sig", "utf-8"), ("utf-16", "utf-16"), ("cp1252", "cp1252")],

@@ -226,3 +226,20 @@ def test_builtin_module_manifests_parse(path: Path) -> None:
 def test_builtin_modules_are_there() -> None:
     names = {p.parent.name for p in MODULES.glob("*/reef.toml")}
     assert {"split", "mlp-classifier", "evaluate"} <= names
+
+
+def test_columns_param_takes_a_list_or_comma_separated_names() -> None:
+    manifest = parse_manifest(
+        'name = "m"\nkind = "model"\nentrypoint = "main.py"\ntask = "classification"\n'
+        '[inputs]\ntrain = "dataset"\n[params.exclude]\ntype = "columns"\ndefault = []\n'
+    )
+    assert manifest.task == "classification"
+    assert manifest.resolve_params({}) == {"exclude": []}
+    assert manifest.resolve_params({"exclude": "id, notes ,"}) == {"exclude": ["id", "notes"]}
+    assert manifest.resolve_params({"exclude": ["a"]}) == {"exclude": ["a"]}
+    assert manifest.params["exclude"].input == "train"
+    for bad, message in [([1], "must be a list of column names"), ("a, a", "names a column twice")]:
+        with pytest.raises(InvalidParameter, match=message):
+            manifest.resolve_params({"exclude": bad})
+    with pytest.raises(InvalidManifest, match="unknown task 'clustering'"):
+        parse_manifest('name = "m"\nkind = "model"\nentrypoint = "main.py"\ntask = "clustering"\n')

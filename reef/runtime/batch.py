@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from reef.errors import InvalidInput
+from reef.model_io import ModelSchema
 from reef.runtime.dataset_versions import new_version
 from reef.store.people import check_name
 
@@ -36,8 +36,8 @@ def prepare(service: ModelService, project: str, name: str, data: Any) -> dict[s
     alias = data.get("model_version")
     model_id = service.model_id(project, name)
     version = service.hub.models.serving_version(model_id, None if alias is None else str(alias))
-    features = service.hub.models.version(model_id, version)["schema"]["inputs"]["features"]
-    features = [f["name"] if isinstance(f, dict) else f for f in features]  # format 2: dicts
+    schema = ModelSchema(service.hub.models.version(model_id, version)["schema"])
+    features = schema.names
     source = service.hub.datasets.open(project, dataset, data.get("version"))
     missing = [f for f in features if f not in source.schema.names]
     if missing:
@@ -66,8 +66,9 @@ def run(
     service: ModelService, author: str, project: str, name: str, request: dict[str, Any]
 ) -> dict[str, Any]:
     """Score every row of the pinned dataset version with the pinned model version and write
-    `output` with `column` (and, for classifiers, `<column>_probability`). Rows with a
-    missing or non-finite feature get nulls."""
+    `output` with `column` (and, for classifiers, `<column>_probability`). A raw-row model
+    (format 2) scores every row (nulls are imputed in its graph); for the others, rows with
+    a missing or non-finite feature get nulls."""
     dataset, column = request["dataset"], request["column"]
     predictor = service.predictor(service.model_id(project, name), request["model_version"])
     source = service.hub.datasets.open(project, dataset, request["version"])
@@ -98,14 +99,9 @@ def _scored(
     batches: Iterator[pa.RecordBatch], predictor: Predictor, column: str
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        x = np.column_stack(
-            [
-                batch.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
-                for f in predictor.features
-            ]
-        )
-        ok = np.isfinite(x).all(axis=1)
-        y = predictor.run(np.where(ok[:, None], x, 0).astype(np.float32))
+        table = pa.Table.from_batches([batch])
+        ok = predictor.complete(table)
+        y = predictor.run_inputs(predictor.table_inputs(table))
         arrays, names = list(batch.columns), list(batch.schema.names)
         labels = predictor.labels(y)
         if labels is not None:

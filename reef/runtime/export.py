@@ -26,6 +26,9 @@ import numpy as np
 from reef.errors import InvalidInput
 
 PARITY_ROWS = 256
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}  # LightGBM's converter needs ai.onnx.ml 3
+RTOL = 1e-4  # parity: |onnx - reference| <= ATOL + RTOL * |reference|, elementwise
+ATOL = 1e-5
 OUTPUT_KINDS = ("probabilities", "logits", "raw")
 _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "onnxscript")
 
@@ -86,32 +89,43 @@ def export_sklearn(
     class_names: list[str] | None = None,
     tolerance: float = 1e-4,
 ) -> ExportResult:
-    """Write model.onnx and schema.json for a fitted scikit-learn classifier (or a Pipeline
-    ending in one); check `predict_proba` against onnxruntime on `sample`.
+    """Write model.onnx and schema.json for a fitted scikit-learn classifier or regressor (or
+    a Pipeline ending in one); check `predict_proba` (or `predict`) against onnxruntime.
 
     The ONNX model has the same interface as `export_torch`'s: `x` float32 (batch, features)
     in, `y` float32 (batch, classes) = the probabilities out, in the order of the model's
-    `classes_` (which `class_names` name). Raises ParityError beyond `tolerance`.
+    `classes_` (which `class_names` name), or (batch, 1) predictions for a regressor.
+    Raises ParityError beyond `tolerance` (the atol; see `parity`).
     """
     import sklearn
+    from skl2onnx.common.data_types import FloatTensorType
 
-    if not callable(getattr(model, "predict_proba", None)):
-        raise InvalidInput(f"{type(model).__name__} has no predict_proba: not a classifier")
+    classifier = callable(getattr(model, "predict_proba", None))
+    if not classifier and not callable(getattr(model, "predict", None)):
+        raise InvalidInput(f"{type(model).__name__} has neither predict_proba nor predict")
     x = _check_sample(sample, feature_names)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = dest_dir / "model.onnx"
-    expected = np.asarray(model.predict_proba(x[:PARITY_ROWS]), dtype=np.float32)
-    _check_classes(expected, class_names)
-    _sklearn_to_onnx(model, x.shape[1], expected.shape[1], onnx_path)
+    head = x[:PARITY_ROWS]
+    if classifier:
+        expected = np.asarray(model.predict_proba(head), dtype=np.float32)
+    else:
+        expected = np.asarray(model.predict(head), dtype=np.float32).reshape(len(head), -1)
+    _check_classes(expected, class_names if classifier else None)
+    types = [("x", FloatTensorType([None, x.shape[1]]))]
+    options = {"zipmap": False} if classifier else {}
+    scores = "probabilities" if classifier else "variable"
+    sklearn_to_onnx(model, types, options, scores, expected.shape[1], onnx_path)
     producer = {
         "framework": "scikit-learn",
         "version": sklearn.__version__,
         "estimator": type(model).__name__,
     }
-    kind = "probabilities" if class_names else "raw"
+    classes = class_names if classifier else None
+    kind = "probabilities" if classes else "raw"
     return _check_and_describe(
-        onnx_path, x, expected, feature_names, class_names, kind, tolerance, producer
+        onnx_path, x, expected, feature_names, classes, kind, tolerance, producer
     )
 
 
@@ -127,11 +141,12 @@ def _check_and_describe(
 ) -> ExportResult:
     """Compare onnxruntime with the original's `expected` outputs (ParityError beyond the
     tolerance), then write schema.json beside the model."""
-    diff = _max_abs_diff(expected, _onnx_outputs(onnx_path, x[:PARITY_ROWS]))
-    schema = _schema(feature_names, class_names, kind, expected.shape[1], diff, tolerance, producer)
-    _check_parity(diff, tolerance, producer["framework"], min(len(x), PARITY_ROWS))
+    got = _onnx_outputs(onnx_path, x[:PARITY_ROWS])
+    checked = parity(expected, got, RTOL, tolerance)
+    schema = _schema(feature_names, class_names, kind, expected.shape[1], checked, producer)
+    check_parity(checked, producer["framework"], min(len(x), PARITY_ROWS))
     (onnx_path.parent / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    return ExportResult(max_abs_diff=diff, onnx_path=onnx_path, schema=schema)
+    return ExportResult(checked["max_abs_diff"], onnx_path, schema)
 
 
 def export_model(
@@ -142,53 +157,84 @@ def export_model(
     class_names: list[str] | None = None,
     tolerance: float = 1e-4,
 ) -> ExportResult:
-    """`export_torch` for a torch nn.Module, `export_sklearn` for an estimator with
-    predict_proba; InvalidInput for anything else."""
+    """`export_torch` for a torch nn.Module, `export_sklearn` for a scikit-learn (or
+    LightGBM) classifier or regressor; InvalidInput for anything else."""
     torch = sys.modules.get("torch")  # a torch module exists only if torch was imported
     if torch is not None and isinstance(model, torch.nn.Module):
         return export_torch(model, sample, dest_dir, feature_names, class_names, tolerance)
-    if callable(getattr(model, "predict_proba", None)):
+    if callable(getattr(model, "predict_proba", None)) or callable(getattr(model, "predict", None)):
         return export_sklearn(model, sample, dest_dir, feature_names, class_names, tolerance)
     raise InvalidInput(
         f"cannot export a {type(model).__name__}: expected a torch nn.Module or a "
-        "scikit-learn classifier (with predict_proba)"
+        "scikit-learn classifier or regressor"
     )
 
 
-def _sklearn_to_onnx(model: Any, n_features: int, n_classes: int, path: Path) -> None:
-    """skl2onnx without ZipMap, then only the probabilities, renamed `y`."""
+def sklearn_to_onnx(
+    model: Any, types: list[tuple[str, Any]], options: dict, scores: str, n_out: int, path: Path
+) -> None:
+    """skl2onnx (LightGBM estimators included), keeping only the output `scores` renamed
+    `y` (batch, n_out); every input gets a dynamic batch axis."""
     import onnx
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
 
+    register_lightgbm()
     try:
-        with _quiet():
+        with quiet():
             proto = convert_sklearn(
-                model,
-                initial_types=[("x", FloatTensorType([None, n_features]))],
-                options={"zipmap": False},
+                model, initial_types=types, options=options, target_opset=TARGET_OPSET
             )
     except Exception as e:  # skl2onnx raises many kinds, some with megabytes of message
         reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         raise InvalidInput(f"skl2onnx cannot convert {type(model).__name__}: {reason}") from e
-    probabilities = [o.name for o in proto.graph.output if o.name == "probabilities"]
-    if not probabilities:
-        names = [o.name for o in proto.graph.output]
-        raise InvalidInput(f"skl2onnx gave no 'probabilities' output (outputs: {names})")
+    outputs = [o.name for o in proto.graph.output]
+    if scores not in outputs:
+        raise InvalidInput(f"skl2onnx gave no {scores!r} output (outputs: {outputs})")
     graph = proto.graph
-    graph.node.append(onnx.helper.make_node("Identity", probabilities, ["y"], name="y"))
+    graph.node.append(onnx.helper.make_node("Identity", [scores], ["y"], name="y"))
     del graph.output[:]
     graph.output.append(
-        onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", n_classes])
+        onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", n_out])
     )
-    graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    for tensor in graph.input:
+        tensor.type.tensor_type.shape.dim[0].dim_param = "batch"
     graph.name = "main_graph"  # skl2onnx names it with a random UUID: same model, same bytes
-    _prune(graph)
+    prune(graph)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
 
-def _prune(graph: Any) -> None:
+def register_lightgbm() -> None:
+    """Teach skl2onnx LightGBM's estimators (onnxmltools' converters), so that one inside a
+    Pipeline shares the preprocessing's graph (STACK_NOTES: needs TARGET_OPSET)."""
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+    except ImportError:
+        return
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+    update_registered_converter(
+        LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_lightgbm,
+        options={"split": None},
+    )
+
+
+def prune(graph: Any) -> None:
     """Drop the nodes and initializers that no graph output depends on (the label branch)."""
     needed = {o.name for o in graph.output}
     kept = []
@@ -203,11 +249,34 @@ def _prune(graph: Any) -> None:
     graph.initializer.extend(initializers)
 
 
-def _check_parity(diff: float, tolerance: float, framework: str, rows: int) -> None:
-    if not diff <= tolerance:
+def parity(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> dict[str, Any]:
+    """How close the ONNX outputs `got` are to the original's `expected`: the largest
+    absolute and relative differences, the tolerance, and whether every element is within
+    `atol + rtol * |expected|` (a fixed absolute tolerance fails a correct regressor whose
+    targets are around 1e5, where float32 alone differs by 1e-2)."""
+    a, b = np.asarray(expected, np.float64), np.asarray(got, np.float64)
+    if a.shape != b.shape:
+        raise ParityError(f"ONNX output shape {b.shape} differs from the original's {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ParityError("the model produced NaN or infinite outputs on the sample")
+    diff = np.abs(a - b)
+    rel = np.where(np.abs(a) > atol, diff / np.maximum(np.abs(a), atol), 0.0)  # beside ~0
+    return {
+        "max_abs_diff": float(diff.max(initial=0.0)),
+        "max_rel_diff": float(rel.max(initial=0.0)),
+        "rtol": rtol,
+        "atol": atol,
+        "ok": bool((diff <= atol + rtol * np.abs(a)).all()),
+    }
+
+
+def check_parity(checked: dict[str, Any], framework: str, rows: int) -> None:
+    """ParityError unless `parity` found every element within tolerance."""
+    if not checked["ok"]:
         raise ParityError(
-            f"ONNX export differs from {framework}: max abs diff {diff:.3g} > tolerance "
-            f"{tolerance:.3g} on {rows} sample rows"
+            f"ONNX export differs from {framework} on {rows} sample rows: max abs diff "
+            f"{checked['max_abs_diff']:.3g} (max rel diff {checked['max_rel_diff']:.3g}) "
+            f"beyond atol {checked['atol']:.3g} + rtol {checked['rtol']:.3g} x |reference|"
         )
 
 
@@ -252,7 +321,7 @@ def _export_onnx(model: Any, x: np.ndarray, path: Path) -> None:
     # torch.export specializes a batch of 1; export with at least two rows.
     rows = x if len(x) >= 2 else np.repeat(x, 2, axis=0)
     example = torch.from_numpy(rows[:PARITY_ROWS].copy())
-    with _quiet():
+    with quiet():
         torch.onnx.export(
             model,
             (example,),
@@ -279,7 +348,7 @@ def _strip_metadata(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Silence the exporter's warnings and info logs for one call (process-wide while it runs)."""
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [lg.level for lg in loggers]
@@ -311,21 +380,12 @@ def _onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        raise ParityError(f"ONNX output shape {b.shape} differs from torch's {a.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ParityError("the model produced NaN or infinite outputs on the sample")
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
-
-
 def _schema(
     features: list[str],
     classes: list[str] | None,
     kind: str,
     n_outputs: int,
-    diff: float,
-    tolerance: float,
+    checked: dict[str, Any],
     producer: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -337,6 +397,6 @@ def _schema(
             "kind": kind,
             "classes": [str(c) for c in classes] if classes is not None else None,
         },
-        "parity": {"max_abs_diff": diff, "tolerance": tolerance},
+        "parity": {k: v for k, v in checked.items() if k != "ok"},
         "producer": producer,
     }

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from reef.errors import InvalidInput
 from reef.runtime.serving import MAX_ROWS
@@ -139,15 +140,19 @@ def _metric(metrics: dict, check: dict) -> tuple[bool, Any, str]:
 
 
 def _parity(row: dict, check: dict) -> tuple[bool, Any, str]:
-    diff = row["parity_max_diff"]
-    tolerance = check.get("max_diff", row["schema"].get("parity", {}).get("tolerance", 1e-4))
+    diff, recorded = row["parity_max_diff"], row["schema"].get("parity", {})
+    if "max_diff" not in check and "rtol" in recorded:
+        # the export checked |diff| <= atol + rtol * |reference| elementwise, or it failed
+        rtol, atol = recorded["rtol"], recorded["atol"]
+        return True, diff, f"ONNX parity within atol {atol:.0e} + rtol {rtol:.0e} x |reference|"
+    tolerance = check.get("max_diff", recorded.get("tolerance", 1e-4))
     ok = diff <= tolerance
     return ok, diff, f"ONNX parity max |diff| {diff:.2e} {'<=' if ok else '>'} {tolerance:.0e}"
 
 
 def _latency(predictor: Predictor, check: dict) -> tuple[bool, Any, str]:
     batch = int(check.get("batch", 1))
-    rows = np.zeros((batch, len(predictor.features))).tolist()
+    rows = predictor.example_rows(batch)
     predictor.predict(rows)  # warm up
     times = []
     for _ in range(LATENCY_RUNS):
@@ -189,18 +194,18 @@ def score(
     predictor = service.predictor(model_id, version)
     label = check["label"]
     ds = service.hub.datasets.open(project, dataset, ref)
-    missing = [c for c in [*predictor.features, label] if c not in set(ds.schema.names)]
+    missing = [c for c in [*predictor.columns, label] if c not in set(ds.schema.names)]
     if missing:
         raise InvalidInput(f"dataset {dataset} lacks columns {missing[:5]}")
-    table = ds.to_table(columns=[*predictor.features, label])
-    x = np.column_stack([table[f].to_numpy(zero_copy_only=False) for f in predictor.features])
+    table = ds.to_table(columns=[*predictor.columns, label])
+    keep = predictor.complete(table)
+    table = table.filter(pa.array(keep))
     truth = table[label].to_numpy(zero_copy_only=False)
-    keep = np.isfinite(x.astype(np.float64)).all(axis=1)
-    x, truth = x[keep].astype(np.float32), truth[keep]
-    if not len(x):
+    if not table.num_rows:
         raise InvalidInput(f"dataset {dataset} has no complete rows to score on")
+    chunks = range(0, table.num_rows, SCORE_CHUNK)
     y = np.concatenate(
-        [predictor.run(x[i : i + SCORE_CHUNK]) for i in range(0, len(x), SCORE_CHUNK)]
+        [predictor.run_inputs(predictor.table_inputs(table.slice(i, SCORE_CHUNK))) for i in chunks]
     )
     if check["metric"] == "accuracy":
         labels = np.array(predictor.labels(y) or [], dtype=object)

@@ -12,10 +12,11 @@ import psutil
 from packaging.requirements import InvalidRequirement, Requirement
 
 from reef.errors import InvalidInput, NotFound
-from reef.manifest import Manifest
+from reef.manifest import COLUMN_TYPES, Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
 from reef.runtime.environment import fingerprint
 from reef.runtime.publish import check_publish
+from reef.runtime.target_check import check_targets
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 from reef.store.rules import require_valid
@@ -36,13 +37,15 @@ class Planner:
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
         keys: dict[str, str] = {}
-        planned = []
+        planned, manifests = [], {}
         for s in steps:
             module_project = self._module_project(project, s, who)
             step = self._plan_step(project, module_project, s, outputs)
             step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
             planned.append(step)
             outputs[s.name] = step["outputs"]
+            manifests[s.name] = self.hub.modules.manifest(module_project, s.module, step["commit"])
+        check_targets(self.hub, project, planned, manifests)  # a target that fits the task
         return planned
 
     def cache_key(self, project: str, step: dict, upstream_keys: dict[str, str]) -> str:
@@ -172,24 +175,26 @@ class Planner:
     def _check_columns(
         self, project: str, where: str, manifest: Manifest, params: dict, inputs: dict[str, str]
     ) -> None:
-        """Column parameters name a column of their dataset input (when it is a dataset)."""
+        """Column parameters name columns of their dataset input (when it is a dataset)."""
         for name, param in manifest.params.items():
             ref = inputs.get(param.input or "")
-            if param.type != "column" or not ref or not ref.startswith("dataset:"):
+            if param.type not in COLUMN_TYPES or not ref or not ref.startswith("dataset:"):
                 continue
             dataset, version = ref.removeprefix("dataset:").split("@")
             columns = dict(self.hub.datasets.info(project, dataset, int(version)).columns)
-            value, source = params[name], ref.removeprefix("dataset:")
-            if value not in columns:
-                raise InvalidInput(
-                    f"{where}: parameter '{name}': no column '{value}' in {source}"
-                    f" (columns: {', '.join(columns)})"
-                )
-            if not column_fits(columns[value], param.dtype):
-                raise InvalidInput(
-                    f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
-                    f"not {param.dtype}"
-                )
+            source = ref.removeprefix("dataset:")
+            values = params[name] if param.type == "columns" else [params[name]]
+            for value in values:
+                if value not in columns:
+                    raise InvalidInput(
+                        f"{where}: parameter '{name}': no column '{value}' in {source}"
+                        f" (columns: {', '.join(columns)})"
+                    )
+                if not column_fits(columns[value], param.dtype):
+                    raise InvalidInput(
+                        f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
+                        f"not {param.dtype}"
+                    )
 
 
 def column_fits(arrow_type: str, dtype: str | None) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reef.errors import InvalidInput, ReefError
+from reef.model_io import ModelSchema
 from reef.runtime import monitoring
 from reef.runtime.batch_queue import BatchQueue
 from reef.runtime.traffic import Arm, Plan
@@ -110,7 +111,7 @@ class ModelService:
         version; `train` (the training inputs) gives the reference that drift compares with."""
         onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
-        features = schema["inputs"]["features"]
+        features = ModelSchema(schema).numeric_names  # drift compares the numeric inputs
         reference = None if train is None else self._reference(train, features)
         version = self.hub.models.register(
             project_id,
@@ -153,11 +154,15 @@ class ModelService:
         """The feature columns of the step's first Parquet input that has them all."""
         import pyarrow.parquet as pq
 
-        features = json.loads((model_dir / "schema.json").read_text())["inputs"]["features"]
+        schema = ModelSchema.load(model_dir)
         for path in self._input_files(run, step):
-            if path.is_file() and set(features) <= set(pq.read_schema(path).names):
-                table = pq.read_table(path, columns=features)
-                return np.column_stack([table[f].to_numpy(zero_copy_only=False) for f in features])
+            if path.is_file() and set(schema.names) <= set(pq.read_schema(path).names):
+                table = pq.read_table(path, columns=schema.names)
+                if schema.raw_rows:
+                    return schema.numeric_matrix(schema.feeds(table))
+                return np.column_stack(
+                    [table[f].to_numpy(zero_copy_only=False) for f in schema.names]
+                )
         return None
 
     def _input_files(self, run: Run, step: dict) -> list[Path]:
@@ -197,7 +202,7 @@ class ModelService:
         with self._lock:
             if (model_id, version) not in self._predictors:
                 loaded = Predictor(self._materialize(model_id, version))
-                loaded.run(np.zeros((1, len(loaded.features)), dtype=np.float32))
+                loaded.warm_up()
                 self._predictors[model_id, version] = loaded
             return self._predictors[model_id, version]
 
@@ -277,42 +282,47 @@ class ModelService:
         plan = self.plan(self.model_id(project, name), alias)
         arm, shadow = plan.choose(key)
         started = time.perf_counter()
-        x = arm.predictor.to_array(rows)
-        y = arm.predictor.run(x)
+        inputs = arm.predictor.inputs(rows)
+        y = arm.predictor.run_inputs(inputs)
         labels = arm.predictor.labels(y)
         latency = (time.perf_counter() - started) * 1000
         request_id = uuid.uuid4().hex
         entry = Entry(
-            (project, name), request_id, now(), arm.version, arm.name, latency, x, y, labels,
-            source,
+            (project, name), request_id, now(), arm.version, arm.name, latency, inputs.x, y,
+            labels, source,
         )  # fmt: skip
         self.log.append(entry)
         if shadow is not None:
-            self._shadow((project, name), shadow, x, request_id)
-        return {
+            self._shadow((project, name), shadow, rows, request_id)
+        answer = {
             "request_id": request_id,
             "predictions": arm.predictor.results(y, labels),
             "model_version": arm.version,
             "arm": arm.name,
             "latency_ms": round(latency, 3),
         }
+        if inputs.unseen:  # categories not seen in training: answered (the graph ignores them)
+            answer["unseen_categories"] = dict(inputs.unseen)
+            log.info("%s/%s: unseen categories %s", project, name, dict(inputs.unseen))
+        return answer
 
-    def _shadow(self, key: ModelKey, arm: Arm, x: np.ndarray, request_id: str) -> None:
+    def _shadow(self, key: ModelKey, arm: Arm, rows: Any, request_id: str) -> None:
         """Let the shadow version predict the same rows in the background, for the log only."""
         with self._shadow_lock:
             if self._shadow_pending >= MAX_SHADOW_PENDING:
                 return
             self._shadow_pending += 1
-        self._shadow_pool.submit(self._shadow_predict, key, arm, x, request_id)
+        self._shadow_pool.submit(self._shadow_predict, key, arm, rows, request_id)
 
-    def _shadow_predict(self, key: ModelKey, arm: Arm, x: np.ndarray, request_id: str) -> None:
+    def _shadow_predict(self, key: ModelKey, arm: Arm, rows: Any, request_id: str) -> None:
         try:
             started = time.perf_counter()
-            y = arm.predictor.run(x)
+            inputs = arm.predictor.inputs(rows)
+            y = arm.predictor.run_inputs(inputs)
             latency = (time.perf_counter() - started) * 1000
             labels = arm.predictor.labels(y)
             self.log.append(
-                Entry(key, request_id, now(), arm.version, "shadow", latency, x, y, labels)
+                Entry(key, request_id, now(), arm.version, "shadow", latency, inputs.x, y, labels)
             )
         except Exception:
             log.warning("shadow v%s of %s failed", arm.version, key, exc_info=True)

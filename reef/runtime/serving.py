@@ -8,20 +8,35 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections import Counter
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from reef.errors import InvalidInput, NotFound, TooLarge
+from reef.model_io import ModelSchema, example_rows
 
 MAX_ROWS = 10_000
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+@dataclass
+class Inputs:
+    """Validated rows, ready for the model: `feeds` (the ONNX inputs), `x` (float32 (rows,
+    numeric features), NaN where missing: what the prediction log and drift keep) and the
+    categories not seen in training, per feature (format 2; the graph handles them)."""
+
+    feeds: dict[str, np.ndarray]
+    x: np.ndarray
+    unseen: Counter[str] = field(default_factory=Counter)
+
+
 class Predictor:
-    """Predictions from one exported model directory."""
+    """Predictions from one exported model directory (schema.json format 1 or 2)."""
 
     def __init__(self, model_dir: Path, max_rows: int = MAX_ROWS, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -31,10 +46,18 @@ class Predictor:
         if not onnx_path.is_file() or not schema_path.is_file():
             raise NotFound(f"{model_dir} holds no model.onnx and schema.json")
         self.schema: dict[str, Any] = json.loads(schema_path.read_text())
-        self.features: list[str] = list(self.schema["inputs"]["features"])
-        outputs = self.schema.get("outputs", {})
-        self.classes: list[str] | None = outputs.get("classes")
-        self.output_kind: str = outputs.get("kind") or ("probabilities" if self.classes else "raw")
+        self.model_schema = ModelSchema(self.schema)
+        self.raw_rows = self.model_schema.raw_rows
+        # what the prediction log and drift see: every feature (format 1), the numeric ones
+        self.features: list[str] = (
+            self.model_schema.numeric_names
+            if self.raw_rows
+            else list(self.schema["inputs"]["features"])
+        )
+        # the dataset columns the model reads
+        self.columns: list[str] = self.model_schema.names
+        self.classes: list[str] | None = self.model_schema.classes
+        self.output_kind: str = self.model_schema.output_kind
         self.max_rows = max_rows
         self._session = ort.InferenceSession(
             str(onnx_path), _session_options(ort, threads), providers=_providers(ort)
@@ -43,16 +66,65 @@ class Predictor:
         self._known = set(self.features)
 
     def predict(self, rows: list[Any]) -> list[dict[str, Any]]:
-        """One result per row: {"label", "probabilities"} for classifiers, else {"outputs"}.
+        """One result per row: {"label", "probabilities"} for classifiers, {"value"} for a
+        raw-row regressor, else {"outputs"}.
 
-        A row is a list of numbers in feature order or a dict keyed by feature name.
-        Rows are numbered from 0 in error messages.
+        A row is a dict keyed by column name (format 2: the raw row as the dataset holds it,
+        with strings, nulls and ISO dates; format 1: numbers), or, for format 1, a list of
+        numbers in feature order. Rows are numbered from 0 in error messages.
         """
-        return self.results(self.run(self.to_array(rows)))
+        return self.results(self.run_inputs(self.inputs(rows)))
+
+    def inputs(self, rows: list[Any]) -> Inputs:
+        """Validate request rows (InvalidInput naming row, feature and why)."""
+        if not self.raw_rows:
+            x = self.to_array(rows)
+            return Inputs({self._input: x}, x)
+        self._check_count(rows)
+        unseen: Counter[str] = Counter()
+        feeds = self.model_schema.feeds(rows, unseen)
+        return Inputs(feeds, self.model_schema.numeric_matrix(feeds), unseen)
+
+    def table_inputs(self, table: pa.Table) -> Inputs:
+        """The inputs for every row of a table holding `columns` (batch prediction, gates).
+        Format 1 scores a row with a missing or non-finite value on zeros: mask those rows
+        with `complete`."""
+        if self.raw_rows:
+            feeds = self.model_schema.feeds(table)
+            return Inputs(feeds, self.model_schema.numeric_matrix(feeds))
+        x = self._matrix(table)
+        x = np.where(np.isfinite(x), x, 0).astype(np.float32)
+        return Inputs({self._input: x}, x)
+
+    def complete(self, table: pa.Table) -> np.ndarray:
+        """Which rows of `table` the model can score (format 2: all; nulls are imputed)."""
+        if self.raw_rows:
+            return np.ones(table.num_rows, dtype=bool)
+        return np.isfinite(self._matrix(table)).all(axis=1)
+
+    def _matrix(self, table: pa.Table) -> np.ndarray:
+        columns = [table.column(f).to_numpy(zero_copy_only=False) for f in self.columns]
+        return np.column_stack([c.astype(np.float64) for c in columns])
+
+    def example_rows(self, n: int = 1) -> list[Any]:
+        """`n` valid rows (typical values; zeros for format 1): warm-up, latency, examples."""
+        return example_rows(self.model_schema, n)
+
+    def warm_up(self) -> None:
+        self.run_inputs(self.inputs(self.example_rows()))
+
+    def run_inputs(self, inputs: Inputs) -> np.ndarray:
+        """Model outputs for validated inputs, as `run`."""
+        y = self._session.run(["y"] if self.raw_rows else None, inputs.feeds)[0]
+        y = np.asarray(y, dtype=np.float64).reshape(len(inputs.x), -1)
+        return _softmax(y) if self.output_kind == "logits" else y
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Model outputs for a validated float32 (batch, features) array: probabilities for
-        classifiers (softmax applied to logits), else the raw outputs; float64 (batch, n)."""
+        """Model outputs for a validated float32 (batch, features) array (format 1):
+        probabilities for classifiers (softmax applied to logits), else the raw outputs;
+        float64 (batch, n)."""
+        if self.raw_rows:
+            raise InvalidInput("this model takes raw rows, not a matrix of numbers")
         y = self._session.run(None, {self._input: x})[0]
         y = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
         return _softmax(y) if self.output_kind == "logits" else y
@@ -68,6 +140,8 @@ class Predictor:
     def results(self, y: np.ndarray, labels: list[str] | None = None) -> list[dict[str, Any]]:
         """The JSON answer for `run`'s output: one dict per row."""
         if self.classes is None:
+            if self.raw_rows:
+                return [{"value": v} for v in y[:, 0].tolist()]
             return [{"outputs": row} for row in y.tolist()]
         labels = labels if labels is not None else self.labels(y)
         return [
@@ -75,14 +149,19 @@ class Predictor:
             for label, row in zip(labels or [], y.tolist(), strict=True)
         ]
 
-    def to_array(self, rows: list[Any]) -> np.ndarray:
-        """Validate rows and stack them into the float32 (batch, features) model input."""
+    def _check_count(self, rows: Any) -> None:
         if not isinstance(rows, list):
             raise InvalidInput(f"rows must be a list, got {type(rows).__name__}")
         if not rows:
             raise InvalidInput("rows is empty: send at least one row")
         if len(rows) > self.max_rows:
             raise TooLarge(f"{len(rows)} rows in one request; the limit is {self.max_rows}")
+
+    def to_array(self, rows: list[Any]) -> np.ndarray:
+        """Validate rows and stack them into the float32 (batch, features) model input."""
+        if self.raw_rows:
+            raise InvalidInput("this model takes raw rows: send objects keyed by column name")
+        self._check_count(rows)
         fast = self._fast_array(rows)
         if fast is not None:
             return fast

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
+from reef.model_io import ModelSchema, example_rows
 from reef.runtime import gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
 from reef.server import model_batch, model_forms, model_try
@@ -56,7 +57,7 @@ def compare_context(hub: Hub, project: str, name: str, a: int, b: int) -> dict[s
     va, vb = hub.models.version(model_id, a), hub.models.version(model_id, b)
     keys = sorted(set(va["metrics"]) | set(vb["metrics"]))
     metrics = [_metric_row(k, va["metrics"].get(k), vb["metrics"].get(k)) for k in keys]
-    fa, fb = va["schema"]["inputs"]["features"], vb["schema"]["inputs"]["features"]
+    fa, fb = ModelSchema(va["schema"]).names, ModelSchema(vb["schema"]).names
     ma = {m["step"]: m for m in va["lineage"].get("modules", [])}
     mb = {m["step"]: m for m in vb["lineage"].get("modules", [])}
     modules = [
@@ -329,7 +330,7 @@ def page_context(hub: Hub, who: Principal, project: str, name: str, **extra: Any
     example, inputs = "", []
     serving = next((v for v in ctx["versions"] if v["version"] == ctx["serving"]), None)
     if serving:
-        example = json.dumps([[0.0] * len(serving["schema"]["inputs"]["features"])])
+        example = json.dumps(example_rows(ModelSchema(serving["schema"])))
         model_id = hub.model_service.model_id(project, name)
         inputs = model_try.feature_inputs(hub.models.version(model_id, serving["version"]))
     role = hub.projects.role_of(project, who)

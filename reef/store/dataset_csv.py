@@ -90,7 +90,8 @@ class CsvSource:
             self.src,
             read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, encoding=self.encoding),
             parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(column_types=self.types),
+            # an empty cell is a missing value (null), in text columns too, not ""
+            convert_options=pcsv.ConvertOptions(column_types=self.types, strings_can_be_null=True),
         )
         binary = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
         if binary:

@@ -1,0 +1,61 @@
+"""The preprocessing a raw-row model carries: one scikit-learn ColumnTransformer over the
+columns `reef.model_io.feeds` produces, fitted on the training rows only, and exported in
+the same ONNX graph as the estimator (reef.runtime.export_raw).
+
+Per role (docs/models.md, "Preprocessing inside the model"):
+- number, date (days since 1970): median imputation, then standard scaling;
+- boolean (0/1): most-frequent imputation;
+- category (null as ""): one-hot encoding; a category not seen in training gets all zeros
+  (handle_unknown="ignore"), and "" (missing) is a category of its own;
+- text (null as ""): TF-IDF of words (one vectoriser per text column; word pairs are left
+  out because skl2onnx 1.20 computes them differently from scikit-learn).
+
+scikit-learn and pandas are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from reef.model_io import Feature
+
+MAX_TEXT_FEATURES = 20_000
+
+
+def frame(feeds: Mapping[str, np.ndarray]) -> Any:
+    """A pandas DataFrame with one column per ONNX input (what the ColumnTransformer sees)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: values[:, 0] for name, values in feeds.items()})
+
+
+def preprocessor(features: Sequence[Feature], scale: bool = True) -> Any:
+    """The ColumnTransformer for `features` (see the module docstring)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    by_role: dict[str, list[str]] = {}
+    for f in features:
+        by_role.setdefault(f.role, []).append(f.input)
+    parts: list[tuple[str, Any, Any]] = []
+    numbers = by_role.get("number", []) + by_role.get("date", [])
+    if numbers:
+        steps = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
+        parts.append(("numbers", make_pipeline(*steps), numbers))
+    if by_role.get("boolean"):
+        parts.append(("booleans", SimpleImputer(strategy="most_frequent"), by_role["boolean"]))
+    if by_role.get("category"):
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+        parts.append(("categories", encoder, by_role["category"]))
+    for name in by_role.get("text", []):
+        tfidf = TfidfVectorizer(
+            ngram_range=(1, 1), max_features=MAX_TEXT_FEATURES, sublinear_tf=True
+        )
+        parts.append((f"text_{name}", tfidf, name))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
