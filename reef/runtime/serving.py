@@ -10,6 +10,7 @@ import math
 import numbers
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from reef import images
 from reef.errors import InvalidInput, NotFound, TooLarge
 from reef.model_io import ModelSchema, example_rows
 
@@ -198,7 +200,15 @@ class Predictor:
             )
         return [_number(index, self.features[j], v) for j, v in enumerate(row)]
 
+    @cached_property
+    def image(self) -> dict[str, Any] | None:
+        """How an image model decodes an image file into its pixel features (None for
+        other models): such a model also takes rows {"image": bytes or base64 text}."""
+        return self.schema.get("image")
+
     def _row_from_dict(self, index: int, row: dict[str, Any]) -> list[Any]:
+        if self.image is not None and self.image["column"] in row and len(row) == 1:
+            return images.pixel_row(index, row[self.image["column"]], self.image)
         missing = [f for f in self.features if f not in row]
         unknown = [k for k in row if k not in self._known]
         if missing or unknown:

@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 import reef
+from reef import metric_help
 from reef.hub import Hub
 from reef.server import (
     auth,
@@ -159,6 +160,7 @@ def template_filters(engine: JinjaTemplateEngine) -> None:
     env.filters["seconds"] = lambda s: "" if s is None else f"{s:.1f} s"
     env.filters["short"] = lambda sha: (sha or "")[:10]
     env.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
+    env.filters["metric_help"] = metric_help.explain
 
 
 def _ago(t: datetime | None) -> str:

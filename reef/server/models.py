@@ -306,14 +306,33 @@ def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 
 @post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
 async def predict_api(
-    hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str]
 ) -> dict:
-    """Answered on the event loop when the model is loaded (inference takes well under a
-    millisecond at batch 1); otherwise in a thread, which may query DuckDB and load it."""
+    """JSON {"rows": [...]}, or for an image model a multipart upload of image files (field
+    `image`, one row per file; optional fields `version` and `key`). Answered on the event
+    loop when the model is loaded (inference takes well under a millisecond at batch 1);
+    otherwise in a thread, which may query DuckDB and load it."""
+    data = await _predict_body(request)
     alias = data.get("version") if isinstance(data, dict) else None
     if hub.model_service.is_warm(project, model, None if alias is None else str(alias)):
         return predict(hub, project, model, data)
     return await anyio.to_thread.run_sync(predict, hub, project, model, data)
+
+
+async def _predict_body(request: Request) -> Any:
+    """The predict request as JSON data; a multipart upload becomes {"rows": [{"image":
+    bytes}, ...]} plus its text fields."""
+    if request.content_type[0] != "multipart/form-data":
+        try:
+            return await request.json()
+        except Exception:  # any undecodable body
+            raise InvalidInput('send JSON {"rows": [...]} or a multipart upload') from None
+    form = await request.form()
+    files = [f for f in form.getall("image") if hasattr(f, "read")] if "image" in form else []
+    if not files:
+        raise InvalidInput("send the image files in multipart field 'image'")
+    data: dict[str, Any] = {k: form.get(k) for k in ("version", "key") if form.get(k)}
+    return {**data, "rows": [{"image": await f.read()} for f in files]}
 
 
 @post("/api/projects/{project:str}/models/{model:str}/feedback", access="reporter", status_code=200)

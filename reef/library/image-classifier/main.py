@@ -3,21 +3,23 @@
 The exported model takes the flattened pixels as features (`px_0` ... `px_{c*s*s-1}`, raw
 values 0..255, channel-major: index = channel*s*s + row*s + column) and returns class
 probabilities: reshaping to (channels, size, size) and scaling to [0, 1] are layers of the
-network. `images-to-pixels` turns images into exactly those columns, with the same decoding.
+network. `images-to-pixels` turns images into exactly those columns, with the same decoding
+(`reef.images`); schema.json records it under "image", so serving also takes the image file.
 """
 
 from __future__ import annotations
 
-import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from PIL import Image, ImageOps
 from torch import nn
 
 import reef
+from reef import images
 from reef.sdk import StepContext
 
 
@@ -46,36 +48,23 @@ class SmallCNN(nn.Module):
         return torch.softmax(self.logits(x), dim=-1)
 
 
-def decode(data: bytes, size: int, channels: int) -> np.ndarray:
-    """uint8 pixels (channels, size, size): EXIF-rotated, converted to grayscale ("L") or
-    RGB, resized with bilinear filtering. images-to-pixels decodes the same way."""
-    with Image.open(io.BytesIO(data)) as opened:
-        image = ImageOps.exif_transpose(opened).convert("L" if channels == 1 else "RGB")
-    pixels = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-
-
-def has_images(table: pa.Table) -> bool:
-    """Whether the table has an `image` column of bytes."""
-    if "image" not in table.column_names:
-        return False
-    kind = table.schema.field("image").type
-    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-
-
 def decode_all(table: pa.Table, size: int, channels: int) -> np.ndarray:
     """uint8 (rows, channels*size*size); exits naming the row of an image that won't decode."""
-    if not has_images(table):
+    if not images.has_images(table):
         raise SystemExit("image-classifier: the training set has no binary 'image' column")
-    paths = table.column("path").to_pylist() if "path" in table.column_names else None
-    rows = []
-    for i, data in enumerate(table.column("image").to_pylist()):
-        try:
-            rows.append(decode(data, size, channels).reshape(-1))
-        except Exception as e:  # PIL raises many kinds; name the image either way
-            where = f"row {i}" + (f" ({paths[i]})" if paths else "")
-            raise SystemExit(f"image-classifier: cannot decode the image of {where}: {e}") from e
-    return np.stack(rows)
+    try:
+        return images.decode_all(table, size, channels)
+    except ValueError as e:
+        raise SystemExit(f"image-classifier: {e}") from e
+
+
+def describe_images(model_dir: Path, size: int, channels: int) -> None:
+    """Record in schema.json how images become pixels, so serving can take the image file."""
+    path = model_dir / "schema.json"
+    schema = json.loads(path.read_text())
+    schema["task"] = "image_classification"
+    schema["image"] = images.describe(size, channels)
+    path.write_text(json.dumps(schema, indent=2) + "\n")
 
 
 def labels(table: pa.Table, label: str) -> tuple[np.ndarray, list[str]]:
@@ -139,6 +128,7 @@ def main() -> None:
     train(model, torch.from_numpy(x), torch.from_numpy(y), p, ctx)
     sample = x[:256].astype(np.float32)
     diff = ctx.save_model(model, sample, names, classes, output="model")
+    describe_images(ctx.output_path("model"), size, channels)
     print(f"exported to ONNX; parity max abs diff {diff:.2e}", flush=True)
 
 
