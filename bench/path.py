@@ -89,9 +89,17 @@ def train(api: httpx.Client) -> dict:
     out["wall_s"] = time.perf_counter() - started
     out["status"] = state["run"]["status"]
     out["error"] = state["run"]["error"]
-    out["steps"] = {s["name"]: s.get("duration_s") for s in state["steps"]}
+    out["steps"] = {s["name"]: _seconds(s["started_at"], s["finished_at"]) for s in state["steps"]}
     out["metrics"] = state["metrics"]
     return out
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    from datetime import datetime
+
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def predict_and_feedback(api: httpx.Client, model: str) -> dict[str, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,11 @@ class Hub:
         hub.runs.ingest.start()
         hub.orchestrator.recover()
         if start_queue:
+            # the record's machine facts probe torch in a child process (~5 s on a busy box):
+            # gather them now, not inside the first step's time (as `reef worker` does)
+            threading.Thread(
+                target=hub.orchestrator.environment.facts, name="reef-environment", daemon=True
+            ).start()
             hub.queue.start()
             hub.remote.start()
             hub.model_service.batches.resume()  # batch predictions queued before a restart

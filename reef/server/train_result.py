@@ -75,8 +75,8 @@ def importance(metrics: dict[str, float], files: dict[str, Any]) -> list[dict[st
 
 
 def _importance_from(data: Any) -> dict[str, float]:
-    if isinstance(data, dict):
-        data = data.get("importance", data)
+    if isinstance(data, dict) and isinstance(data.get("features"), list):
+        data = data["features"]  # the evaluator's {"method", "score", "features": [...]}
     if isinstance(data, dict):
         return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
     if isinstance(data, list):
@@ -107,7 +107,11 @@ def result_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "status": STATUS_WORDS.get(run.status, run.status),
         "steps": hub.runs.steps(run_id),
         "verdict": verdict(metrics),
-        "pictures": [a for a in artifacts if Path(a["name"]).suffix.lower() in PICTURES],
+        "pictures": [
+            a
+            for a in artifacts
+            if Path(a["name"]).suffix.lower() in PICTURES and "importance" not in a["name"]
+        ],
         "matrix": matrix,
         "importance": importance(metrics, files),
         "models": models,
