@@ -65,7 +65,7 @@ def row_from_form(inputs: list[dict[str, Any]], form: dict[str, str]) -> dict[st
             if f["typical"] is None and f["kind"] == "number":
                 raise InvalidInput(f"enter a value for {f['name']!r} (it has no typical value)")
             row[f["name"]] = f["typical"]
-        elif f["kind"] == "number":
+        elif f["kind"] == "number" or f.get("role") == "boolean":
             row[f["name"]] = _number(f["name"], text)
         else:
             row[f["name"]] = text
