@@ -42,3 +42,38 @@ def cancer_xlsx(path: Path) -> Path:
     assert rows[WRONG_ROW][-1] == RIGHT_LABEL
     rows[WRONG_ROW][-1] = WRONG_LABEL
     return write_xlsx(path, header, rows)
+
+
+def diabetes_csv(path: Path) -> Path:
+    """scikit-learn's diabetes data (442 rows) with a number to predict, as CSV."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    lines = [",".join([*bunch.feature_names, "disease_progression"])]
+    lines += [
+        ",".join([*(f"{v:.6f}" for v in x), f"{y:.0f}"])
+        for x, y in zip(bunch.data, bunch.target, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def reviews_csv(path: Path, rows: int = 160) -> Path:
+    """Short customer messages labelled complaint / praise / question, as CSV."""
+    import random
+
+    rng = random.Random(0)
+    words = {
+        "complaint": ["late", "broken", "refund", "rude", "damaged", "missing", "slow", "never"],
+        "praise": ["great", "fast", "friendly", "perfect", "love", "thanks", "excellent", "kind"],
+        "question": ["how", "when", "where", "can", "which", "does", "why", "what"],
+    }
+    filler = ["the", "order", "delivery", "box", "team", "service", "parcel", "my", "it", "was"]
+    lines = ["message,kind"]
+    for i in range(rows):
+        kind = list(words)[i % 3]
+        text = rng.sample(words[kind], 3) + rng.sample(filler, 4)
+        rng.shuffle(text)
+        lines.append(f"{' '.join(text)},{kind}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

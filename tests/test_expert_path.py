@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from expert_data import RIGHT_LABEL, WRONG_LABEL, cancer_xlsx
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from expert_data import RIGHT_LABEL, WRONG_LABEL, cancer_xlsx, diabetes_csv, reviews_csv
+from playwright.sync_api import Browser, Page, expect
+from test_browser import CHROMIUM, browser  # noqa: F401  (a fixture: one Chromium per module)
 
 from conftest import ADMIN_PASSWORD, Server, patience, start_server
 
@@ -83,39 +83,53 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def test_expert_goes_from_excel_to_a_served_model(
-    server: Server, browser: Browser, tmp_path: Path
-) -> None:
+@pytest.fixture
+def expert(server: Server, browser: Browser) -> Iterator[Expert]:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    expert = Expert(page, server.url)
-    xlsx = cancer_xlsx(tmp_path / "patients.xlsx")
-    started = time.monotonic()
+    yield Expert(page, server.url)
+    context.close()
+    assert not errors, errors
 
-    # the link the admin sent: the project page, which asks the expert to log in
-    page.goto(f"{server.url}/projects/{PROJECT}")
+
+def log_in_and_upload(expert: Expert, path: Path, dataset: str) -> None:
+    """The link the admin sent (the project page asks the expert to log in), then the upload
+    from the project page; 5 actions."""
+    page = expert.page
+    page.goto(f"{expert.base}/projects/{PROJECT}")
     expert.type("input[name=username]", EXPERT)
     expert.type("input[name=password]", EXPERT_PASSWORD)
     with page.expect_navigation():
         expert.click("form[action='/login'] button[type=submit]")
     expect(page.locator("h1")).to_contain_text(PROJECT)
-
-    # upload the spreadsheet from the project page
-    expert.choose_file("form.upload input[type=file]", xlsx)
+    expert.choose_file("form.upload input[type=file]", path)
     with page.expect_navigation(timeout=patience(60) * 1000):
         expert.click("form.upload button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/datasets/patients$"))
+    expect(page).to_have_url(re.compile(rf"/datasets/{dataset}$"))
+
+
+def train_and_open_the_model(expert: Expert, verdict: re.Pattern) -> str:
+    """'Train a model' with the preselected target, wait for the verdict, open the model;
+    2 actions. Returns the verdict."""
+    page = expert.page
+    with page.expect_navigation():
+        expert.click("#train button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/runs/\d+/result$"))
+    said = page.locator("#verdict")
+    expect(said).to_contain_text(verdict, timeout=patience(180) * 1000)
+    text = said.inner_text()
+    with page.expect_navigation():
+        expert.click("#model-link")
+    return text
+
+
+def test_expert_goes_from_excel_to_a_served_model(expert: Expert, tmp_path: Path) -> None:
+    page = expert.page
+    started = time.monotonic()
+    log_in_and_upload(expert, cancer_xlsx(tmp_path / "patients.xlsx"), "patients")
     form = page.locator("#train")
     expect(form).to_contain_text("sort rows into 3 groups")  # the typo makes a third group
 
@@ -174,5 +188,40 @@ def test_expert_goes_from_excel_to_a_served_model(
     )
     print("\n".join(f"  {i + 1}. {a}" for i, a in enumerate(expert.actions)))
     assert total <= MAX_ACTIONS, expert.actions
-    assert not errors, errors
-    context.close()
+
+
+@pytest.mark.parametrize("kind", ["regression", "text"])
+def test_the_same_walk_for_numbers_and_texts(expert: Expert, tmp_path: Path, kind: str) -> None:
+    """Diabetes as CSV (a number to predict) and short labelled messages (texts into groups):
+    upload, train, predict one row, give the correct answer."""
+    page = expert.page
+    started = time.monotonic()
+    if kind == "regression":
+        log_in_and_upload(expert, diabetes_csv(tmp_path / "diabetes.csv"), "diabetes")
+        expect(page.locator("#train")).to_contain_text("The model will predict a number")
+        verdict = train_and_open_the_model(
+            expert, re.compile(r"Typically off by [\d.]+ \(RMSE\).*explains \d+% of the")
+        )
+        expert.type("form.try input[name='f:bmi']", "0.05")
+        expert.click("form.try button[type=submit]")
+        expect(page.locator("#answer")).to_contain_text(re.compile(r"says: \d+"))
+        expert.type("#try-feedback input[name=label]", "180")
+        expert.click("#try-feedback button[type=submit]")
+        expect(page.locator("#feedback-recorded")).to_contain_text("the correct answer is 180")
+    else:
+        log_in_and_upload(expert, reviews_csv(tmp_path / "messages.csv"), "messages")
+        expect(page.locator("#train")).to_contain_text("The model will sort texts into 3 groups")
+        verdict = train_and_open_the_model(expert, re.compile(r"Right on \d+ of \d+"))
+        expert.type("form.try textarea[name='f:message']", "where is my parcel, when does it come")
+        expert.click("form.try button[type=submit]")
+        answer = page.locator("#answer")
+        expect(answer).to_contain_text(re.compile(r"(complaint|praise|question), \d+% sure"))
+        said = re.search(r"(complaint|praise|question), \d+% sure", answer.inner_text())[1]
+        if said == "question":
+            expert.click("#try-feedback button:text-is('Right')")
+        else:
+            expert.click("#try-feedback button[value='question']")
+        expect(page.locator("#feedback-recorded")).to_contain_text("Live accuracy")
+    took = time.monotonic() - started
+    print(f"\n{kind}: {verdict!r}; {len(expert.actions)} actions, {took:.1f} s")
+    assert len(expert.actions) + COMMENT_ACTIONS <= MAX_ACTIONS, expert.actions

@@ -135,8 +135,9 @@ def feedback_page(
         raise InvalidInput("choose the correct answer")
     body = {"request_id": data.get("request_id"), "label": label}
     hub.model_service.add_feedback(project, model, body, request.user.name)
-    ctx = {"label": label, "right": data.get("verdict") == "right",
-           "accuracy": live_accuracy(hub, project, model)}  # fmt: skip
+    groups = serving_version(hub, project, model)["schema"].get("outputs", {}).get("classes")
+    accuracy = live_accuracy(hub, project, model) if groups else None  # numbers: no "right"
+    ctx = {"label": label, "right": data.get("verdict") == "right", "accuracy": accuracy}
     return Template("_model_try_feedback.html", context=ctx)
 
 
