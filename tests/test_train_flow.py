@@ -77,3 +77,24 @@ def test_text_and_image_tasks() -> None:
     assert steps["train"]["module"] == "library/image-classifier"
     assert steps["pixels"]["inputs"] == {"data": "split.test"}
     assert steps["evaluate"]["inputs"]["test"] == "pixels.data"
+
+
+def test_the_verdict_in_plain_words() -> None:
+    from reef.server.train_result import importance, verdict
+
+    assert verdict({"evaluate/accuracy": 0.9646, "evaluate/evaluated_rows": 113.0}) == (
+        "Right on 109 of 113 held-out rows (96%)."
+    )
+    assert verdict({"rmse": 12.345, "r2": 0.48}) == (
+        "Typically off by 12.3 (RMSE) on the held-out rows; explains 48% of the variation (R²)."
+    )
+    assert verdict({"r2": -0.2, "rmse": 3.0}).endswith("explains 0% of the variation (R²).")
+    assert verdict({"train_accuracy": 1.0}) is None  # the evaluator has not logged yet
+    found = importance(
+        {},
+        {"feature_importance.json": {"method": "permutation", "features": [
+            {"feature": "worst radius", "importance": 0.04},
+            {"feature": "mean area", "importance": 0.01}]}},
+    )  # fmt: skip
+    assert [f["column"] for f in found] == ["worst radius", "mean area"]
+    assert found[0]["share"] == 1.0 and found[1]["share"] == 0.25
