@@ -13,7 +13,6 @@ inside the functions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,19 +29,13 @@ class ScoredModel:
     def __init__(self, model_dir: Path) -> None:
         import onnxruntime as ort
 
-        model_dir = Path(model_dir)
-        self.schema: dict[str, Any] = json.loads((model_dir / "schema.json").read_text())
-        self.format2 = self.schema.get("format") == 2
-        outputs = self.schema.get("outputs") or {}
-        self.classes: list[str] | None = (
-            [str(c) for c in outputs["classes"]] if outputs.get("classes") else None
-        )
-        self.kind: str = outputs.get("kind") or ("probabilities" if self.classes else "raw")
+        from reef.model_io import ModelSchema
+
+        self.schema = ModelSchema.load(model_dir)
+        self.classes: list[str] | None = self.schema.classes
         self.session = ort.InferenceSession(
-            str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+            str(Path(model_dir) / "model.onnx"), providers=["CPUExecutionProvider"]
         )
-        self._io = _model_io(model_dir) if self.format2 else None
-        self._output = outputs.get("scores") if self.format2 else None
 
     @property
     def task(self) -> str:
@@ -52,17 +45,17 @@ class ScoredModel:
     @property
     def features(self) -> list[str]:
         """The columns of the test table the model reads."""
-        found = self.schema["inputs"]["features"]
-        return [f["name"] if isinstance(f, dict) else f for f in found]
+        return self.schema.names
 
     def missing(self, table: pa.Table) -> list[str]:
         return [f for f in self.features if f not in table.column_names]
 
     def outputs(self, table: pa.Table) -> np.ndarray:
         """float64 (rows, outputs): class probabilities, or the predicted numbers."""
-        y = self.session.run(None if self._output is None else [self._output], self._feeds(table))
+        wanted = [self.schema.scores] if self.schema.raw_rows else None
+        y = self.session.run(wanted, self._feeds(table))
         scores = np.asarray(y[0], dtype=np.float64).reshape(table.num_rows, -1)
-        if self.kind == "logits":
+        if self.schema.output_kind == "logits":
             scores = np.exp(scores - scores.max(axis=1, keepdims=True))
             scores /= scores.sum(axis=1, keepdims=True)
         return scores
@@ -75,17 +68,11 @@ class ScoredModel:
         return np.asarray(self.classes, dtype=object)[y.argmax(axis=1)]
 
     def _feeds(self, table: pa.Table) -> dict[str, np.ndarray]:
-        if self._io is not None:
-            return self._io.feeds(table.select(self.features))
+        if self.schema.raw_rows:
+            return self.schema.feeds(table.select(self.features))
         columns = [table.column(f).to_numpy(zero_copy_only=False) for f in self.features]
         x = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
         return {self.session.get_inputs()[0].name: x.astype(np.float32)}
-
-
-def _model_io(model_dir: Path) -> Any:
-    from reef.model_io import ModelSchema
-
-    return ModelSchema.load(model_dir)
 
 
 def labels_of(table: pa.Table, label: str) -> list[str | None]:
@@ -153,10 +140,15 @@ def regress(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 # permutation importance ----------------------------------------------------------------
 def score(model: ScoredModel, table: pa.Table, truth: Any) -> float:
-    """Accuracy of a classifier, R² of a regressor: higher is better for both."""
-    predicted = model.predict(table)
+    """Higher is better: a classifier's mean log-probability of the true class (minus the
+    log loss: smoother than accuracy on a small test set), a regressor's R²."""
     if model.classes is not None:
-        return float(np.mean(predicted == np.asarray(truth, dtype=object)))
+        index = {c: i for i, c in enumerate(model.classes)}
+        scores = model.outputs(table)
+        known = np.array([t in index for t in truth])
+        picked = [scores[i, index[t]] for i, t in enumerate(truth) if t in index]
+        return float(np.mean(np.log(np.clip(picked, 1e-15, 1)))) if known.any() else 0.0
+    predicted = model.predict(table)
     residual = np.sum((truth - predicted) ** 2)
     total = np.sum((truth - truth.mean()) ** 2)
     return float(1 - residual / total) if total > 0 else 0.0

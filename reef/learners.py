@@ -4,7 +4,9 @@ format-2 export. The built-in `tabular-learner` and `text-classifier` modules ar
 wrappers around `train`.
 
 Estimators (docs/modules.md, "tabular-learner"):
-- boosting: LightGBM (LGBMClassifier / LGBMRegressor), 200 trees of at most 15 leaves;
+- boosting: LightGBM (LGBMClassifier / LGBMRegressor), 300 trees of depth 2 at a learning
+  rate of 0.02, each on 80% of the rows and columns (on diabetes RMSE 54.7 where 100 default
+  trees give 60.2 and Ridge 53.2; on breast cancer with gaps 0.947 accuracy);
 - linear: LogisticRegression / Ridge;
 - forest: RandomForestClassifier / RandomForestRegressor, 200 trees;
 - mlp: scikit-learn's MLPClassifier / MLPRegressor, one hidden layer of 64. The regressor
@@ -15,6 +17,7 @@ scikit-learn and LightGBM are imported inside the functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -86,11 +89,12 @@ def _boosting(classifier: bool, seed: int) -> Any:
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     kind = LGBMClassifier if classifier else LGBMRegressor
-    return kind(
-        n_estimators=200,
-        learning_rate=0.05,
-        num_leaves=15,
-        min_child_samples=10,
+    return kind(  # shallow trees, slowly: the best of a few settings on diabetes and cancer
+        n_estimators=300,
+        learning_rate=0.02,
+        max_depth=2,
+        num_leaves=4,
+        min_child_samples=20,
         subsample=0.8,
         subsample_freq=1,
         colsample_bytree=0.8,
@@ -143,7 +147,31 @@ def fit(prepared: Prepared, model: Any, scale: bool = True) -> Any:
         model.coefs_[-1] = model.coefs_[-1] * std  # identity output: predict in target units
         model.intercepts_[-1] = model.intercepts_[-1] * std + mean
         return pipeline
-    return pipeline.fit(x, prepared.y)
+    pipeline.fit(x, prepared.y)
+    if hasattr(model, "booster_"):  # LightGBM
+        float32_thresholds(model)
+    return pipeline
+
+
+def float32_thresholds(model: Any) -> None:
+    """Replace each split threshold t of a fitted LightGBM model by the largest float32 <= t.
+
+    The ONNX graph compares float32 inputs with float32 thresholds, rounded to nearest: one
+    rounded up flips `x <= t` for an x between t and it, which a training value (a float32
+    here) often is, since LightGBM splits halfway between two of them. On wine, 847 of 2,233
+    thresholds rounded up and parity failed by 2e-3; for a float32 x, `x <= t` holds exactly
+    when x <= that float32, so the model predicts the same and exports exactly (1.7e-7)."""
+    import lightgbm
+
+    def rounded_down(match: re.Match) -> str:
+        t = np.array(match.group(1).split(), dtype=np.float64)
+        f = t.astype(np.float32)
+        f = np.where(f.astype(np.float64) > t, np.nextafter(f, np.float32(-np.inf)), f)
+        return "threshold=" + " ".join(repr(float(v)) for v in f)
+
+    text = re.sub(r"^threshold=(.*)$", rounded_down, model.booster_.model_to_string(), flags=re.M)
+    text = re.sub(r"^tree_sizes=.*\n", "", text, flags=re.M)  # the sizes changed
+    model._Booster = lightgbm.Booster(model_str=text)
 
 
 def training_metrics(prepared: Prepared, pipeline: Any) -> dict[str, float]:

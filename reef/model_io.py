@@ -164,8 +164,9 @@ class ModelSchema:
 
 
 def example_rows(schema: ModelSchema, n: int = 1) -> list[Any]:
-    """`n` valid rows: each feature's typical value (null where there is none, and for text
-    and dates); zeros for a format-1 model. Warm-up, latency checks, the API example."""
+    """`n` valid rows: each feature's typical value (an ISO date for dates; null for text and
+    where there is none); zeros for a format-1 model. Warm-up, latency checks, the API
+    example."""
     if not schema.raw_rows:
         return [[0.0] * len(schema.features) for _ in range(n)]
     row = {f.name: _typical(f) for f in schema.features}
@@ -173,10 +174,12 @@ def example_rows(schema: ModelSchema, n: int = 1) -> list[Any]:
 
 
 def _typical(f: Feature) -> Any:
-    if f.typical is None or f.role in ("text", "date"):
+    if f.typical is None or f.role == "text":
         return None
     if f.role == "boolean":
         return bool(round(f.typical))
+    if f.role == "date":
+        return (_EPOCH + dt.timedelta(days=float(f.typical))).date().isoformat()
     return f.typical
 
 
@@ -215,7 +218,8 @@ def describe_features(table: pa.Table, roles: Mapping[str, str]) -> list[Feature
             values = values[np.isfinite(values)]
             if len(values):
                 facts |= {"min": float(values.min()), "max": float(values.max())}
-                facts["typical"] = float(np.median(values))
+                middle = float(np.median(values))
+                facts["typical"] = float(values.mean() >= 0.5) if role == "boolean" else middle
         elif role == "category":
             counts = pc.value_counts(column.drop_null().cast(pa.string())).to_pylist()
             counts.sort(key=lambda c: (-c["counts"], c["values"]))

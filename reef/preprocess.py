@@ -7,8 +7,9 @@ Per role (docs/models.md, "Preprocessing inside the model"):
 - boolean (0/1): most-frequent imputation;
 - category (null as ""): one-hot encoding; a category not seen in training gets all zeros
   (handle_unknown="ignore"), and "" (missing) is a category of its own;
-- text (null as ""): TF-IDF of words (one vectoriser per text column; word pairs are left
-  out because skl2onnx 1.20 computes them differently from scikit-learn).
+- text (null as ""): TF-IDF of words (one vectoriser per text column). Word pairs
+  (ngram_range=(1, 2)) and sublinear_tf are left out: skl2onnx 1.20 computes both
+  differently from scikit-learn (probabilities off by up to 0.02).
 
 scikit-learn and pandas are imported inside the functions.
 """
@@ -54,8 +55,6 @@ def preprocessor(features: Sequence[Feature], scale: bool = True) -> Any:
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
         parts.append(("categories", encoder, by_role["category"]))
     for name in by_role.get("text", []):
-        tfidf = TfidfVectorizer(
-            ngram_range=(1, 1), max_features=MAX_TEXT_FEATURES, sublinear_tf=True
-        )
+        tfidf = TfidfVectorizer(ngram_range=(1, 1), max_features=MAX_TEXT_FEATURES)
         parts.append((f"text_{name}", tfidf, name))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)

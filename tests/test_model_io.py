@@ -14,7 +14,7 @@ import pytest
 
 from reef.errors import InvalidInput
 from reef.learners import estimator, fit, prepare
-from reef.model_io import ModelSchema, describe_features, input_names
+from reef.model_io import ModelSchema, describe_features, example_rows, input_names
 from reef.preprocess import frame
 from reef.runtime.export_raw import export_pipeline
 from reef.runtime.serving import Predictor
@@ -30,7 +30,7 @@ def clinic_table(rows: int = 240, seed: int = 0) -> pa.Table:
         None if r < 0.1 else ("north" if r < 0.5 + 0.3 * t else "south")
         for r, t in zip(rng.random(rows), y, strict=True)
     ]
-    words = {0: "calm visit routine check", 1: "pain worse urgent referral"}
+    words = {0: "calm visit routine check", 1: "pain worse pain urgent referral"}  # a repeat
     return pa.table(
         {
             "patient age": pa.array(age, from_pandas=True),
@@ -110,6 +110,10 @@ def test_feeds_name_the_row_the_feature_and_why() -> None:
         schema.feeds([{k: v for k, v in ROW.items() if k != "clinic"}])
     described = {f.name: f for f in schema.features}
     assert described["clinic"].choices == ("north", "south") and described["clinic"].missing > 0
+    assert described["smoker"].typical in (0.0, 1.0)  # the most frequent, not a median of 0/1
+    (example,) = example_rows(schema)
+    assert example["visit"].startswith("2024-") and example["notes"] is None
+    assert schema.feeds([example])["clinic"][0, 0] == described["clinic"].typical
 
 
 def test_pipeline_export_is_one_graph_with_one_input_per_column(exported) -> None:
@@ -168,3 +172,21 @@ def test_regressors_export_within_a_relative_tolerance(algorithm: str, tmp_path:
     assert set(answer[0]) == {"value"}
     expected = pipeline.predict(frame(ModelSchema.of(prepared.features).feeds(table.slice(0, 3))))
     assert np.allclose([a["value"] for a in answer], expected, rtol=1e-4)
+
+
+def test_lightgbm_exports_on_a_float_matrix_too(tmp_path: Path) -> None:
+    """The older format (one float32 input `x`): LightGBM through onnxmltools' converter."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    from reef.runtime.export import export_sklearn
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    kw = {"n_estimators": 20, "verbose": -1, "n_jobs": 1}
+    clf = export_sklearn(LGBMClassifier(**kw).fit(x, y), x, tmp_path / "c", list("abc"), ["n", "y"])
+    assert clf.schema["parity"]["max_abs_diff"] < 1e-5
+    reg = LGBMRegressor(**kw).fit(x, x[:, 0] * 1e5)
+    result = export_sklearn(reg, x, tmp_path / "r", list("abc"))
+    assert result.schema["parity"]["max_rel_diff"] < 1e-4
+    assert Predictor(tmp_path / "r").predict(x[:2].tolist())[0].keys() == {"outputs"}

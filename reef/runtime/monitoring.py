@@ -2,10 +2,11 @@
 accuracy from feedback, and input drift per feature against the training data: the PSI and
 the two-sample Kolmogorov-Smirnov statistic.
 
-At registration each version keeps its training data's decile bins per feature (`reference`)
-and a random sample of its training rows (`training_sample`, an artifact). Drift compares the
-inputs logged for the serving version in a recent window with the bins (PSI) and with the
-sample (KS); features past either threshold raise an alert that the project page lists.
+At registration each version keeps its training data's decile bins per feature (and category
+shares for raw-row models; see `reef.runtime.drift`) and a random sample of its training
+rows (an artifact). Drift compares the inputs logged for the serving version in a recent
+window with the bins (PSI) and with the sample (KS); features past either threshold raise an
+alert that the project page lists.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from reef.errors import InvalidInput
+from reef.runtime.drift import drift
 from reef.store.db import now
 from reef.store.predictions import Feedback, ModelKey, PredictionLog
 
@@ -44,10 +46,6 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "min_accuracy": (0.0, 1.0, False),
     "min_labels": (1, math.inf, True),
 }
-REFERENCE_BINS = 10
-REFERENCE_ROWS = 50_000
-SAMPLE_ROWS = 1000  # training rows kept per version for the KS test
-KS_LIVE_ROWS = 20_000  # live rows KS looks at (a random subset of a busier window)
 _EPS = 1e-4
 _STATS_COLUMNS = ["request_id", "row", "at", "version", "arm", "latency_ms", "label"]
 
@@ -69,70 +67,6 @@ def parse_config(data: Any) -> dict[str, Any]:
             upper = "" if high == math.inf else f" and at most {high:g}"
             raise InvalidInput(f"'{key}' must be at least {low:g}{upper}, got {value}")
     return data
-
-
-def reference(x: np.ndarray, features: list[str], bins: int = REFERENCE_BINS) -> dict[str, Any]:
-    """Quantile bins of each feature of the training inputs `x` (rows, features), and the
-    share of rows in each bin: what live inputs are compared with."""
-    x = np.asarray(x, dtype=np.float64)[:REFERENCE_ROWS]
-    out = []
-    for j, name in enumerate(features):
-        col = x[:, j][np.isfinite(x[:, j])]
-        edges = np.unique(np.quantile(col, np.linspace(0, 1, bins + 1)[1:-1])) if len(col) else []
-        out.append({"name": name, "edges": list(map(float, edges)), "shares": _shares(col, edges)})
-    return {"rows": len(x), "features": out}
-
-
-def _shares(values: np.ndarray, edges: Any) -> list[float]:
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-    return (counts / max(1, len(values))).tolist()
-
-
-def psi(values: np.ndarray, feature: dict[str, Any]) -> float:
-    """Population stability index of live `values` against one reference feature."""
-    expected = np.clip(np.asarray(feature["shares"]), _EPS, None)
-    actual = np.clip(np.asarray(_shares(values, feature["edges"])), _EPS, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def training_sample(x: np.ndarray, rows: int = SAMPLE_ROWS) -> np.ndarray:
-    """Up to `rows` training rows drawn without replacement (float32), for the KS test."""
-    return _subsample(np.asarray(x, dtype=np.float32), rows)
-
-
-def _subsample(x: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
-    if len(x) <= rows:
-        return x
-    return x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
-
-
-def ks(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs of
-    `a` and `b` (non-finite values left out; 0 when either side is empty)."""
-    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
-    if not len(a) or not len(b):
-        return 0.0
-    points = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, points, "right") / len(a)
-    cdf_b = np.searchsorted(b, points, "right") / len(b)
-    return float(np.abs(cdf_a - cdf_b).max())
-
-
-def drift(
-    x: np.ndarray, ref: dict[str, Any], sample: np.ndarray | None = None
-) -> list[dict[str, Any]]:
-    """PSI (and, with the training `sample`, the KS statistic) of every feature of live
-    inputs `x`, largest PSI first."""
-    scores = []
-    live = _subsample(x, KS_LIVE_ROWS)
-    for j, f in enumerate(ref["features"]):
-        if j >= x.shape[1]:
-            continue
-        score = {"feature": f["name"], "psi": round(psi(x[:, j], f), 4), "ks": None}
-        if sample is not None and j < sample.shape[1]:
-            score["ks"] = round(ks(live[:, j], sample[:, j]), 4)
-        scores.append(score)
-    return sorted(scores, key=lambda s: -s["psi"])
 
 
 class Monitor:

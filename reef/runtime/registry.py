@@ -22,7 +22,7 @@ import numpy as np
 
 from reef.errors import InvalidInput, ReefError
 from reef.model_io import ModelSchema
-from reef.runtime import monitoring
+from reef.runtime import drift, monitoring
 from reef.runtime.batch_queue import BatchQueue
 from reef.runtime.traffic import Arm, Plan
 from reef.store.db import now
@@ -111,8 +111,7 @@ class ModelService:
         version; `train` (the training inputs) gives the reference that drift compares with."""
         onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
-        features = ModelSchema(schema).numeric_names  # drift compares the numeric inputs
-        reference = None if train is None else self._reference(train, features)
+        reference = None if train is None else self._reference(train, ModelSchema(schema))
         version = self.hub.models.register(
             project_id,
             name,
@@ -131,11 +130,12 @@ class ModelService:
         self.refresh(self.hub.models.model_id(project_id, name))  # "latest" may have moved
         return version
 
-    def _reference(self, train: np.ndarray, features: list[str]) -> dict[str, Any]:
-        """What drift is measured against: quantile bins per feature (PSI), and a sample of
-        training rows kept as an .npy artifact (KS)."""
-        reference = monitoring.reference(train, features)
-        sample = monitoring.training_sample(train)
+    def _reference(self, train: np.ndarray, schema: ModelSchema) -> dict[str, Any]:
+        """What drift is measured against: quantile bins per number and shares per category
+        (PSI), and a sample of training rows kept as an .npy artifact (KS)."""
+        names = [f.name for f in drift.monitored(schema)]
+        reference = drift.reference(train, names, drift.categories(schema))
+        sample = drift.training_sample(train)
         buffer = io.BytesIO()
         np.save(buffer, sample, allow_pickle=False)
         buffer.seek(0)
@@ -159,7 +159,7 @@ class ModelService:
             if path.is_file() and set(schema.names) <= set(pq.read_schema(path).names):
                 table = pq.read_table(path, columns=schema.names)
                 if schema.raw_rows:
-                    return schema.numeric_matrix(schema.feeds(table))
+                    return drift.monitored_matrix(schema, schema.feeds(table))
                 return np.column_stack(
                     [table[f].to_numpy(zero_copy_only=False) for f in schema.names]
                 )

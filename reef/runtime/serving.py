@@ -21,6 +21,7 @@ import pyarrow as pa
 from reef import images
 from reef.errors import InvalidInput, NotFound, TooLarge
 from reef.model_io import ModelSchema, example_rows
+from reef.runtime import drift
 
 MAX_ROWS = 10_000
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -29,8 +30,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 @dataclass
 class Inputs:
     """Validated rows, ready for the model: `feeds` (the ONNX inputs), `x` (float32 (rows,
-    numeric features), NaN where missing: what the prediction log and drift keep) and the
-    categories not seen in training, per feature (format 2; the graph handles them)."""
+    monitored features), NaN where missing, categories as codes: what the prediction log and
+    drift keep; see reef.runtime.drift) and the categories not seen in training, per feature
+    (format 2; the graph handles them)."""
 
     feeds: dict[str, np.ndarray]
     x: np.ndarray
@@ -50,9 +52,10 @@ class Predictor:
         self.schema: dict[str, Any] = json.loads(schema_path.read_text())
         self.model_schema = ModelSchema(self.schema)
         self.raw_rows = self.model_schema.raw_rows
-        # what the prediction log and drift see: every feature (format 1), the numeric ones
+        # what the prediction log and drift see: every feature (format 1); all but text,
+        # categories as codes (format 2; see reef.runtime.drift)
         self.features: list[str] = (
-            self.model_schema.numeric_names
+            [f.name for f in drift.monitored(self.model_schema)]
             if self.raw_rows
             else list(self.schema["inputs"]["features"])
         )
@@ -85,7 +88,7 @@ class Predictor:
         self._check_count(rows)
         unseen: Counter[str] = Counter()
         feeds = self.model_schema.feeds(rows, unseen)
-        return Inputs(feeds, self.model_schema.numeric_matrix(feeds), unseen)
+        return Inputs(feeds, drift.monitored_matrix(self.model_schema, feeds), unseen)
 
     def table_inputs(self, table: pa.Table) -> Inputs:
         """The inputs for every row of a table holding `columns` (batch prediction, gates).
@@ -93,7 +96,7 @@ class Predictor:
         with `complete`."""
         if self.raw_rows:
             feeds = self.model_schema.feeds(table)
-            return Inputs(feeds, self.model_schema.numeric_matrix(feeds))
+            return Inputs(feeds, drift.monitored_matrix(self.model_schema, feeds))
         x = self._matrix(table)
         x = np.where(np.isfinite(x), x, 0).astype(np.float32)
         return Inputs({self._input: x}, x)

@@ -56,6 +56,8 @@ def _task(manifest: Manifest, params: dict[str, Any]) -> str | None:
     chosen = manifest.params.get("task")
     if chosen is not None and chosen.type == "enum":
         return str(params["task"])
+    if manifest.task == "text_classification" and params.get("text_columns"):
+        return "classification"  # the step names its text columns: the module reads them so
     return manifest.task or None
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import msgspec
 from litestar import Request, Response
 from litestar.response import Redirect, Template
 
@@ -323,9 +324,10 @@ async def _predict_body(request: Request) -> Any:
     """The predict request as JSON data; a multipart upload becomes {"rows": [{"image":
     bytes}, ...]} plus its text fields."""
     if request.content_type[0] != "multipart/form-data":
+        body = await request.body()  # over the size limit: 413
         try:
-            return await request.json()
-        except Exception:  # any undecodable body
+            return msgspec.json.decode(body)
+        except msgspec.DecodeError:
             raise InvalidInput('send JSON {"rows": [...]} or a multipart upload') from None
     form = await request.form()
     files = [f for f in form.getall("image") if hasattr(f, "read")] if "image" in form else []

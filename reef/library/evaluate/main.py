@@ -93,15 +93,15 @@ def importance(ctx: StepContext, model: evaluation.ScoredModel, table: pa.Table,
         json.dumps(
             {
                 "method": "permutation",
-                "score": "accuracy" if model.classes else "r2",
+                "score": "log_loss" if model.classes else "r2",
                 "features": found,
             },
             indent=1,
         ),
     )
     top = found[:TOP_FEATURES]
-    metric = "accuracy" if model.classes else "R²"
-    note = f"drop in {metric} when the column's values are shuffled between test rows"
+    metric = "log loss (confidence in the right class)" if model.classes else "R²"
+    note = f"how much worse the {metric} gets when the column is shuffled between rows"
     write(
         ctx,
         "feature_importance.svg",
