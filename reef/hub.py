@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,11 @@ class Hub:
         hub.runs.ingest.start()
         hub.orchestrator.recover()
         if start_queue:
+            # the record's machine facts probe torch in a child process (~5 s on a busy box):
+            # gather them now, not inside the first step's time (as `reef worker` does)
+            threading.Thread(
+                target=hub.orchestrator.environment.facts, name="reef-environment", daemon=True
+            ).start()
             hub.queue.start()
             hub.remote.start()
             hub.script_runs.start()

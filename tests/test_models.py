@@ -282,16 +282,17 @@ def test_batch_prediction_is_a_queued_job_that_writes_a_new_dataset_version(app_
     assert job["request"] == {
         "dataset": "table",
         "version": 1,  # pinned when asked
-        "output": "table",
+        "output": "m-scores-1",  # a new dataset, never a version of the training data
         "column": "prediction",
         "model_version": 1,
     }
     lab.model_service.batches.wait()
     done = app_client.get(job["links"]["api"]).json()
     assert done["status"] == "done", done
-    assert done["result"]["version"] == 2 and done["result"]["num_rows"] == 300
-    assert done["links"]["dataset"] == "/projects/lab/datasets/table?version=2"
-    table = lab.datasets.open("lab", "table").to_table()
+    assert done["result"]["version"] == 1 and done["result"]["num_rows"] == 300
+    assert done["links"]["dataset"] == "/projects/lab/datasets/m-scores-1?version=1"
+    assert lab.datasets.latest_version("lab", "table") == 1
+    table = lab.datasets.open("lab", "m-scores-1").to_table()
     assert {"prediction", "prediction_probability", "label"} <= set(table.column_names)
     agree = np.mean(
         np.array(table["prediction"].to_pylist()) == np.array(table["label"].to_pylist())

@@ -1,5 +1,6 @@
 """Batch prediction: score every row of a dataset version and write the result, with a
-predictions column added, as a new version of a dataset (the same one by default).
+predictions column added, as a new dataset `<model>-scores-<n>` (or a new version of the
+dataset the request names as `output`).
 `prepare` validates and pins a request when it is asked; `run` does the work, later, in the
 batch queue (`runtime.batch_queue`)."""
 
@@ -30,7 +31,7 @@ def prepare(service: ModelService, project: str, name: str, data: Any) -> dict[s
     if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
         raise InvalidInput('send {"dataset": NAME, "version"?, "output"?, "column"?}')
     dataset = data["dataset"]
-    output = check_name("dataset", str(data.get("output") or dataset))
+    output = check_name("dataset", str(data.get("output") or scores_name(service, project, name)))
     column = str(data.get("column") or "prediction")
     alias = data.get("model_version")
     model_id = service.model_id(project, name)
@@ -50,6 +51,15 @@ def prepare(service: ModelService, project: str, name: str, data: Any) -> dict[s
         "column": column,
         "model_version": version,
     }
+
+
+def scores_name(service: ModelService, project: str, model: str, kind: str = "scores") -> str:
+    """`<model>-scores-<n>`, the first n not taken: batch scores go to a new dataset unless
+    the person names one (never, by default, a version of the data the model learned from)."""
+    n = 1
+    while service.hub.datasets.exists(project, f"{model}-{kind}-{n}"):
+        n += 1
+    return f"{model}-{kind}-{n}"
 
 
 def run(

@@ -108,8 +108,10 @@ class Monitor:
         version = self.hub.models.serving_version(model_id)
         ref = self.hub.models.version(model_id, version)["reference"]
         since = now() - timedelta(seconds=config["window_s"])
-        table = self.log.read(key, since, ["version", "inputs"])
-        table = table.filter(pa.compute.equal(table["version"], version))
+        table = self.log.read(key, since, ["version", "inputs", "source"])
+        by_people = pa.compute.equal(table["source"], "try").fill_null(False)  # try-it calls
+        table = table.filter(pa.compute.and_(pa.compute.equal(table["version"], version),
+                                             pa.compute.invert(by_people)))  # fmt: skip
         result = {"version": version, "rows": table.num_rows, "features": [], "drifted": []}
         result["ks_drifted"] = []
         if ref is None or table.num_rows == 0:

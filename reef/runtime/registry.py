@@ -268,10 +268,17 @@ class ModelService:
     # --- predicting ---------------------------------------------------------------------------
 
     def predict(
-        self, project: str, name: str, rows: Any, alias: str | None = None, key: str | None = None
+        self,
+        project: str,
+        name: str,
+        rows: Any,
+        alias: str | None = None,
+        key: str | None = None,
+        source: str = "api",
     ) -> dict[str, Any]:
         """Validate and predict `rows` with the version the plan picks; log it off the request
-        path. `key` makes an A/B split sticky per caller."""
+        path. `key` makes an A/B split sticky per caller; `source` "try" marks a person's
+        try-it call from the model page (logged, but kept out of drift)."""
         plan = self.plan(self.model_id(project, name), alias)
         arm, shadow = plan.choose(key)
         started = time.perf_counter()
@@ -281,8 +288,9 @@ class ModelService:
         latency = (time.perf_counter() - started) * 1000
         request_id = uuid.uuid4().hex
         entry = Entry(
-            (project, name), request_id, now(), arm.version, arm.name, latency, inputs.x, y, labels
-        )
+            (project, name), request_id, now(), arm.version, arm.name, latency, inputs.x, y,
+            labels, source,
+        )  # fmt: skip
         self.log.append(entry)
         if shadow is not None:
             self._shadow((project, name), shadow, rows, request_id)

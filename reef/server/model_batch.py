@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from litestar import Request, Response
 from litestar.response import Template
 
 from reef.errors import ReefError
 from reef.hub import Hub
-from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.runtime.batch import scores_name
+from reef.server.dataset_changes import upload
+from reef.server.routes import FromPath, HubDep, JSONBody, get, post
+from reef.store.people import Principal
 
 LISTED = 20
 
@@ -63,18 +67,34 @@ def batch_jobs_partial(hub: HubDep, project: FromPath[str], model: FromPath[str]
 
 
 @post("/projects/{project:str}/models/{model:str}/batch", access="developer", status_code=200)
-def batch_form(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
-) -> Template:
-    """Queue a batch prediction from the model page; the jobs table comes back."""
-    asked = {k: v.strip() for k, v in data.items() if k != "_csrf_token" and v.strip()}
+async def batch_form(request: Request, project: FromPath[str], model: FromPath[str]) -> Template:
+    """Queue a batch prediction from the model page: of a dataset, or of an uploaded CSV or
+    Excel file (stored as dataset `<model>-input-<n>`); the jobs table comes back."""
+    form = await request.form()
+    hub: Hub = request.app.state.hub
+    upload = form.get("file")
+    fields = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+    asked = {k: v for k, v in fields.items() if k != "_csrf_token" and v}
+
+    def submit() -> None:
+        if getattr(upload, "filename", ""):
+            asked["dataset"] = _store_upload(hub, request.user, project, model, upload)
+        hub.model_service.batches.submit(request.user.name, project, model, asked)
+
     error, status = None, 200
     try:
-        hub.model_service.batches.submit(request.user.name, project, model, asked)
+        await anyio.to_thread.run_sync(submit)
     except ReefError as e:
         error, status = e.message, e.status
-    ctx = jobs_context(hub, project, model, error)
+    ctx = await anyio.to_thread.run_sync(jobs_context, hub, project, model, error)
     return Template("_model_batch_jobs.html", context=ctx, status_code=status)
+
+
+def _store_upload(hub: Hub, who: Principal, project: str, model: str, file: Any) -> str:
+    """The uploaded file as a new dataset to score; its name."""
+    name = scores_name(hub.model_service, project, model, "input")
+    data = {"file": file, "name": name, "message": f"uploaded to score with {model}"}
+    return str(upload(hub, who, project, data)["dataset"])
 
 
 ROUTES = [batch_api, batch_jobs_api, batch_job_api, batch_jobs_partial, batch_form]

@@ -17,7 +17,7 @@ from reef.hub import Hub
 from reef.model_io import ModelSchema, example_rows
 from reef.runtime import gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
-from reef.server import model_batch, model_forms
+from reef.server import model_batch, model_forms, model_try
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.store.people import Principal
 
@@ -94,7 +94,7 @@ def _metric_row(key: str, a: float | None, b: float | None) -> dict[str, Any]:
     return {"metric": key, "a": a, "b": b, "delta": delta}
 
 
-def predict(hub: Hub, project: str, name: str, data: Any) -> dict[str, Any]:
+def predict(hub: Hub, project: str, name: str, data: Any, source: str = "api") -> dict[str, Any]:
     if not isinstance(data, dict) or "rows" not in data:
         raise InvalidInput('send {"rows": [[...], ...]} (lists of numbers or objects by feature)')
     alias, key = data.get("version"), data.get("key")
@@ -104,6 +104,7 @@ def predict(hub: Hub, project: str, name: str, data: Any) -> dict[str, Any]:
         data["rows"],
         alias=None if alias is None else str(alias),
         key=None if key is None else str(key),
+        source=source,
     )
 
 
@@ -347,16 +348,19 @@ def feedback_api(
 # pages -------------------------------------------------------------------------------
 def page_context(hub: Hub, who: Principal, project: str, name: str, **extra: Any) -> dict:
     ctx = model_context(hub, project, name)
-    example = ""
+    example, inputs = "", []
     serving = next((v for v in ctx["versions"] if v["version"] == ctx["serving"]), None)
     if serving:
         example = json.dumps(example_rows(ModelSchema(serving["schema"])))
+        model_id = hub.model_service.model_id(project, name)
+        inputs = model_try.feature_inputs(hub.models.version(model_id, serving["version"]))
     role = hub.projects.role_of(project, who)
     forms = {
         **model_forms.gates_form(model_forms.gates_fields(ctx["gates"])),
         "monitor_fields": model_forms.monitor_fields(ctx["monitor"]),
     }
-    return {**ctx, **forms, "example": example, "role": role, "refused": None, **extra}
+    return {**ctx, **forms, "example": example, "inputs": inputs, "role": role, "refused": None,
+            **extra}  # fmt: skip
 
 
 def _back(project: str, model: str, anchor: str = "") -> Redirect:
@@ -385,7 +389,7 @@ def predict_page(hub: HubDep, project: FromPath[str], model: FromPath[str], data
         rows = json.loads(data.get("rows", ""))
     except json.JSONDecodeError as e:
         raise InvalidInput(f"rows must be JSON: {e}") from None
-    result = predict(hub, project, model, {"rows": rows})
+    result = predict(hub, project, model, {"rows": rows}, source="try")
     return Template("_prediction.html", context=result)
 
 

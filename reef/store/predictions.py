@@ -40,8 +40,10 @@ SCHEMA = pa.schema(
         ("inputs", pa.list_(pa.float32())),
         ("outputs", pa.list_(pa.float32())),
         ("label", pa.string()),
+        ("source", pa.string()),  # api | try (the model page's try-it form: not in drift)
     ]
 )
+SOURCES = ("api", "try")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Entry:
     inputs: np.ndarray  # float32 (rows, features)
     outputs: np.ndarray  # (rows, outputs)
     labels: list[str] | None
+    source: str = "api"
 
 
 class PredictionLog:
@@ -114,7 +117,15 @@ class PredictionLog:
         if not (uri / "_versions").is_dir():
             return SCHEMA.empty_table().select(columns)
         where = None if since is None else f"at >= timestamp '{since:%Y-%m-%d %H:%M:%S.%f}'"
-        return lance.dataset(str(uri)).to_table(columns=columns, filter=where)
+        ds = lance.dataset(str(uri))
+        have = [c for c in columns if c in ds.schema.names]
+        table = ds.to_table(columns=have, filter=where)
+        for c in columns:  # a log written before a column existed (`source`): all null
+            if c not in have:
+                table = table.append_column(
+                    SCHEMA.field(c), pa.nulls(table.num_rows, SCHEMA.field(c).type)
+                )
+        return table.select(columns)
 
     # --- the writer thread --------------------------------------------------------------------
 
@@ -159,6 +170,8 @@ class PredictionLog:
         uri = self.uri(key)
         uri.parent.mkdir(parents=True, exist_ok=True)
         exists = (uri / "_versions").is_dir()
+        if exists and "source" not in lance.dataset(str(uri)).schema.names:
+            lance.dataset(str(uri)).add_columns({"source": "'api'"})  # a log from before `source`
         ds = lance.write_dataset(to_table(entries), str(uri), mode="append" if exists else "create")
         self._appends[key] = self._appends.get(key, 0) + 1
         if self._appends[key] % COMPACT_EVERY == 0:
@@ -186,6 +199,7 @@ def to_table(entries: list[Entry]) -> pa.Table:
             "inputs": _lists([e.inputs for e in entries]),
             "outputs": _lists([e.outputs for e in entries]),
             "label": pa.array(labels, pa.string()),
+            "source": repeat([e.source for e in entries], pa.string()),
         },
         schema=SCHEMA,
     )
