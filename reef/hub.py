@@ -38,6 +38,7 @@ from reef.store.models import Models
 from reef.store.modules import ModuleStore
 from reef.store.people import People, Principal
 from reef.store.projects import LIBRARY, Projects
+from reef.store.run_views import RunViews
 from reef.store.runs import Runs
 from reef.store.site_settings import SiteSettings
 
@@ -59,6 +60,7 @@ class Hub:
     modules: ModuleStore
     artifacts: Artifacts
     runs: Runs
+    run_views: RunViews
     models: Models
     site: SiteSettings
     mlflow: MlflowTracking
@@ -94,6 +96,7 @@ class Hub:
             modules=ModuleStore(settings.path("git")),
             artifacts=Artifacts(settings.path("blobs")),
             runs=Runs(db),
+            run_views=RunViews(db),
             models=Models(db),
             site=SiteSettings(db),
             mlflow=MlflowTracking(db),
@@ -154,7 +157,7 @@ class Hub:
         return path.read_text().strip()
 
     def project_name(self, project_id: int) -> str:
-        return self.db.scalar("SELECT name FROM projects WHERE id = ?", [project_id])
+        return self.projects.name_of(project_id)
 
     def admin(self) -> Principal:
         row = self.people.user("admin")

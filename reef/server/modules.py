@@ -81,14 +81,7 @@ def _readme(hub: Hub, project: str, name: str, sha: str) -> str:
 
 def used_in(hub: Hub, who: Principal, module: str, limit: int = 50) -> list[dict]:
     """Recent runs that ran `module`, in projects `who` may read."""
-    rows = hub.db.query(
-        "SELECT DISTINCT r.id, p.name AS project, r.status, r.created_by, r.created_at, "
-        "s.commit_sha FROM steps s JOIN runs r ON r.id = s.run_id "
-        "JOIN projects p ON p.id = r.project_id WHERE s.module = ? "
-        "ORDER BY r.id DESC LIMIT ?",
-        [module, limit],
-    )
-    return [r for r in rows if hub.projects.role_of(r["project"], who)]
+    return hub.run_views.module_runs(module, who, limit)
 
 
 def new_module(hub: Hub, who: Principal, project: str, data: dict) -> str:

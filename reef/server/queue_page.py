@@ -14,16 +14,7 @@ from reef.store.people import Principal
 
 
 def queue_context(hub: Hub, who: Principal) -> dict[str, Any]:
-    rows = hub.db.query(
-        "SELECT s.id, s.name, s.status, s.module, s.gpus, s.gpu_ids, s.started_at, s.run_id, "
-        "s.memory_mb, s.attempt, s.retries, p.name AS project, r.created_by, "
-        "coalesce(CAST(json_extract(r.spec, '$.priority') AS INTEGER), 0) AS priority, "
-        "w.worker FROM steps s JOIN runs r ON r.id = s.run_id "
-        "LEFT JOIN step_workers w ON w.step_id = s.id AND w.active "
-        "JOIN projects p ON p.id = r.project_id WHERE s.status IN ('queued', 'running') "
-        "ORDER BY s.status DESC, priority DESC, s.id"
-    )
-    visible = [r for r in rows if hub.projects.role_of(r["project"], who)]
+    visible = hub.run_views.queue(who)
     return {
         "running": [r for r in visible if r["status"] == "running"],
         "waiting": [r for r in visible if r["status"] == "queued"],

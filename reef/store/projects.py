@@ -60,6 +60,10 @@ class Projects:
             raise NotFound(f"project '{name}' not found")
         return Project(**row)
 
+    def name_of(self, project_id: int) -> str | None:
+        """The name of project `project_id`, or None."""
+        return self.db.scalar("SELECT name FROM projects WHERE id = ?", [project_id])
+
     def id_of(self, name: str) -> int:
         """The project's id (NotFound if there is none), kept a few seconds."""
         return self.ids.get_or(name, lambda: self.get(name).id)
