@@ -273,6 +273,7 @@ def parquet_bytes() -> bytes:
         ("d.csv", CSV, {"mode": "merge"}, "mode"),
         ("d.csv", b"", {}, "empty"),
     ],
+    ids=["ragged", "cut-parquet", "zip-slip", "no-sheet", "bad-json", "bad-type", "mode", "empty"],
 )
 def test_bad_uploads_are_400_and_make_no_version(api, filename, content, fields, fragment):
     client, headers = api
