@@ -5,8 +5,10 @@ the same ONNX graph as the estimator (reef.runtime.export_raw).
 Per role (docs/models.md, "Preprocessing inside the model"):
 - number, date (days since 1970): median imputation, then standard scaling;
 - boolean (0/1): most-frequent imputation;
-- category (null as ""): one-hot encoding; a category not seen in training gets all zeros
-  (handle_unknown="ignore"), and "" (missing) is a category of its own;
+- category (null as ""): one-hot encoding of the categories the schema lists (at most
+  reef.model_io.MAX_CHOICES, the most frequent) and of "" (missing); any other value, unseen
+  in training or rarer, gets all zeros (handle_unknown="ignore": skl2onnx 1.20 does not
+  convert scikit-learn's "infrequent" grouping);
 - text (null as ""): TF-IDF of words (one vectoriser per text column). Word pairs
   (ngram_range=(1, 2)) and sublinear_tf are left out: skl2onnx 1.20 computes both
   differently from scikit-learn (probabilities off by up to 0.02).
@@ -51,9 +53,15 @@ def preprocessor(features: Sequence[Feature], scale: bool = True) -> Any:
         parts.append(("numbers", make_pipeline(*steps), numbers))
     if by_role.get("boolean"):
         parts.append(("booleans", SimpleImputer(strategy="most_frequent"), by_role["boolean"]))
-    if by_role.get("category"):
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
-        parts.append(("categories", encoder, by_role["category"]))
+    categories = [f for f in features if f.role == "category"]
+    if categories:
+        # the training categories the schema lists (the MAX_CHOICES most frequent) and ""
+        # (missing); any other value, rarer or unseen, is all zeros
+        known = [sorted({"", *f.choices}) for f in categories]
+        encoder = OneHotEncoder(
+            categories=known, handle_unknown="ignore", sparse_output=False, dtype=np.float32
+        )
+        parts.append(("categories", encoder, [f.input for f in categories]))
     for name in by_role.get("text", []):
         tfidf = TfidfVectorizer(ngram_range=(1, 1), max_features=MAX_TEXT_FEATURES)
         parts.append((f"text_{name}", tfidf, name))

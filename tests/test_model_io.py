@@ -193,3 +193,21 @@ def test_lightgbm_exports_on_a_float_matrix_too(tmp_path: Path) -> None:
     result = export_sklearn(reg, x, tmp_path / "r", list("abc"))
     assert result.schema["parity"]["max_rel_diff"] < 1e-4
     assert Predictor(tmp_path / "r").predict(x[:2].tolist())[0].keys() == {"outputs"}
+
+
+def test_many_categories_are_capped_at_the_listed_choices(tmp_path: Path) -> None:
+    """A column of 300 categories one-hot encodes the 100 most frequent (and missing); the
+    rest are all zeros, in scikit-learn and in the graph alike."""
+    rng = np.random.default_rng(0)
+    cities = [f"city {i}" for i in rng.integers(0, 300, 900)]
+    table = pa.table({"x": rng.normal(size=900), "city": cities, "y": rng.choice(["a", "b"], 900)})
+    prepared = prepare(table, "y")
+    city = next(f for f in prepared.features if f.name == "city")
+    assert len(city.choices) == 100 and city.more_choices
+    pipeline = fit(prepared, estimator("linear", True, 0))
+    assert pipeline[0].transform(frame(ModelSchema.of(prepared.features).feeds(table))).shape == (
+        900,
+        1 + 101,
+    )
+    result = export_pipeline(pipeline, table, tmp_path, prepared.features, task="classification")
+    assert result.schema["parity"]["max_abs_diff"] < 1e-5
