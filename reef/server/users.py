@@ -1,5 +1,6 @@
-"""People, for administrators: create (a one-time password or an invite link), disable,
-re-enable, reset a password, delete; and who may create projects. API and pages."""
+"""People, for administrators: create (a one-time password, an invite link, or a password the
+admin chooses), disable, re-enable, reset a password, delete; and who may create projects.
+API and pages."""
 
 from __future__ import annotations
 
@@ -162,9 +163,11 @@ def admin_page(hub: HubDep) -> Template:
 
 @post("/admin/users", access="admin", status_code=200)
 def create_user_page(request: Request, hub: HubDep, data: Form) -> Template:
+    how = data.get("how")
     body = NewUser(
         name=data.get("name", ""),
-        invite=data.get("how") == "invite",
+        password=data.get("password", "") if how == "chosen" else None,
+        invite=how == "invite",
         is_admin=data.get("is_admin") == "on",
     )
     made = create_user(hub, request.user, body, base_url(request))
