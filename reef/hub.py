@@ -17,6 +17,7 @@ from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
+from reef.runtime.triggers import TriggerService
 from reef.settings import Settings
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
@@ -56,6 +57,7 @@ class Hub:
     model_service: ModelService = field(init=False)
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
+    triggers: TriggerService = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -80,6 +82,7 @@ class Hub:
         hub.orchestrator = Orchestrator(hub)
         hub.model_service = ModelService(hub)
         hub.remote = RemoteSteps(hub, hub.orchestrator)
+        hub.triggers = TriggerService(hub)
         hub.queue = StepQueue(
             settings.path("queue.sqlite"),
             settings.workers,
@@ -94,10 +97,12 @@ class Hub:
         if start_queue:
             hub.queue.start()
             hub.remote.start()
+            hub.triggers.start_thread()
             hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:
+        self.triggers.stop()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.queue.stop()

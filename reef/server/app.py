@@ -38,6 +38,7 @@ from reef.server import (
     run_table,
     runs,
     sweeps,
+    triggers,
     workers,
 )
 from reef.settings import Settings
@@ -82,6 +83,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *datasets.ROUTES,
                     *modules.ROUTES,
                     *pipelines.ROUTES,
+                    *triggers.ROUTES,
                     *builder.ROUTES,
                     *sweeps.ROUTES,
                     *queue_page.ROUTES,

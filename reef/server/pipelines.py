@@ -16,6 +16,7 @@ from reef.manifest import Manifest
 from reef.pipeline import upstream
 from reef.server import dag
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
+from reef.store.db import now
 from reef.store.people import Principal, check_name
 
 
@@ -66,7 +67,9 @@ def start_run(
         spec = {**spec, "cache": cache}
     if priority is not None:
         spec = {**spec, "priority": priority}
-    return hub.orchestrator.start(project, name, spec, who)
+    run_id = hub.orchestrator.start(project, name, spec, who)
+    hub.triggers.store.record_origin(run_id, "manual", None, None, 1, now())
+    return run_id
 
 
 def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[str, Any]:
@@ -96,6 +99,7 @@ def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[
         "runs": runs,
         "dag": drawing,
         "yaml": to_yaml(name, pipeline["spec"]),
+        "triggers": hub.triggers.listing(project, name),
     }
 
 

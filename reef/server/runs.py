@@ -61,6 +61,7 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "comments": hub.runs.comments(run_id),
         "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
         "rerun": rerun_diff(hub, run),
+        "origin": hub.triggers.store.origin(run_id),
     }
 
 

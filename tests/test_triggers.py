@@ -1,0 +1,184 @@
+"""Pipeline triggers and guards on a real `reef serve`: real `git push`es and dataset uploads
+start runs, bursts fold into one run, a failing rule pauses the pipeline until a resume; a
+cron trigger fires in-process under an injected clock."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from test_git import git
+
+from conftest import TEST_MODULES, Server, modules_dir, patience, start_server, wait_run
+
+P = "ct"
+PIPE = f"/api/projects/{P}/pipelines/flow"
+CSV = b"x,label\n" + b"".join(f"{i},{i % 2}\n".encode() for i in range(20))
+
+
+class Env:
+    def __init__(self, server: Server, root: Path) -> None:
+        self.server = server
+        self.api = server.client()
+        self.clone = root / "relay"
+        self.token = server.token()
+        self.n = 0
+
+    def push(self) -> str:
+        """Commit a change to the module and `git push` it; returns the new sha."""
+        self.n += 1
+        (self.clone / "README.md").write_text(f"change {self.n}\n")
+        git("add", "-A", cwd=self.clone)
+        git("commit", "-qm", f"change {self.n}", cwd=self.clone)
+        git("push", "-q", "origin", "main", cwd=self.clone)
+        return git("rev-parse", "HEAD", cwd=self.clone).stdout.strip()
+
+    def upload(self, content: bytes = CSV) -> httpx.Response:
+        files = {"file": ("d.csv", content)}
+        return self.api.post(f"/api/projects/{P}/datasets/d/versions", files=files)
+
+    def runs(self) -> list[dict]:
+        return self.api.get(f"/api/projects/{P}/runs", params={"pipeline": "flow"}).json()
+
+    def wait_new_run(self, before: int, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + patience(timeout)
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            if len(runs) > before:
+                assert len(runs) == before + 1, runs
+                return wait_run(self.api, P, max(r["id"] for r in runs))
+            time.sleep(0.2)
+        raise TimeoutError(f"no new run after {timeout} s: {self.triggers()}")
+
+    def triggers(self) -> dict:
+        return self.api.get(f"{PIPE}/triggers").json()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("triggers")
+    server = start_server(root / "data", modules_dir(root))
+    e = Env(server, root)
+    e.api.post("/api/projects", json={"name": P}).raise_for_status()
+    files = {"file": ("d.csv", CSV)}
+    e.api.post(f"/api/projects/{P}/datasets", files=files, data={"name": "d"}).raise_for_status()
+    shutil.copytree(TEST_MODULES / "relay", e.clone)
+    host = server.url.removeprefix("http://")
+    git("init", "-q", "-b", "main", cwd=e.clone)
+    git("remote", "add", "origin", f"http://admin:{e.token}@{host}/git/{P}/relay.git", cwd=e.clone)
+    e.push()
+    spec = {"name": "flow", "steps": [{"name": "relay", "module": "relay",
+            "inputs": {"data": "dataset:d"}, "params": {"seconds": 0}}]}  # fmt: skip
+    e.api.post(f"/api/projects/{P}/pipelines", json=spec).raise_for_status()
+    yield e
+    e.api.close()
+    server.stop()
+
+
+def test_bad_triggers_are_4xx_and_store_nothing(env: Env) -> None:
+    bad = [
+        ({"kind": "cron", "cron": "61 * * * *"}, "minute field '61'"),
+        ({"kind": "cron", "cron": "0 6 * *"}, "five"),
+        ({"kind": "cron", "cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"kind": "push", "target": "library/split"}, "does not use module 'library/split'"),
+        ({"kind": "dataset", "target": "other"}, "does not read dataset 'other'"),
+        ({"kind": "webhook"}, "kind"),
+    ]
+    for body, fragment in bad:
+        resp = env.api.post(f"{PIPE}/triggers", json=body)
+        assert resp.status_code == 400, (body, resp.text)
+        assert fragment in resp.json()["detail"], resp.text
+    assert env.api.post(f"{PIPE}/triggers", json={"kind": "push", "nope": 1}).status_code == 400
+    assert env.api.put(f"{PIPE}/guards", json={"max_row_drop": 2}).status_code == 400
+    listing = env.triggers()
+    assert listing["triggers"] == [] and listing["debounce_s"] == 60
+    assert [a["action"] for a in listing["history"]] == ["pipeline.create"]  # nothing audited
+
+
+def test_ten_quick_pushes_start_one_run(env: Env) -> None:
+    window = patience(4)
+    env.api.put(f"{PIPE}/guards", json={"debounce_s": window}).raise_for_status()
+    resp = env.api.post(f"{PIPE}/triggers", json={"kind": "push", "target": "relay"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["target"] == f"{P}/relay"
+    before = len(env.runs())
+    shas = [env.push() for _ in range(10)]
+    state = env.wait_new_run(before)
+    assert state["run"]["status"] == "succeeded", state
+    assert state["origin"]["kind"] == "push" and state["origin"]["events"] == 10
+    assert state["origin"]["ref"] == shas[-1]
+    assert state["steps"][0]["commit_sha"] == shas[-1]
+    time.sleep(window)  # nothing more comes of the burst
+    assert len(env.runs()) == before + 1
+    page = env.api.get(f"/projects/{P}/runs/{state['run']['id']}").text
+    assert "started by" in page and shas[-1][:8] in page
+
+
+def test_dataset_upload_starts_a_run(env: Env) -> None:
+    env.api.put(f"{PIPE}/guards", json={"debounce_s": 0}).raise_for_status()
+    resp = env.api.post(f"{PIPE}/triggers", json={"kind": "dataset", "target": "d"})
+    assert resp.status_code == 201, resp.text
+    before = len(env.runs())
+    version = env.upload().json()["version"]
+    state = env.wait_new_run(before)
+    assert state["origin"]["kind"] == "dataset" and state["origin"]["ref"] == f"d@{version}"
+    assert state["steps"][0]["inputs"]["data"] == f"dataset:d@{version}"
+
+
+def test_failed_rule_pauses_until_resume(env: Env) -> None:
+    rules = [{"type": "row_count", "min": 15}]
+    env.api.put(f"/api/projects/{P}/datasets/d/rules", json=rules).raise_for_status()
+    before = len(env.runs())
+    env.upload(CSV[: CSV.index(b"10,")]).raise_for_status()  # 10 rows: fails row_count
+    listing = env.triggers()
+    assert listing["paused"] and "failed its validation rules" in listing["paused_reason"]
+    env.push()
+    time.sleep(patience(2))
+    assert len(env.runs()) == before  # neither the upload nor the push ran it
+    assert {e["status"] for e in env.triggers()["events"][:2]} == {"skipped"}
+    page = env.api.get(f"/projects/{P}/pipelines/flow").text
+    assert "Paused" in page and "failed its validation rules" in page
+    assert env.api.post(f"{PIPE}/resume", json={"comment": " "}).status_code == 400
+    resp = env.api.post(f"{PIPE}/resume", json={"comment": "rows checked by hand"})
+    assert resp.status_code == 201, resp.text
+    state = wait_run(env.api, P, resp.json()["run"])
+    assert state["origin"]["kind"] == "resume" and not env.triggers()["paused"]
+    actions = [a["action"] for a in env.triggers()["history"]]
+    assert "pipeline.paused" in actions and "pipeline.resumed" in actions
+
+
+def test_cron_fires_under_an_injected_clock(app_client) -> None:
+    from conftest import api_token
+
+    hub = app_client.app.state.hub
+    headers = api_token(app_client)
+    app_client.post("/api/projects", json={"name": P}, headers=headers).raise_for_status()
+    spec = {"name": "flow", "steps": [{"name": "s", "module": "library/sleeper",
+            "params": {"seconds": 0}}]}  # fmt: skip
+    app_client.post(f"/api/projects/{P}/pipelines", json=spec, headers=headers).raise_for_status()
+    start = datetime(2026, 3, 2, 5, 0)  # a Monday, 06:00 in Paris
+    hub.triggers.clock = lambda: start
+    body = {"kind": "cron", "cron": "30 6 * * 1", "timezone": "Europe/Paris"}
+    resp = app_client.post(f"{PIPE}/triggers", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    tid = resp.json()["id"]
+    hub.triggers.store.db.execute(
+        "UPDATE pipeline_triggers SET created_at = ? WHERE id = ?", [start, tid]
+    )
+    hub.triggers.clock = lambda: start + timedelta(minutes=29)
+    assert hub.triggers.tick() == []
+    hub.triggers.clock = lambda: start + timedelta(minutes=31)
+    hub.triggers.tick()  # (or the service's own thread, on the same clock)
+    events = hub.triggers.store.events(hub.projects.get(P).id, "flow")
+    assert len(events) == 1 and events[0]["status"] == "started", events
+    run_id = events[0]["run_id"]
+    origin = hub.triggers.store.origin(run_id)
+    assert origin["kind"] == "cron" and origin["ref"] == "2026-03-02T05:30"
+    assert hub.triggers.tick() == []  # next due a week later
+    nxt = app_client.get(f"{PIPE}/triggers", headers=headers).json()["triggers"][0]["next_due"]
+    assert nxt.startswith("2026-03-09T05:30")
