@@ -182,3 +182,37 @@ def test_cron_fires_under_an_injected_clock(app_client) -> None:
     assert hub.triggers.tick() == []  # next due a week later
     nxt = app_client.get(f"{PIPE}/triggers", headers=headers).json()["triggers"][0]["next_due"]
     assert nxt.startswith("2026-03-09T05:30")
+
+
+def test_failed_gates_ask_for_approval_and_approval_promotes(env: Env) -> None:
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]}\n" for i in range(60))
+    files = {"file": ("t.csv", ("a,b,label\n" + rows).encode())}
+    env.api.post(f"/api/projects/{P}/datasets", files=files, data={"name": "t"}).raise_for_status()
+    gates = {"checks": [{"type": "metric", "metric": "accuracy", "min": 2}]}
+    env.api.post(f"/api/projects/{P}/gates", json=gates).raise_for_status()
+    step = {"name": "train", "module": "library/gradient-boosting", "register": "m",
+            "inputs": {"train": "dataset:t"}, "params": {"n_estimators": 5}}  # fmt: skip
+    spec = {"name": "ship", "steps": [step], "promote": "production"}
+    env.api.post(f"/api/projects/{P}/pipelines", json=spec).raise_for_status()
+    bad = env.api.post(f"/api/projects/{P}/pipelines", json={**spec, "name": "x", "promote": 3})
+    assert bad.status_code == 400 and "promote" in bad.json()["detail"]
+    for _ in range(2):
+        run = env.api.post(f"/api/projects/{P}/pipelines/ship/runs", json={}).json()["id"]
+        assert wait_run(env.api, P, run)["run"]["status"] == "succeeded"
+    base = f"/api/projects/{P}/models/m"
+    requests = env.api.get(f"{base}/approvals").json()
+    assert [(a["version"], a["status"]) for a in requests] == [(2, "pending"), (1, "pending")]
+    assert env.api.get(base).json()["aliases"] == {}  # nothing promoted yet
+    assert env.api.post(f"{base}/approvals/{requests[1]['id']}",
+                        json={"approve": True, "comment": ""}).status_code == 400  # fmt: skip
+    ok = {"approve": True, "comment": "accuracy gate is a placeholder"}
+    resp = env.api.post(f"{base}/approvals/{requests[1]['id']}", json=ok)
+    assert resp.status_code == 200 and resp.json()["status"] == "approved", resp.text
+    assert env.api.get(base).json()["aliases"] == {"production": 1}
+    no = {"approve": False, "comment": "trained on a bad day"}
+    resp = env.api.post(f"{base}/approvals/{requests[0]['id']}", json=no)
+    assert resp.json()["status"] == "rejected" and resp.json()["comment"] == no["comment"]
+    assert env.api.post(f"{base}/approvals/{requests[0]['id']}", json=ok).status_code == 409
+    assert env.api.get(base).json()["aliases"] == {"production": 1}
+    page = env.api.get(f"/projects/{P}/models/m").text
+    assert "Approval requests" in page and "trained on a bad day" in page

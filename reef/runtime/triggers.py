@@ -324,6 +324,17 @@ class TriggerService:
         self.store.record_origin(run_id, kind, trigger_id, ref, events, self.clock())
         return run_id
 
+    def run_settled(self, run: Any, status: str) -> None:
+        """A run ended: note in the audit log how a run that a trigger started ended
+        (`run.failed_after_trigger` / `run.finished_after_trigger`, for the inbox)."""
+        origin = self.store.origin(run.id)
+        if origin is None or origin["kind"] == "manual":
+            return
+        action = "run.failed_after_trigger" if status == "failed" else "run.finished_after_trigger"
+        self.hub.audit.record("reef", action, f"run {run.id}", self.hub.project_name(
+            run.project_id), pipeline=run.pipeline, status=status, trigger=origin["kind"],
+            ref=origin["ref"], owner=run.created_by)  # fmt: skip
+
     def fire(self, project: str, pipeline: str, trigger_id: int, who: Principal) -> int:
         """A person fires a manual trigger (or any trigger) now, skipping the debounce."""
         p = self.hub.projects.get(project)

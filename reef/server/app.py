@@ -23,6 +23,7 @@ from litestar.template import TemplateConfig
 import reef
 from reef.hub import Hub
 from reef.server import (
+    approvals,
     auth,
     builder,
     datasets,
@@ -84,6 +85,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *modules.ROUTES,
                     *pipelines.ROUTES,
                     *triggers.ROUTES,
+                    *approvals.ROUTES,
                     *builder.ROUTES,
                     *sweeps.ROUTES,
                     *queue_page.ROUTES,

@@ -412,4 +412,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0121_approvals",
+        """
+        CREATE SEQUENCE approvals_id;
+        CREATE TABLE approvals (            -- a promotion a pipeline asked for, its gates failed
+            id BIGINT PRIMARY KEY DEFAULT nextval('approvals_id'),
+            project_id BIGINT NOT NULL,
+            model_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,
+            alias VARCHAR NOT NULL,
+            run_id BIGINT,                  -- the run that registered the version
+            checks JSON NOT NULL,           -- the gate results that failed it
+            status VARCHAR NOT NULL,        -- pending | approved | rejected
+            requested_at TIMESTAMP NOT NULL,
+            decided_by VARCHAR,
+            decided_at TIMESTAMP,
+            comment VARCHAR                 -- the maintainer's reason
+        );
+        """,
+    ),
 ]
