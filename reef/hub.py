@@ -18,6 +18,7 @@ from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
 from reef.runtime.triggers import TriggerService
+from reef.runtime.webhooks import WebhookService
 from reef.settings import Settings
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
@@ -58,6 +59,7 @@ class Hub:
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
     triggers: TriggerService = field(init=False)
+    webhooks: WebhookService = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -83,6 +85,7 @@ class Hub:
         hub.model_service = ModelService(hub)
         hub.remote = RemoteSteps(hub, hub.orchestrator)
         hub.triggers = TriggerService(hub)
+        hub.webhooks = WebhookService(hub)
         hub.queue = StepQueue(
             settings.path("queue.sqlite"),
             settings.workers,
@@ -98,11 +101,13 @@ class Hub:
             hub.queue.start()
             hub.remote.start()
             hub.triggers.start_thread()
+            hub.webhooks.start_thread()
             hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:
         self.triggers.stop()
+        self.webhooks.stop()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.queue.stop()

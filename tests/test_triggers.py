@@ -4,11 +4,17 @@ cron trigger fires in-process under an injected clock."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -57,6 +63,43 @@ class Env:
 
     def triggers(self) -> dict:
         return self.api.get(f"{PIPE}/triggers").json()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Records each POST; answers 500 to the first two on /flaky."""
+
+    got: ClassVar[list[tuple[str, dict, bytes]]] = []
+    flaky_left = 2
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.got.append((self.path, dict(self.headers), body))
+        failing = self.path == "/flaky" and Receiver.flaky_left > 0
+        Receiver.flaky_left -= failing
+        self.send_response(500 if failing else 204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def received(path: str, event: str, timeout: float = 30) -> list[tuple[dict, bytes]]:
+    deadline = time.monotonic() + patience(timeout)
+    while time.monotonic() < deadline:
+        hits = [(h, b) for p, h, b in Receiver.got if p == path and h["X-Reef-Event"] == event]
+        if hits:
+            return hits
+        time.sleep(0.1)
+    raise TimeoutError(f"no {event} at {path}: {Receiver.got}")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +173,31 @@ def test_dataset_upload_starts_a_run(env: Env) -> None:
     assert state["steps"][0]["inputs"]["data"] == f"dataset:d@{version}"
 
 
+def test_webhooks_are_signed_and_retried(env: Env, receiver: str) -> None:
+    hooks = f"/api/projects/{P}/webhooks"
+    for url in ["ftp://example.com/x", "javascript:alert(1)", "example.com/hook", "http://"]:
+        resp = env.api.post(hooks, json={"url": url, "events": ["pipeline.paused"]})
+        assert resp.status_code == 400 and "http(s)" in resp.json()["detail"], resp.text
+    resp = env.api.post(hooks, json={"url": receiver, "events": ["run.exploded"]})
+    assert resp.status_code == 400 and "run.exploded" in resp.json()["detail"]
+    assert env.api.get(hooks).json() == []
+    body = {"url": f"{receiver}/ok", "events": ["pipeline.paused"], "secret": "s3cret"}
+    assert env.api.post(hooks, json=body).status_code == 201
+    flaky = env.api.post(hooks, json={"url": f"{receiver}/flaky", "events": ["ping"]}).json()
+    assert "secret" not in env.api.get(hooks).json()[0]
+    env.api.post(f"{hooks}/{flaky['id']}/ping").raise_for_status()
+    deadline = time.monotonic() + patience(30)
+    while (d := env.api.get(f"{hooks}/{flaky['id']}/deliveries").json()[0])["status"] == "pending":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.2)
+    assert d["status"] == "delivered" and d["attempts"] == 3, d
+    (headers, raw), *_ = received("/flaky", "ping")
+    expected = hmac.new(flaky["secret"].encode(), raw, hashlib.sha256).hexdigest()
+    assert headers["X-Reef-Signature"] == f"sha256={expected}"
+    again = env.api.post(f"{hooks}/{flaky['id']}/deliveries/{d['id']}/again")
+    assert again.status_code == 201
+
+
 def test_failed_rule_pauses_until_resume(env: Env) -> None:
     rules = [{"type": "row_count", "min": 15}]
     env.api.put(f"/api/projects/{P}/datasets/d/rules", json=rules).raise_for_status()
@@ -141,6 +209,10 @@ def test_failed_rule_pauses_until_resume(env: Env) -> None:
     time.sleep(patience(2))
     assert len(env.runs()) == before  # neither the upload nor the push ran it
     assert {e["status"] for e in env.triggers()["events"][:2]} == {"skipped"}
+    (headers, raw), *_ = received("/ok", "pipeline.paused")
+    expected = hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
+    assert headers["X-Reef-Signature"] == f"sha256={expected}"
+    assert "failed its validation rules" in json.loads(raw)["data"]["reason"]
     page = env.api.get(f"/projects/{P}/pipelines/flow").text
     assert "Paused" in page and "failed its validation rules" in page
     assert env.api.post(f"{PIPE}/resume", json={"comment": " "}).status_code == 400

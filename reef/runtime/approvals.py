@@ -47,7 +47,7 @@ def _promote_or_ask(
             run.project_id, model_id, version, alias, run.id, refused.checks
         )
         failed = [c["detail"] for c in refused.checks if not c["ok"]]
-        hub.audit.record("reef", "approval.requested", f"model {model} v{version}", project,
+        hub.webhooks.notify("reef", "approval.requested", f"model {model} v{version}", project,
                          approval=request, alias=alias, run=run.id, failed=failed)  # fmt: skip
 
 
@@ -76,6 +76,6 @@ def decide(
     status = "approved" if approve else "rejected"
     if not store.decide(approval_id, status, who.name, comment.strip()):
         raise Conflict(f"approval request {approval_id} was decided meanwhile")
-    hub.audit.record(who.name, f"approval.{status}", target, project, approval=approval_id,
+    hub.webhooks.notify(who.name, f"approval.{status}", target, project, approval=approval_id,
                      alias=request["alias"], comment=comment.strip())  # fmt: skip
     return store.get(model_id, approval_id)

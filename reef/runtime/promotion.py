@@ -62,7 +62,7 @@ def promote(
     detail = {"alias": alias, "previous": previous, "override": bool(failed)}
     if failed:
         detail.update(failed=failed, reason=reason, approval=approval)
-    hub.audit.record(who.name, "model.promote", target, project, **detail)
+    hub.webhooks.notify(who.name, "model.promote", target, project, **detail)
     service.refresh(model_id)
     return {"model": name, "version": version, "checks": checks, **detail}
 

@@ -185,7 +185,7 @@ class TriggerService:
             return
         self.store.pause(project_id, pipeline, reason)
         project = self.hub.project_name(project_id)
-        self.hub.audit.record("reef", "pipeline.paused", f"pipeline {pipeline}", project,
+        self.hub.webhooks.notify("reef", "pipeline.paused", f"pipeline {pipeline}", project,
                               reason=reason)  # fmt: skip
         log.warning("pipeline %s/%s paused: %s", project, pipeline, reason)
 
@@ -294,7 +294,7 @@ class TriggerService:
         except ReefError as e:
             self.store.settle(event.id, "failed", note=e.message)
             project = self.hub.project_name(event.project_id)
-            self.hub.audit.record("reef", "trigger.failed", f"pipeline {event.pipeline}",
+            self.hub.webhooks.notify("reef", "trigger.failed", f"pipeline {event.pipeline}",
                                   project, trigger=trigger.id, error=e.message)  # fmt: skip
             return None
         self.store.settle(event.id, "started", run_id=run_id)
@@ -331,7 +331,7 @@ class TriggerService:
         if origin is None or origin["kind"] == "manual":
             return
         action = "run.failed_after_trigger" if status == "failed" else "run.finished_after_trigger"
-        self.hub.audit.record("reef", action, f"run {run.id}", self.hub.project_name(
+        self.hub.webhooks.notify("reef", action, f"run {run.id}", self.hub.project_name(
             run.project_id), pipeline=run.pipeline, status=status, trigger=origin["kind"],
             ref=origin["ref"], owner=run.created_by)  # fmt: skip
 

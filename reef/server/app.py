@@ -40,6 +40,7 @@ from reef.server import (
     runs,
     sweeps,
     triggers,
+    webhooks,
     workers,
 )
 from reef.settings import Settings
@@ -86,6 +87,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *pipelines.ROUTES,
                     *triggers.ROUTES,
                     *approvals.ROUTES,
+                    *webhooks.ROUTES,
                     *builder.ROUTES,
                     *sweeps.ROUTES,
                     *queue_page.ROUTES,

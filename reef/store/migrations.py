@@ -432,4 +432,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0122_webhooks",
+        """
+        CREATE SEQUENCE webhooks_id;
+        CREATE TABLE webhooks (             -- where a project's events are POSTed
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhooks_id'),
+            project_id BIGINT NOT NULL,
+            url VARCHAR NOT NULL,           -- http(s) only
+            events JSON NOT NULL,           -- the event names it wants
+            secret VARCHAR NOT NULL,        -- HMAC-SHA256 key of the signature header
+            enabled BOOLEAN NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE SEQUENCE webhook_deliveries_id;
+        CREATE TABLE webhook_deliveries (   -- one event sent (or being retried) to one webhook
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhook_deliveries_id'),
+            webhook_id BIGINT NOT NULL,
+            event VARCHAR NOT NULL,
+            payload JSON NOT NULL,
+            status VARCHAR NOT NULL,        -- pending | delivered | failed
+            attempts INTEGER NOT NULL,
+            next_at TIMESTAMP,              -- pending: when the next attempt is due
+            response_status INTEGER,        -- the last attempt's HTTP status
+            error VARCHAR,                  -- the last attempt's error
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        );
+        """,
+    ),
 ]
