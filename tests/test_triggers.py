@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import pyarrow as pa
 import pytest
 from test_git import git
 
@@ -288,3 +289,52 @@ def test_failed_gates_ask_for_approval_and_approval_promotes(env: Env) -> None:
     assert env.api.get(base).json()["aliases"] == {"production": 1}
     page = env.api.get(f"/projects/{P}/models/m").text
     assert "Approval requests" in page and "trained on a bad day" in page
+
+
+def test_pages_and_the_row_guard_in_process(app_client) -> None:
+    """The pipeline page's forms (add a trigger, guards, resume) and the webhooks page; a
+    version that loses more rows than allowed pauses the pipeline."""
+    from conftest import csrf, login
+    from reef.runtime.dataset_versions import new_version
+
+    login(app_client)
+    hub = app_client.app.state.hub
+    hub.projects.create(P, hub.admin(), "")
+    spec = {"steps": [{"name": "s", "module": "library/sleeper", "params": {"seconds": 0}}]}
+    hub.runs.save_pipeline(hub.projects.get(P).id, "flow", spec, "admin")
+    hub.runs.save_pipeline(hub.projects.get(P).id, "reads", {"steps": [
+        {"name": "r", "module": "relay", "inputs": {"data": "dataset:d"}}]}, "admin")  # fmt: skip
+    page = f"/projects/{P}/pipelines/flow"
+    token = csrf(app_client.get(page).text)
+    form = {"kind": "cron", "cron": "*/5 * * * *", "timezone": "UTC", "_csrf_token": token}
+    assert app_client.post(f"{page}/triggers", data=form).status_code == 200  # redirected
+    bad = app_client.post(f"{page}/triggers", data={**form, "cron": "* * * * * *"})
+    assert bad.status_code == 400 and "five" in bad.text
+    guards = {"debounce_s": "5", "max_row_drop": "30", "_csrf_token": token}
+    assert app_client.post(f"{page}/guards", data=guards).status_code == 200
+    listing = hub.triggers.listing(P, "flow")
+    assert len(listing["triggers"]) == 1 and listing["max_row_drop"] == 0.3
+    assert "*/5 * * * *" in app_client.get(page).text
+    hooks = f"/projects/{P}/webhooks"
+    token = csrf(app_client.get(hooks).text)
+    made = app_client.post(hooks, data={"url": "https://example.com/h", "events": "ping",
+                                        "_csrf_token": token})  # fmt: skip
+    assert made.status_code == 201 and "shown only now" in made.text
+    bad = app_client.post(hooks, data={"url": "file:///etc/passwd", "events": "ping",
+                                       "_csrf_token": token})  # fmt: skip
+    assert bad.status_code == 400 and len(hub.webhooks.listing(P)) == 1
+    # the row guard, on a pipeline that reads d and has a trigger
+    reads = hub.projects.get(P).id
+    hub.triggers.store.add(reads, "reads", "manual", "admin")
+    hub.triggers.store.set_guards(reads, "reads", 60, 0.3)
+    hub.triggers.store.add(reads, "flow", "manual", "admin")  # flow reads nothing: untouched
+    for rows in (20, 10):
+        info = hub.datasets.write_table(P, "d", pa.table({"x": list(range(rows))}))
+        new_version(hub, "admin", P, "d", info, f"{rows} rows", "upload")
+    guards = hub.triggers.store.guards(reads, "reads")
+    assert guards.paused and "50% fewer rows" in guards.paused_reason
+    assert not hub.triggers.store.guards(reads, "flow").paused
+    token = csrf(app_client.get(f"/projects/{P}/pipelines/reads").text)
+    resume = {"comment": "the half was a test", "_csrf_token": token}
+    assert app_client.post(f"/projects/{P}/pipelines/reads/resume", data=resume).status_code == 200
+    assert not hub.triggers.store.guards(reads, "reads").paused
