@@ -255,6 +255,16 @@ def test_cron_fires_under_an_injected_clock(app_client) -> None:
     assert hub.triggers.tick() == []  # next due a week later
     nxt = app_client.get(f"{PIPE}/triggers", headers=headers).json()["triggers"][0]["next_due"]
     assert nxt.startswith("2026-03-09T05:30")
+    # a model the pipeline trains has an open drift alert: the next firing pauses it
+    spec["steps"][0]["register"] = "m"
+    app_client.post(f"/api/projects/{P}/pipelines", json=spec, headers=headers).raise_for_status()
+    model = hub.models.model_id(hub.projects.get(P).id, "m", create=True)
+    hub.models.raise_alert(model, "drift_psi", 1, "feature a drifted (PSI 0.4)", {})
+    hub.triggers.clock = lambda: start + timedelta(days=7, minutes=31)
+    hub.triggers.tick()
+    guards = hub.triggers.store.guards(hub.projects.get(P).id, "flow")
+    assert guards.paused and "open drift_psi alert" in guards.paused_reason
+    assert hub.triggers.store.events(hub.projects.get(P).id, "flow")[0]["status"] == "skipped"
 
 
 def test_failed_gates_ask_for_approval_and_approval_promotes(env: Env) -> None:

@@ -253,6 +253,16 @@ class TriggerService:
                 self.pause(project_id, pipeline, f"dataset {name}@{version} has {drop:.0%} fewer "
                            f"rows than the version before (the limit is {limit:.0%})")  # fmt: skip
 
+    def _drift(self, event: Event) -> str | None:
+        """Why the pipeline must not run: a model it trains has an open (drift) alert."""
+        spec = self.hub.runs.pipeline(event.project_id, event.pipeline)["spec"]
+        trains = {s["register"] for s in spec.get("steps", []) if s.get("register")}
+        open_alerts = [a for a in self.hub.models.alerts(event.project_id) if a["model"] in trains]
+        if not open_alerts:
+            return None
+        a = open_alerts[0]
+        return f"model {a['model']} has an open {a['kind']} alert: {a['message']}"
+
     def _row_drop(self, project_id: int, name: str, version: int) -> float | None:
         """The share of rows `version` lost against the version before (None: no before)."""
         dataset_id = self.hub.catalog.dataset_id(project_id, name)
@@ -285,8 +295,11 @@ class TriggerService:
 
     def _dispatch(self, event: Event) -> int | None:
         guards = self.store.guards(event.project_id, event.pipeline)
-        if guards.paused:
-            self.store.settle(event.id, "skipped", note=f"paused: {guards.paused_reason}")
+        reason = guards.paused_reason if guards.paused else self._drift(event)
+        if reason is not None:
+            if not guards.paused:
+                self.pause(event.project_id, event.pipeline, reason)
+            self.store.settle(event.id, "skipped", note=f"paused: {reason}")
             return None
         trigger = self.store.get(event.project_id, event.pipeline, event.trigger_id)
         try:
