@@ -189,7 +189,8 @@ class Triggers:
                 [trigger.id, trigger.project_id, trigger.pipeline, trigger.kind, ref, at,
                  at + window],
             )  # fmt: skip
-            return int(cur.fetchone()[0])
+            (event_id,) = cur.fetchone() or (None,)
+            return int(event_id)
 
     def due(self, at: datetime) -> list[Event]:
         rows = self.db.query(
