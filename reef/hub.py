@@ -21,6 +21,8 @@ from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
 from reef.runtime.remote import RemoteSteps
 from reef.runtime.script_runs import ScriptRunWatch
+from reef.runtime.triggers import TriggerService
+from reef.runtime.webhooks import WebhookService
 from reef.settings import Settings
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
@@ -76,6 +78,8 @@ class Hub:
     inbox: Inbox = field(init=False)
     script_runs: ScriptRunWatch = field(init=False)
     queries: QueryPool = field(init=False)  # user SQL and downloads run here
+    triggers: TriggerService = field(init=False)
+    webhooks: WebhookService = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
@@ -111,6 +115,8 @@ class Hub:
         hub.model_service = ModelService(hub)
         hub.remote = RemoteSteps(hub, hub.orchestrator)
         hub.script_runs = ScriptRunWatch(hub)
+        hub.triggers = TriggerService(hub)
+        hub.webhooks = WebhookService(hub)
         hub.queue = StepQueue(
             settings.path("queue.sqlite"),
             settings.workers,
@@ -132,12 +138,16 @@ class Hub:
             hub.queue.start()
             hub.remote.start()
             hub.script_runs.start()
+            hub.triggers.start_thread()
+            hub.webhooks.start_thread()
             hub.model_service.batches.resume()  # batch predictions queued before a restart
         return hub
 
     def close(self) -> None:
         self.queries.close()
         self.datasets.imports.close()
+        self.triggers.stop()
+        self.webhooks.stop()
         self.orchestrator.shutdown()
         self.remote.stop()
         self.script_runs.stop()

@@ -19,7 +19,9 @@ what a step needs (it waits for free GPUs and is killed above M MiB resident), a
 `"retries": K` starts a failed step again up to K times. A top-level `"priority"` (-100 to
 100) puts the run's steps ahead of lower-priority runs' in the queue. `"publish": {"train":
 "flowers-train"}` makes a step's table output a new version of a project dataset when the
-run succeeds (see reef/runtime/publish.py).
+run succeeds (see reef/runtime/publish.py). A top-level `"promote": "production"` points
+that alias at each model the run registers when its gates pass, and asks a maintainer to
+approve when they fail (see reef/runtime/approvals.py).
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def parse_pipeline(data: Any) -> list[StepSpec]:
     """Structural checks of a spec; returns its steps in an order where inputs come first."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise InvalidInput("a pipeline needs a non-empty list 'steps'")
-    if unknown := set(data) - {"steps", "seed", "description", "cache", "priority"}:
+    if unknown := set(data) - {"steps", "seed", "description", "cache", "priority", "promote"}:
         raise InvalidInput(f"unknown pipeline field(s) {', '.join(sorted(unknown))}")
     seed = data.get("seed")
     if seed is not None and (
@@ -179,10 +181,22 @@ def parse_pipeline(data: Any) -> list[StepSpec]:
     if not isinstance(data.get("cache", True), bool):
         raise InvalidInput("'cache' must be true or false")
     steps = [parse_step(s, i) for i, s in enumerate(data["steps"])]
+    _check_promote(data.get("promote"), steps)
     names = [s.name for s in steps]
     if dupes := {n for n in names if names.count(n) > 1}:
         raise InvalidInput(f"step names must be unique; repeated: {', '.join(sorted(dupes))}")
     return topological(steps)
+
+
+def _check_promote(alias: Any, steps: list[StepSpec]) -> None:
+    """`"promote": ALIAS`: point ALIAS at every model the run registers if its gates pass
+    (else a maintainer approves or rejects; reef/runtime/approvals.py)."""
+    if alias is None:
+        return
+    if not isinstance(alias, str) or not STEP_NAME.match(alias):
+        raise InvalidInput("'promote' must be an alias name such as 'production'")
+    if not any(s.register for s in steps):
+        raise InvalidInput("'promote' needs a step that registers a model ('register': NAME)")
 
 
 def topological(steps: list[StepSpec]) -> list[StepSpec]:

@@ -41,6 +41,8 @@ def new_version(
     target = f"dataset {name}@{info.version}"
     hub.audit.record(author, "dataset.version", target, project, rows=info.num_rows,
                      message=message, source=source)  # fmt: skip
+    validation = check_rules(hub, project, name, dataset_id, info.version)
+    hub.triggers.on_dataset_version(project, name, info.version, produced_by, validation)
     return {
         "dataset": name,
         "version": info.version,
@@ -52,7 +54,7 @@ def new_version(
         "produced_by": None if produced_by is None else _produced(*produced_by),
         "notes": list(info.notes),
         "skipped": info.skipped,
-        "validation": check_rules(hub, project, name, dataset_id, info.version),
+        "validation": validation,
     }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
+from reef.runtime import approvals
 from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.publish import settle_publish
@@ -102,11 +103,13 @@ class Orchestrator:
         status = "succeeded" if not failed else ("cancelled" if "cancelled" in failed else "failed")
         if status == "succeeded":
             try:
-                self.hub.model_service.register_run(run)
+                registered = self.hub.model_service.register_run(run)
             except Exception as e:  # a failed registration fails the run, visibly
                 log.exception("registering the models of run %s failed", run.id)
                 status, run_error = "failed", f"model registration failed: {e}"
                 self.hub.runs.update_run(run.id, error=run_error)
+            else:
+                approvals.after_run(self.hub, run, registered)  # `promote`: gates or a person
         status, run = settle_publish(self.hub, run, status)  # step outputs -> dataset versions
         if status == "failed" and self.hub.runs.run(run.id).error is None:
             bad = next((s for s in self.hub.runs.steps(run.id) if s.status == "failed"), None)
@@ -114,6 +117,7 @@ class Orchestrator:
             self.hub.runs.update_run(run.id, error=error)
         self.hub.runs.update_run(run.id, status=status, finished_at=now())
         self.hub.people.revoke_run_tokens(run.id)
+        self.hub.triggers.run_settled(run, status)
 
     # executing (on a queue consumer thread) -------------------------------------
     def execute(self, step_id: int) -> None:

@@ -31,19 +31,21 @@ def promote(
     *,
     override: bool = False,
     reason: str = "",
+    approval: int | None = None,
 ) -> dict[str, Any]:
-    """Point `alias` at `version` if it passes the gates; an owner may override failures."""
+    """Point `alias` at `version` if it passes the gates; an owner may override failures, and
+    a maintainer's approval of a pipeline's request (`approval`, its id) lets it through."""
     hub, model_id = service.hub, service.model_id(project, name)
     hub.models.version(model_id, version)  # 404 before any check runs
     checks = gates.evaluate(service, project, model_id, version, alias)
     failed = [c["detail"] for c in checks if not c["ok"]]
     target = f"model {name} v{version}"
-    if failed and not override:
+    if failed and not override and approval is None:
         hub.audit.record(
             who.name, "model.promote.refused", target, project, alias=alias, failed=failed
         )
         raise GateRefused(f"promotion to '{alias}' refused: {'; '.join(failed)}", checks)
-    if failed and hub.projects.role_of(project, who) != "owner":
+    if failed and approval is None and hub.projects.role_of(project, who) != "owner":
         raise PermissionDenied("only a project owner may override failed gates")
     service.predictor(model_id, version)  # load before the swap
     previous = hub.models.set_alias(model_id, alias, version)
@@ -59,8 +61,8 @@ def promote(
     )
     detail = {"alias": alias, "previous": previous, "override": bool(failed)}
     if failed:
-        detail.update(failed=failed, reason=reason)
-    hub.audit.record(who.name, "model.promote", target, project, **detail)
+        detail.update(failed=failed, reason=reason, approval=approval)
+    hub.webhooks.notify(who.name, "model.promote", target, project, **detail)
     service.refresh(model_id)
     return {"model": name, "version": version, "checks": checks, **detail}
 

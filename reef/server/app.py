@@ -27,6 +27,7 @@ from reef import metric_help
 from reef.hub import Hub
 from reef.server import (
     account,
+    approvals,
     auth,
     builder,
     comments,
@@ -52,7 +53,9 @@ from reef.server import (
     sweeps,
     train,
     train_result,
+    triggers,
     users,
+    webhooks,
     wording,
     workers,
 )
@@ -110,6 +113,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
                     *datasets.ROUTES,
                     *modules.ROUTES,
                     *pipelines.ROUTES,
+                    *triggers.ROUTES,
+                    *approvals.ROUTES,
+                    *webhooks.ROUTES,
                     *builder.ROUTES,
                     *sweeps.ROUTES,
                     *queue_page.ROUTES,

@@ -12,7 +12,8 @@ WSGI application in a worker thread (through a2wsgi), anything else goes on to L
 - Pushes: dulwich's update hook runs `ModuleStore.check_update` on every pushed ref once the
   pack is in (a valid reef.toml, no rewrite or deletion of main, the ref not moved since the
   pusher fetched) under the store's write lock; a refusal shows in `git push` as
-  `! [remote rejected] main -> main (<reason>)`. The post-receive hook writes the audit log.
+  `! [remote rejected] main -> main (<reason>)`. The post-receive hook writes the audit log and
+  enqueues the pipeline triggers on the module (`TriggerService.on_push`).
 """
 
 from __future__ import annotations
@@ -294,6 +295,7 @@ class PushRecord(Hook):
         audit.record(
             self.who.name, "module.push", target, self.req.project, ref=ref, sha=new, old=old
         )
+        self.hub.triggers.on_push(self.req.project, self.req.module, ref, new)
 
 
 def _sha(value: bytes) -> str | None:

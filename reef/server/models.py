@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.model_io import ModelSchema, example_rows
-from reef.runtime import gates, monitoring, promotion
+from reef.runtime import approvals, gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
 from reef.server import model_batch, model_forms, model_try
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
@@ -44,6 +44,7 @@ def model_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
         "monitor": hub.model_service.monitor.config(model_id),
         "promotions": hub.models.promotions(model_id, limit=20),
         "alerts": hub.models.alerts(p.id, model_id),
+        "approvals": approvals.listing(hub, project, name),
     }
 
 

@@ -17,6 +17,7 @@ from reef.pipeline import upstream
 from reef.server import dag
 from reef.server.project_path import RUNS_TARGET, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
+from reef.store.db import now
 from reef.store.people import Principal, check_name
 
 
@@ -67,7 +68,9 @@ def start_run(
         spec = {**spec, "cache": cache}
     if priority is not None:
         spec = {**spec, "priority": priority}
-    return hub.orchestrator.start(project, name, spec, who)
+    run_id = hub.orchestrator.start(project, name, spec, who)
+    hub.triggers.store.record_origin(run_id, "manual", None, None, 1, now())
+    return run_id
 
 
 def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[str, Any]:
@@ -97,6 +100,7 @@ def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[
         "runs": runs,
         "dag": drawing,
         "yaml": to_yaml(name, pipeline["spec"]),
+        "triggers": hub.triggers.listing(project, name),
     }
 
 

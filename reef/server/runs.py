@@ -76,6 +76,7 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "rerun": rerun_diff(hub, run),
         "tags": hub.mlflow.run_tags(run_id),
         "children": hub.mlflow.children(run_id),
+        "origin": hub.triggers.store.origin(run_id),
     }
 
 

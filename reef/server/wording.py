@@ -81,6 +81,8 @@ def activity(entry: dict[str, Any]) -> dict[str, Any]:
 def inbox_sentence(entry: dict[str, Any]) -> tuple[str, str | None]:
     """An inbox entry as 'alice commented on run 12' and the link to the item."""
     words, link = subject(entry["project"], entry["subject_kind"], entry["subject"])
+    if "." in entry["kind"]:  # an event reef raised (pipeline.paused...): its text says it all
+        return str(entry["text"]), link
     did = {
         "comment": "commented on",
         "mention": "mentioned you on",

@@ -44,3 +44,11 @@ class Audit:
             "ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )
+
+    def of_target(self, project: str, target: str, limit: int = 20) -> list[dict]:
+        """The latest entries about one thing of a project (e.g. "pipeline flow")."""
+        return self.db.query(
+            'SELECT id, "at", actor, action, target, detail FROM audit '
+            "WHERE project = ? AND target = ? ORDER BY id DESC LIMIT ?",
+            [project, target, limit],
+        )

@@ -467,4 +467,105 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0120_pipeline_triggers",
+        """
+        CREATE SEQUENCE pipeline_triggers_id;
+        CREATE TABLE pipeline_triggers (    -- what starts a pipeline by itself
+            id BIGINT PRIMARY KEY DEFAULT nextval('pipeline_triggers_id'),
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,          -- push | dataset | cron | manual
+            target VARCHAR,                 -- push: project/module; dataset: its name
+            cron VARCHAR,                   -- cron: five fields
+            timezone VARCHAR,               -- cron: an IANA zone, e.g. Europe/Paris
+            enabled BOOLEAN NOT NULL,
+            created_by VARCHAR NOT NULL,    -- runs it starts run as this person
+            created_at TIMESTAMP NOT NULL,
+            last_fired TIMESTAMP            -- cron: the last time it was due (UTC)
+        );
+        CREATE TABLE pipeline_guards (      -- per pipeline: debounce, guards, pause state
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR NOT NULL,
+            debounce_s DOUBLE NOT NULL,     -- events this close together start one run
+            max_row_drop DOUBLE,            -- pause when a new input version loses more
+            paused_at TIMESTAMP,            -- (a share, 0-1) of rows; NULL: no limit
+            paused_reason VARCHAR,
+            PRIMARY KEY (project_id, pipeline)
+        );
+        CREATE SEQUENCE trigger_events_id;
+        CREATE TABLE trigger_events (       -- a trigger that fired, waiting out the debounce
+            id BIGINT PRIMARY KEY DEFAULT nextval('trigger_events_id'),
+            trigger_id BIGINT NOT NULL,
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            ref VARCHAR,                    -- the commit sha or dataset@version that fired it
+            events INTEGER NOT NULL,        -- how many events this one stands for
+            first_at TIMESTAMP NOT NULL,
+            due_at TIMESTAMP NOT NULL,
+            status VARCHAR NOT NULL,        -- pending | started | skipped | failed
+            run_id BIGINT,
+            note VARCHAR                    -- why it was skipped or failed
+        );
+        CREATE TABLE run_origins (          -- what started a run
+            run_id BIGINT PRIMARY KEY,
+            kind VARCHAR NOT NULL,          -- push | dataset | cron | manual | resume
+            trigger_id BIGINT,
+            ref VARCHAR,
+            events INTEGER NOT NULL,
+            fired_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
+        "0121_approvals",
+        """
+        CREATE SEQUENCE approvals_id;
+        CREATE TABLE approvals (            -- a promotion a pipeline asked for, its gates failed
+            id BIGINT PRIMARY KEY DEFAULT nextval('approvals_id'),
+            project_id BIGINT NOT NULL,
+            model_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,
+            alias VARCHAR NOT NULL,
+            run_id BIGINT,                  -- the run that registered the version
+            checks JSON NOT NULL,           -- the gate results that failed it
+            status VARCHAR NOT NULL,        -- pending | approved | rejected
+            requested_at TIMESTAMP NOT NULL,
+            decided_by VARCHAR,
+            decided_at TIMESTAMP,
+            comment VARCHAR                 -- the maintainer's reason
+        );
+        """,
+    ),
+    (
+        "0122_webhooks",
+        """
+        CREATE SEQUENCE webhooks_id;
+        CREATE TABLE webhooks (             -- where a project's events are POSTed
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhooks_id'),
+            project_id BIGINT NOT NULL,
+            url VARCHAR NOT NULL,           -- http(s) only
+            events JSON NOT NULL,           -- the event names it wants
+            secret VARCHAR NOT NULL,        -- HMAC-SHA256 key of the signature header
+            enabled BOOLEAN NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE SEQUENCE webhook_deliveries_id;
+        CREATE TABLE webhook_deliveries (   -- one event sent (or being retried) to one webhook
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhook_deliveries_id'),
+            webhook_id BIGINT NOT NULL,
+            event VARCHAR NOT NULL,
+            payload JSON NOT NULL,
+            status VARCHAR NOT NULL,        -- pending | delivered | failed
+            attempts INTEGER NOT NULL,
+            next_at TIMESTAMP,              -- pending: when the next attempt is due
+            response_status INTEGER,        -- the last attempt's HTTP status
+            error VARCHAR,                  -- the last attempt's error
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP
+        );
+        """,
+    ),
 ]
