@@ -104,9 +104,9 @@ def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
 
 
 def metric_points(data: Any) -> tuple[str, dict[str, list]]:
-    """A metric post's step name and its points as columns. Points come as columns
-    ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}}, what the SDK
-    sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
+    """A metric post's step name ('' for a script run) and its points as columns. Points
+    come as columns ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}},
+    what the SDK sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
     if not isinstance(data, dict) or not (
         isinstance(data.get("points"), list) or isinstance(data.get("columns"), dict)
     ):
@@ -119,7 +119,8 @@ def metric_points(data: Any) -> tuple[str, dict[str, list]]:
     if isinstance(keys, list) and len(keys) > MAX_POINTS:
         raise InvalidInput(f"at most {MAX_POINTS} points per request")
     columns = rows_as_columns(rows) if isinstance(rows, list) else data["columns"]
-    return str(data.get("step") or "script"), columns
+    step = data.get("step")  # the step that logged them; '' (or absent): a script run
+    return "" if step is None else str(step), columns
 
 
 def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:

@@ -1,5 +1,6 @@
-"""Metric points in: a bulk insert into `metrics`, and a fold into `run_metrics` (the per-run
-summary of each key's latest, min, max and count that the runs table filters and sorts on).
+"""Metric points in: a bulk insert into `metrics`, and a fold into `run_metrics` (the summary
+of each (run, step, key)'s latest, min, max and count that the runs table filters and sorts
+on). Metrics belong to steps: two steps of one run logging `accuracy` keep two series.
 
 Concurrent writers are combined (group commit): each caller queues its points, and whoever holds
 the writer lock writes everything queued so far in one transaction. A caller returns once its
@@ -33,15 +34,15 @@ _NEWER = (
     "(excluded.ts > s.ts OR (excluded.ts = s.ts AND (excluded.step IS NULL "
     "OR (s.step IS NOT NULL AND excluded.step >= s.step))))"
 )
-# Each key's summary (a run_metrics row) over the points of `source`, a query.
+# Each (step, key)'s summary (a run_metrics row) over the points of `source`, a query.
 SUMMARY_OF = """
-SELECT run_id, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
+SELECT run_id, step_name, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
        max(ts), min(value), max(value), count(*)
-FROM ({source}) GROUP BY run_id, key
+FROM ({source}) GROUP BY run_id, step_name, key
 """
 FOLD_SUMMARY = f"""
 INSERT INTO run_metrics AS s {SUMMARY_OF.format(source="{source}")}
-ON CONFLICT (run_id, key) DO UPDATE SET
+ON CONFLICT (run_id, step_name, key) DO UPDATE SET
     value = CASE WHEN {_NEWER} THEN excluded.value ELSE s.value END,
     step = CASE WHEN {_NEWER} THEN excluded.step ELSE s.step END,
     ts = CASE WHEN {_NEWER} THEN excluded.ts ELSE s.ts END,
@@ -52,11 +53,12 @@ ON CONFLICT (run_id, key) DO UPDATE SET
 # Runs whose summary does not count the points they have: those a crash caught unfolded.
 UNFOLDED_RUNS = """
 SELECT DISTINCT run_id FROM (
-    (SELECT run_id, key, count(*) AS points FROM metrics GROUP BY run_id, key
-     EXCEPT SELECT run_id, key, points FROM run_metrics)
+    (SELECT run_id, step_name, key, count(*) AS points FROM metrics
+     GROUP BY run_id, step_name, key
+     EXCEPT SELECT run_id, step_name, key, points FROM run_metrics)
     UNION ALL
-    (SELECT run_id, key, points FROM run_metrics
-     EXCEPT SELECT run_id, key, count(*) FROM metrics GROUP BY run_id, key)
+    (SELECT run_id, step_name, key, points FROM run_metrics
+     EXCEPT SELECT run_id, step_name, key, count(*) FROM metrics GROUP BY run_id, step_name, key)
 )
 """
 SCHEMA = pa.schema(

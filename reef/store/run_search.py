@@ -14,8 +14,16 @@ from reef.store.db import Database
 METRIC_FILTER = re.compile(r"^([\w./-]+)\s*(>=|<=|!=|=|>|<)\s*(-?[\d.eE+-]+)$")
 PARAM_FILTER = re.compile(r"^([\w-]+)\.([\w.-]+)=(.*)$")
 COLUMN = re.compile(r"^(metric|param):([\w./-]+)$")
-# A metric's latest value, from the per-run summary kept on ingest (never the points table).
-LATEST = "(SELECT s.value FROM run_metrics s WHERE s.run_id = r.id AND s.key = ?)"
+# A metric's latest value, from the per-step summary kept on ingest (never the points table),
+# by the name pages show (store.runs.metric_labels): KEY where one step of the run logs it (or
+# the run is a script, step ''), STEP/KEY to pick one step's. Takes the name LATEST_USES times.
+LATEST = """(SELECT coalesce(
+    CASE WHEN count(*) FILTER (WHERE s.key = ?) = 1
+         THEN any_value(s.value) FILTER (WHERE s.key = ?) END,
+    any_value(s.value) FILTER (WHERE s.key = ? AND s.step_name = ''),
+    any_value(s.value) FILTER (WHERE s.step_name || '/' || s.key = ?))
+  FROM run_metrics s WHERE s.run_id = r.id AND (s.key = ? OR s.step_name || '/' || s.key = ?))"""
+LATEST_USES = LATEST.count("?")
 BASE_SORTS = {
     "created": "r.id",
     "status": "r.status",
@@ -32,9 +40,10 @@ class RunQuery:
     module: str | None = None  # project/module, as pinned on steps
     dataset: str | None = None  # name or name@version read by any step
     params: list[str] = field(default_factory=list)  # "step.key=value"
-    metrics: list[str] = field(default_factory=list)  # "key>=0.9"
-    sort: str = "-created"  # created, status, author, duration, metric:KEY, param:STEP.KEY
-    columns: list[str] = field(default_factory=list)  # metric:KEY, param:STEP.KEY
+    metrics: list[str] = field(default_factory=list)  # "key>=0.9", "evaluate/accuracy>=0.9"
+    # created, status, author, duration, metric:NAME, param:STEP.KEY (NAME: KEY or STEP/KEY)
+    sort: str = "-created"
+    columns: list[str] = field(default_factory=list)  # metric:NAME, param:STEP.KEY
     limit: int = 50
     offset: int = 0
 
@@ -103,7 +112,7 @@ def _metric_clause(text: str, params: list[Any]) -> str:
     m = METRIC_FILTER.match(text.strip())
     if not m:
         raise InvalidInput(f"metric filter {text!r}: use KEY OP NUMBER, e.g. accuracy>=0.9")
-    params.extend([m[1], float(m[3])])
+    params.extend([*[m[1]] * LATEST_USES, float(m[3])])
     return f"{LATEST} {m[2]} ?"
 
 
@@ -112,7 +121,7 @@ def _column(text: str) -> tuple[str, list[Any]]:
     if not m:
         raise InvalidInput(f"column {text!r}: use metric:KEY or param:STEP.KEY")
     if m[1] == "metric":
-        return LATEST, [m[2]]
+        return LATEST, [m[2]] * LATEST_USES
     step, _, key = m[2].partition(".")
     if not key:
         raise InvalidInput(f"column {text!r}: a parameter column is param:STEP.KEY")
