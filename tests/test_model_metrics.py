@@ -117,3 +117,35 @@ def test_the_runs_table_filters_sorts_and_shows_step_keys(lab):
     html = client.get(f"/projects/lab/runs/{run_id}").text
     assert "eval-mlp/accuracy" in html
 
+
+def test_a_sweep_picks_on_validation_and_reports_the_test_score(lab):
+    client, _ = lab
+    steps = [
+        {"name": "split", "module": "split", "params": {"test_size": 0.25, "validation_size": 0.25},
+         "inputs": {"data": "dataset:wine"}},
+        {"name": "train", "module": "gradient-boosting", "params": {"n_estimators": 3},
+         "inputs": {"train": "split.train"}},
+        {"name": "eval-val", "module": "evaluate",
+         "inputs": {"model": "train.model", "test": "split.validation"}},
+        {"name": "eval-test", "module": "evaluate",
+         "inputs": {"model": "train.model", "test": "split.test"}},
+    ]  # fmt: skip
+    client.post("/api/projects/lab/pipelines", json={"name": "tune", "steps": steps})
+    sweeps = "/api/projects/lab/pipelines/tune/sweeps"
+    body = {"step": "train", "grid": {"max_depth": [1, 3]}, "goal": "max"}
+    on_test = client.post(sweeps, json={**body, "metric": "eval-test/accuracy"})
+    assert on_test.status_code == 400 and "validation" in on_test.json()["detail"]
+    assert client.get("/api/projects/lab/runs", params={"pipeline": "tune"}).json() == []
+    sweep = client.post(sweeps, json={**body, "metric": "eval-val/accuracy"}).json()
+    for run_id in sweep["runs"]:
+        assert wait_run(client, "lab", run_id, timeout=300)["run"]["status"] == "succeeded"
+    got = client.get(f"/api/projects/lab/sweeps/{sweep['id']}").json()
+    assert got["sweep"]["spec"]["test_metric"] == "eval-test/accuracy"
+    for trial in got["trials"]:
+        metrics = client.get(f"/api/projects/lab/runs/{trial['id']}").json()["metrics"]
+        assert trial["metric"] == metrics["eval-val/accuracy"]
+        assert trial["test"] == metrics["eval-test/accuracy"]
+        assert abs(metrics["validation_rows"] - metrics["test_rows"]) <= 3
+    assert got["best"]["metric"] == max(t["metric"] for t in got["trials"])
+    page = client.get(f"/projects/lab/sweeps/{sweep['id']}").text
+    assert "eval-test/accuracy (test)" in page and 'id="best-test"' in page
