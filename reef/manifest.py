@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from reef import column_flow
 from reef.errors import InvalidInput, InvalidParameter
 
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
@@ -28,6 +29,7 @@ _TOP_KEYS = {
     "outputs",
     "params",
     "requirements",
+    "columns",
 }
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required", "input", "dtype"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -80,6 +82,8 @@ class Manifest:
     outputs: dict[str, str]
     params: dict[str, Param]
     requirements: list[str]
+    # dataset output -> how its columns follow from the inputs' (reef.column_flow)
+    columns: dict[str, column_flow.OutputColumns] = field(default_factory=dict)
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """All parameters with defaults filled in and given values coerced and checked.
@@ -126,6 +130,7 @@ def parse_manifest(text: str) -> Manifest:
         outputs=_ports(data, "outputs"),
         params=_params(data.get("params", {}), _ports(data, "inputs")),
         requirements=_requirements(data.get("requirements", [])),
+        columns=_columns(data),
     )
 
 
@@ -189,6 +194,17 @@ def _ports(data: dict[str, Any], key: str) -> dict[str, str]:
                 f"(expected one of: {', '.join(PORT_KINDS)})"
             )
     return dict(table)
+
+
+def _columns(data: dict[str, Any]) -> dict[str, column_flow.OutputColumns]:
+    try:
+        return column_flow.parse(
+            data.get("columns", {}), _ports(data, "inputs"), _ports(data, "outputs")
+        )
+    except InvalidManifest:
+        raise
+    except InvalidInput as e:
+        raise InvalidManifest(e.message) from None
 
 
 def _requirements(value: Any) -> list[str]:

@@ -226,3 +226,32 @@ def test_builtin_module_manifests_parse(path: Path) -> None:
 def test_builtin_modules_are_there() -> None:
     names = {p.parent.name for p in MODULES.glob("*/reef.toml")}
     assert {"split", "mlp-classifier", "evaluate"} <= names
+
+
+BASE = 'name = "m"\nkind = "data-processor"\nentrypoint = "main.py"\n'
+PORTS = '[inputs]\ndata = "dataset"\n[outputs]\nout = "dataset"\nmodel = "model"\n'
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragment"),
+    [
+        ('[columns.nope]\nfrom = "data"', "no dataset output 'nope'"),
+        ('[columns.model]\nfrom = "data"', "no dataset output 'model'"),
+        ('[columns.out]\nfrom = "other"', "'from' must name a dataset input"),
+        ('[columns.out]\nkeep = ["a"]', "from, drop and add only"),
+        ('[columns.out]\nadd = {a = "float"}', "'add' maps column names to numeric, string"),
+    ],
+)
+def test_bad_output_columns_are_named(columns, fragment):
+    with pytest.raises(InvalidManifest, match=fragment):
+        parse_manifest(BASE + PORTS + columns)
+
+
+def test_output_columns_follow_the_input_and_the_parameters():
+    from reef.column_flow import derive
+
+    text = '[columns.out]\nfrom = "data"\ndrop = ["{label}"]\nadd = {"{label}_code" = "numeric"}'
+    spec = parse_manifest(BASE + PORTS + text).columns["out"]
+    given = {"data": {"a": "double", "y": "string"}}
+    assert derive(spec, {"label": "y"}, given) == {"a": "double", "y_code": "double"}
+    assert derive(spec, {"label": "y"}, {"data": None}) is None  # unknown upstream
