@@ -228,6 +228,29 @@ def test_builtin_modules_are_there() -> None:
     assert {"split", "mlp-classifier", "evaluate"} <= names
 
 
+@pytest.mark.parametrize("kind", ["data-processor", "model", "evaluator", "visualization"])
+def test_module_new_gives_a_template_of_the_kind_asked(tmp_path, kind):
+    """`reef module new --kind KIND`: the manifest says KIND and has that kind's ports."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reef.cli", "module", "new", "m", "--kind", kind, "--dir", tmp_path],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = parse_manifest((tmp_path / "m" / "reef.toml").read_text())
+    ports = {
+        "data-processor": ({"data": "dataset"}, {"data": "dataset"}),
+        "model": ({"train": "dataset"}, {"model": "model"}),
+        "evaluator": ({"model": "model", "test": "dataset"}, {}),
+        "visualization": ({"data": "dataset"}, {}),
+    }
+    assert manifest.kind == kind and (manifest.inputs, manifest.outputs) == ports[kind]
+    compile((tmp_path / "m" / "main.py").read_text(), "main.py", "exec")
+
+
 BASE = 'name = "m"\nkind = "data-processor"\nentrypoint = "main.py"\n'
 PORTS = '[inputs]\ndata = "dataset"\n[outputs]\nout = "dataset"\nmodel = "model"\n'
 

@@ -118,6 +118,30 @@ def test_the_runs_table_filters_sorts_and_shows_step_keys(lab):
     assert "eval-mlp/accuracy" in html
 
 
+def test_the_model_and_evaluator_templates_train_evaluate_and_register(lab):
+    """`reef module new --kind model` (and the UI's "New module") gives a model template, not
+    the data processor's; with the evaluator template it runs and registers as it is."""
+    client, _ = lab
+    for name, kind in [("my-model", "model"), ("my-eval", "evaluator")]:
+        made = client.post("/api/projects/lab/modules", json={"name": name, "kind": kind})
+        assert made.status_code == 201, made.text
+    manifest = client.get("/api/projects/lab/modules/my-model").json()["manifest"]
+    assert manifest["kind"] == "model" and manifest["outputs"] == {"model": "model"}
+    steps = [
+        TWO_MODELS[0],
+        {"name": "train", "module": "my-model", "inputs": {"train": "split.train"},
+         "register": "wine-template"},
+        {"name": "score", "module": "my-eval",
+         "inputs": {"model": "train.model", "test": "split.test"}},
+    ]  # fmt: skip
+    client.post("/api/projects/lab/pipelines", json={"name": "templates", "steps": steps})
+    run_id = client.post("/api/projects/lab/pipelines/templates/runs", json={}).json()["id"]
+    state = wait_run(client, "lab", run_id, timeout=300)
+    assert state["run"]["status"] == "succeeded", state
+    accuracy = version(client, "wine-template")["metrics"]["accuracy"]
+    assert accuracy == state["metrics"]["accuracy"] > 0.8
+
+
 def test_a_sweep_picks_on_validation_and_reports_the_test_score(lab):
     client, _ = lab
     steps = [
