@@ -64,13 +64,13 @@ def test_migrations_key_the_summary_by_step_and_correct_versions(tmp_path):
     _version(db, 3, 99, "gone")  # its run's steps are not there: metrics unknown
     db.migrate(MIGRATIONS)
 
-    summary = db.query("SELECT step_name, key, value FROM run_metrics ORDER BY step_name, key")
-    assert [(r["step_name"], r["key"]) for r in summary] == [
-        ("boost", "loss"),
-        ("eval-boost", "accuracy"),
-        ("eval-mlp", "accuracy"),
-        ("mlp", "accuracy"),
-        ("mlp", "loss"),
+    summary = db.query("SELECT step_name, key, shared FROM run_metrics ORDER BY step_name, key")
+    assert [(r["step_name"], r["key"], r["shared"]) for r in summary] == [
+        ("boost", "loss", True),
+        ("eval-boost", "accuracy", True),
+        ("eval-mlp", "accuracy", True),
+        ("mlp", "accuracy", True),
+        ("mlp", "loss", True),
     ]
     rows = {
         r["version"]: r

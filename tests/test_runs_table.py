@@ -118,6 +118,7 @@ def test_the_metric_summary_agrees_with_every_point(tmp_path):
     runs.settle_metrics()
     scan, summary = scan_and_summary(db)
     assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
+    assert shared_flags(db) == shared_expected(db)
     mine = {(r["step_name"], r["key"]): r["value"] for r in scan if r["run_id"] == 1}
     assert runs.step_metrics(1) == mine
     # both steps log a, b and c: the run's metrics are named step/key
@@ -136,6 +137,18 @@ def scan_and_summary(db) -> tuple[list[dict], list[dict]]:
     return scan, summary
 
 
+def shared_flags(db) -> list[dict]:
+    return db.query("SELECT run_id, step_name, key, shared FROM run_metrics ORDER BY ALL")
+
+
+def shared_expected(db) -> list[dict]:
+    """`shared`: another step of the run has points of the same key."""
+    return db.query(
+        "SELECT run_id, step_name, key, count(*) OVER (PARTITION BY run_id, key) > 1 AS shared "
+        "FROM (SELECT DISTINCT run_id, step_name, key FROM metrics) ORDER BY ALL"
+    )
+
+
 def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start(tmp_path):
     """The summary is folded a second after the points are committed: a crash in between
     leaves it short, and the next start finds and repairs exactly those runs."""
@@ -151,6 +164,7 @@ def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start
     runs.settle_metrics()
     runs.log_metrics(1, "train", [{"key": "loss", "value": 0.25, "step": 1}])
     runs.log_metrics(3, "train", [{"key": "acc", "value": 0.75, "step": 1}])
+    runs.log_metrics(3, "eval", [{"key": "acc", "value": 0.5, "step": 1}])
     db.close()  # as a crash would: the last two batches were never folded
 
     db = Database(tmp_path / "reef.duckdb")
@@ -159,7 +173,8 @@ def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start
     assert summary != scan
     assert sorted(runs.ingest.reconcile()) == [1, 3]
     scan, summary = scan_and_summary(db)
-    assert summary == scan and len(scan) == 3
+    assert summary == scan and len(scan) == 4
+    assert shared_flags(db) == shared_expected(db)
     assert runs.latest_metrics(1) == {"loss": 0.25}
     assert runs.ingest.reconcile() == []
 

@@ -374,12 +374,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             value_min DOUBLE,
             value_max DOUBLE,
             points BIGINT NOT NULL,
+            shared BOOLEAN NOT NULL,        -- another step of the run logs this key too
             PRIMARY KEY (run_id, step_name, key)
         );
         INSERT INTO run_metrics_per_step
-        SELECT run_id, step_name, key, last(value ORDER BY ts, step),
-               last(step ORDER BY ts, step), max(ts), min(value), max(value), count(*)
-        FROM metrics GROUP BY run_id, step_name, key;
+        SELECT *, count(*) OVER (PARTITION BY run_id, key) > 1 FROM (
+            SELECT run_id, step_name, key, last(value ORDER BY ts, step),
+                   last(step ORDER BY ts, step), max(ts), min(value), max(value), count(*)
+            FROM metrics GROUP BY run_id, step_name, key
+        );
         DROP TABLE run_metrics;
         ALTER TABLE run_metrics_per_step RENAME TO run_metrics;
         """,

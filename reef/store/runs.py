@@ -11,7 +11,13 @@ from typing import Any
 from reef.errors import NotFound
 from reef.store import run_search
 from reef.store.db import Database, now
-from reef.store.metric_ingest import FOLD_SUMMARY, MetricIngest, points_table, rows_as_columns
+from reef.store.metric_ingest import (
+    FOLD_SUMMARY,
+    MARK_SHARED,
+    MetricIngest,
+    points_table,
+    rows_as_columns,
+)
 from reef.store.run_search import RunQuery
 from reef.store.ttl_cache import MISSING, TTLCache
 
@@ -285,6 +291,8 @@ class Runs:
             ids = [dst.run_id, dst.name, src.run_id, src.name]
             cur.execute(f"INSERT INTO metrics {copied}", ids)
             cur.execute(FOLD_SUMMARY.format(source=copied), ids)
+            keys = "SELECT run_id, key FROM run_metrics WHERE run_id = ?"
+            cur.execute(MARK_SHARED.format(source=keys), [dst.run_id])
             cur.execute(
                 "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
                 "WHERE run_id = ? AND step = ?",

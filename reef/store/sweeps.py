@@ -7,7 +7,7 @@ from typing import Any
 
 from reef.errors import NotFound
 from reef.store.db import Database, now
-from reef.store.run_search import LATEST, LATEST_USES
+from reef.store.run_search import latest
 
 
 def create(db: Database, project_id: int, pipeline: str, spec: dict, author: str) -> int:
@@ -30,8 +30,9 @@ def trials(db: Database, sweep_id: int, metric: str, test_metric: str | None) ->
     """Each trial run's status, the latest value of the metric it is ranked on (`metric`) and
     of the one reported beside it (`test`), both named as pages name them (KEY or STEP/KEY).
     Read from the per-step summary: settle it first."""
+    (ranked, ranked_params), (test, test_params) = latest(metric), latest(test_metric or "")
     return db.query(
-        f"SELECT r.id, r.status, {LATEST} AS metric, {LATEST} AS test FROM runs r "
+        f"SELECT r.id, r.status, {ranked} AS metric, {test} AS test FROM runs r "
         "WHERE r.sweep_id = ? ORDER BY r.id",
-        [*[metric] * LATEST_USES, *[test_metric] * LATEST_USES, sweep_id],
+        [*ranked_params, *test_params, sweep_id],
     )
