@@ -20,10 +20,11 @@ def _migrated_until(path, name: str) -> Database:
 
 
 def _step(db: Database, run_id: int, name: str, position: int, inputs: dict) -> None:
+    outputs = {"model": "model"} if "train" in inputs else {}
     db.execute(
         "INSERT INTO steps (run_id, name, position, module, commit_sha, params, inputs, outputs, "
-        "status, timeout_s) VALUES (?, ?, ?, 'library/x', 'abc', '{}', ?, '{}', 'succeeded', 60)",
-        [run_id, name, position, json.dumps(inputs)],
+        "status, timeout_s) VALUES (?, ?, ?, 'library/x', 'abc', '{}', ?, ?, 'succeeded', 60)",
+        [run_id, name, position, json.dumps(inputs), json.dumps(outputs)],
     )
 
 
@@ -52,6 +53,7 @@ def test_migrations_key_the_summary_by_step_and_correct_versions(tmp_path):
         ("boost", 2, {"train": "split.train"}),
         ("eval-mlp", 3, {"model": "mlp.model", "test": "split.test"}),
         ("eval-boost", 4, {"model": "boost.model", "test": "split.test"}),
+        ("tune", 5, {"model": "mlp.model", "train": "split.train"}),  # no evaluator: a model
     ]:
         _step(db, 7, name, position, inputs)
     _point(db, 7, "mlp", "loss", 0.5, 1)
@@ -59,6 +61,7 @@ def test_migrations_key_the_summary_by_step_and_correct_versions(tmp_path):
     _point(db, 7, "eval-boost", "accuracy", 0.9434, 3)
     _point(db, 7, "mlp", "accuracy", 0.99, 3)  # a training accuracy: the evaluator's wins
     _point(db, 7, "eval-mlp", "accuracy", 0.9811, 4)
+    _point(db, 7, "tune", "accuracy", 0.5, 5)
     _version(db, 1, 7, "mlp")
     _version(db, 2, 7, "boost")
     _version(db, 3, 99, "gone")  # its run's steps are not there: metrics unknown
@@ -71,6 +74,7 @@ def test_migrations_key_the_summary_by_step_and_correct_versions(tmp_path):
         ("eval-mlp", "accuracy", True),
         ("mlp", "accuracy", True),
         ("mlp", "loss", True),
+        ("tune", "accuracy", True),
     ]
     rows = {
         r["version"]: r

@@ -97,12 +97,14 @@ class ModelService:
     def version_metrics(self, run: Run, step_name: str) -> tuple[dict[str, float], list[str]]:
         """What a version registered from `step_name` records: that step's metrics, then those
         of each evaluator whose `model` input is that step's output (in pipeline order; an
-        evaluator's value wins a key both log). Never another step's. Returns (metrics, the
-        steps they came from)."""
+        evaluator's value wins a key both log). A step that outputs a model of its own (say a
+        fine-tuning step) is no evaluator. Never another step's. Returns (metrics, the steps
+        they came from)."""
         sources = [step_name] + [
             s.name
             for s in self.hub.runs.steps(run.id)
             if str(s.inputs.get("model", "")).startswith(f"{step_name}.")
+            and "model" not in s.outputs.values()
         ]
         values = self.hub.runs.step_metrics(run.id, sources)
         merged: dict[str, float] = {}

@@ -391,7 +391,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0071_model_metrics_from_steps",
         """
         -- A version's metrics are those of the step that trained it and of the evaluators
-        -- whose `model` input is that step's output (evaluators win a shared key). Versions
+        -- whose `model` input is that step's output (evaluators win a shared key; a step with
+        -- a model output of its own is no evaluator). Versions
         -- registered before took the run's latest value of each key, whichever step logged
         -- it: recompute them from the points; where the run's steps are gone, the metrics
         -- are unknown (metrics_from NULL, metrics emptied).
@@ -400,7 +401,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         SELECT v.model_id, v.version, s.run_id, s.name, s.position, s.name = v.step_name AS trained
         FROM model_versions v JOIN steps s ON s.run_id = v.run_id
         WHERE s.name = v.step_name
-           OR starts_with(json_extract_string(s.inputs, '$.model'), v.step_name || '.');
+           OR (starts_with(json_extract_string(s.inputs, '$.model'), v.step_name || '.')
+               AND NOT regexp_matches(CAST(s.outputs AS VARCHAR), ': *"model"'));
         CREATE TEMP TABLE _version_metrics AS
         SELECT model_id, version, key,
                last(value ORDER BY trained DESC, position, ts, mstep) AS value
