@@ -9,7 +9,7 @@ import pytest
 from reef.errors import InvalidInput, InvalidParameter
 from reef.manifest import InvalidManifest, Param, parse_manifest
 
-MODULES = Path(__file__).resolve().parent.parent / "modules"
+MODULES = Path(__file__).resolve().parent.parent / "reef" / "library"
 
 SPLIT = """
 name = "split"
