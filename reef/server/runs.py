@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Stream, Template
 
-from reef.errors import Conflict, InvalidInput, NotFound
+from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
@@ -121,6 +121,14 @@ def metric_points(data: Any) -> tuple[str, dict[str, list]]:
     columns = rows_as_columns(rows) if isinstance(rows, list) else data["columns"]
     step = data.get("step")  # the step that logged them; '' (or absent): a script run
     return "" if step is None else str(step), columns
+
+
+def as_own_step(who: Principal, step: str) -> str:
+    """The step a report is filed under; a step's token files only under its own step (a
+    version's metrics are its training and evaluator steps': no other step may add to them)."""
+    if who.step is not None and step != who.step:
+        raise PermissionDenied(f"this token reports as step '{who.step}', not as '{step}'")
+    return step
 
 
 def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
@@ -263,10 +271,15 @@ def metrics_api(
     status_code=201,
 )
 def log_metrics_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any],
 ) -> dict:
     hub.runs.check_in(project, run_id)
     step, columns = metric_points(data)
+    step = as_own_step(request.user, step)
     return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
 
@@ -277,12 +290,17 @@ def log_metrics_api(
     status_code=201,
 )
 def log_params_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: JSONBody[Any],
 ) -> dict:
     hub.runs.run_in(project, run_id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
-    hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
+    step = as_own_step(request.user, str(data.get("step") or "script"))
+    hub.runs.log_params(run_id, step, data["params"])
     return {"stored": len(data["params"])}
 
 
@@ -294,16 +312,17 @@ def log_params_api(
     request_max_body_size=None,
 )
 def upload_artifact_api(
-    hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
 ) -> dict:
     hub.runs.run_in(project, run_id)
+    step = as_own_step(request.user, str(data.get("step") or "script"))
     file = data.get("file")
     if not isinstance(file, UploadFile):
         raise InvalidInput("send the file in multipart field 'file'")
     file.file.seek(0)
     digest, size = hub.artifacts.put_stream(file.file)
     name = str(data.get("name") or file.filename)
-    hub.runs.add_artifact(run_id, str(data.get("step") or "script"), name, digest, size)
+    hub.runs.add_artifact(run_id, step, name, digest, size)
     return {"name": name, "digest": digest, "size": size}
 
 

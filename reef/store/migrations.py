@@ -424,4 +424,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP TABLE _version_metrics;
         """,
     ),
+    (
+        "0072_token_step",
+        """
+        ALTER TABLE tokens ADD COLUMN step_name VARCHAR;  -- a step's run token reports as it only
+        """,
+    ),
 ]
