@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from reef import column_flow
 from reef.errors import InvalidInput, InvalidParameter
 
 MODULE_KINDS = ("data-processor", "model", "evaluator", "visualization")
@@ -31,6 +32,7 @@ _TOP_KEYS = {
     "params",
     "requirements",
     "task",
+    "columns",
 }
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "choices", "required", "input", "dtype"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -84,6 +86,8 @@ class Manifest:
     params: dict[str, Param]
     requirements: list[str]
     task: str = ""  # what a model module learns (planner checks the target): see TASKS
+    # dataset output -> how its columns follow from the inputs' (reef.column_flow)
+    columns: dict[str, column_flow.OutputColumns] = field(default_factory=dict)
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """All parameters with defaults filled in and given values coerced and checked.
@@ -131,6 +135,7 @@ def parse_manifest(text: str) -> Manifest:
         params=_params(data.get("params", {}), _ports(data, "inputs")),
         requirements=_requirements(data.get("requirements", [])),
         task=_choice(data, "task", TASKS) if "task" in data else "",
+        columns=_columns(data),
     )
 
 
@@ -194,6 +199,17 @@ def _ports(data: dict[str, Any], key: str) -> dict[str, str]:
                 f"(expected one of: {', '.join(PORT_KINDS)})"
             )
     return dict(table)
+
+
+def _columns(data: dict[str, Any]) -> dict[str, column_flow.OutputColumns]:
+    try:
+        return column_flow.parse(
+            data.get("columns", {}), _ports(data, "inputs"), _ports(data, "outputs")
+        )
+    except InvalidManifest:
+        raise
+    except InvalidInput as e:
+        raise InvalidManifest(e.message) from None
 
 
 def _requirements(value: Any) -> list[str]:

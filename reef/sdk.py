@@ -200,7 +200,10 @@ class MetricSender:
 
 
 class Reporter:
-    """What a step and a script run share: params, metrics, artifacts for one run."""
+    """What a step and a script run share: params, metrics, artifacts for one run. Metrics
+    belong to the step that logs them; a script run's have no step (its name is '')."""
+
+    metric_step: str | None = None  # None: the step's own name
 
     def __init__(self, client: Client, project: str, run_id: int, step: str) -> None:
         self.client = client
@@ -208,7 +211,8 @@ class Reporter:
         self.run_id = int(run_id)
         self._base = f"/api/projects/{project}/runs/{run_id}"
         self._step = step
-        self._metrics = MetricSender(client, f"{self._base}/metrics", step)
+        metric_step = step if self.metric_step is None else self.metric_step
+        self._metrics = MetricSender(client, f"{self._base}/metrics", metric_step)
         self._finished = False
         atexit.register(self.flush)
 
@@ -372,6 +376,8 @@ class Run(Reporter):
             if reply.get("status") != "running":
                 return
 
+    metric_step = ""  # a script run has no steps: its metrics show under their bare keys
+
     def set_tags(self, tags: dict[str, str]) -> None:
         self._open()
         self.client.request(
@@ -387,7 +393,7 @@ class Run(Reporter):
             return
         if self._metrics.error:
             raise ReefClientError(f"the server refused metric points: {self._metrics.error}")
-        body = {"status": status, "error": error, "step": self._step}
+        body = {"status": status, "error": error, "step": self._metrics.step}
         if rest := self._metrics.hand_over():
             body["columns"] = columns_of(rest)
         if self._alive is not None:

@@ -161,6 +161,40 @@ def test_a_run_token_only_reports_to_its_own_run(app_client):
     assert history == {"loss": [[1, 0.5]]}
 
 
+def test_a_step_token_reports_as_its_own_step_only(app_client):
+    """A model version records its training and evaluator steps' metrics: a step's token
+    cannot file metrics, params or artifacts under another step, and nothing is stored."""
+    admin = api_token(app_client)
+    app_client.post("/api/projects", json={"name": "p6"}, headers=admin)
+    hub = app_client.app.state.hub
+    run = hub.runs.create_run(hub.projects.get("p6").id, None, {"steps": []}, [], "admin")
+    who = hub.people.user("admin")
+    token = hub.people.issue_token(who["id"], "run", "test", run_id=run, step="evaluate")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"/api/projects/p6/runs/{run}"
+    point = {"points": [{"key": "accuracy", "value": 0.99}]}
+    for step in ("train", None):
+        body = {**point, "step": step} if step else point
+        refused = app_client.post(f"{base}/metrics", json=body, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert "reports as step 'evaluate'" in refused.json()["detail"]
+    params = app_client.post(
+        f"{base}/params", json={"step": "train", "params": {"a": 1}}, headers=headers
+    )
+    assert params.status_code == 403
+    upload = app_client.post(
+        f"{base}/artifacts",
+        files={"file": ("a.txt", b"x")},
+        data={"step": "train"},
+        headers=headers,
+    )
+    assert upload.status_code == 403
+    assert app_client.get(f"{base}/metrics", headers=admin).json() == {}
+    ok = app_client.post(f"{base}/metrics", json={**point, "step": "evaluate"}, headers=headers)
+    assert ok.status_code == 201
+    assert app_client.get(f"{base}/metrics", headers=admin).json() == {"accuracy": [[None, 0.99]]}
+
+
 def test_bad_metric_points_are_refused_whole(app_client):
     admin = api_token(app_client)
     app_client.post("/api/projects", json={"name": "p3"}, headers=admin)

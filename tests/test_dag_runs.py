@@ -49,4 +49,8 @@ def test_diamond_runs_branches_in_parallel_then_the_join(server):
     assert overlap, "the two branches should run at the same time"
     assert s["join"]["started_at"] >= max(s["left"]["finished_at"], s["right"]["finished_at"])
     assert history["rows"] == [[None, 8.0]]  # 4 rows from each branch
-    assert len(history["system/memory_mb"]) >= 1 and history["system/memory_mb"][0][1] > 1
+    # every step logs system metrics: each step's series is STEP/system/memory_mb
+    assert history["join/system/memory_mb"][0][1] > 1
+    assert {k for k in history if k.endswith("/system/memory_mb")} == {
+        f"{name}/system/memory_mb" for name in s
+    }

@@ -243,3 +243,55 @@ def test_columns_param_takes_a_list_or_comma_separated_names() -> None:
             manifest.resolve_params({"exclude": bad})
     with pytest.raises(InvalidManifest, match="unknown task 'clustering'"):
         parse_manifest('name = "m"\nkind = "model"\nentrypoint = "main.py"\ntask = "clustering"\n')
+
+
+@pytest.mark.parametrize("kind", ["data-processor", "model", "evaluator", "visualization"])
+def test_module_new_gives_a_template_of_the_kind_asked(tmp_path, kind):
+    """`reef module new --kind KIND`: the manifest says KIND and has that kind's ports."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reef.cli", "module", "new", "m", "--kind", kind, "--dir", tmp_path],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = parse_manifest((tmp_path / "m" / "reef.toml").read_text())
+    ports = {
+        "data-processor": ({"data": "dataset"}, {"data": "dataset"}),
+        "model": ({"train": "dataset"}, {"model": "model"}),
+        "evaluator": ({"model": "model", "test": "dataset"}, {}),
+        "visualization": ({"data": "dataset"}, {}),
+    }
+    assert manifest.kind == kind and (manifest.inputs, manifest.outputs) == ports[kind]
+    compile((tmp_path / "m" / "main.py").read_text(), "main.py", "exec")
+
+
+BASE = 'name = "m"\nkind = "data-processor"\nentrypoint = "main.py"\n'
+PORTS = '[inputs]\ndata = "dataset"\n[outputs]\nout = "dataset"\nmodel = "model"\n'
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragment"),
+    [
+        ('[columns.nope]\nfrom = "data"', "no dataset output 'nope'"),
+        ('[columns.model]\nfrom = "data"', "no dataset output 'model'"),
+        ('[columns.out]\nfrom = "other"', "'from' must name a dataset input"),
+        ('[columns.out]\nkeep = ["a"]', "from, drop and add only"),
+        ('[columns.out]\nadd = {a = "float"}', "'add' maps column names to numeric, string"),
+    ],
+)
+def test_bad_output_columns_are_named(columns, fragment):
+    with pytest.raises(InvalidManifest, match=fragment):
+        parse_manifest(BASE + PORTS + columns)
+
+
+def test_output_columns_follow_the_input_and_the_parameters():
+    from reef.column_flow import derive
+
+    text = '[columns.out]\nfrom = "data"\ndrop = ["{label}"]\nadd = {"{label}_code" = "numeric"}'
+    spec = parse_manifest(BASE + PORTS + text).columns["out"]
+    given = {"data": {"a": "double", "y": "string"}}
+    assert derive(spec, {"label": "y"}, given) == {"a": "double", "y_code": "double"}
+    assert derive(spec, {"label": "y"}, {"data": None}) is None  # unknown upstream

@@ -217,3 +217,32 @@ def test_the_yaml_editor_saves_or_shows_the_error(api):
     )
     assert resp.status_code == 200 and "Pipeline from-yaml" in resp.text
     assert '<svg class="dag"' in resp.text
+
+
+def test_a_column_missing_upstream_is_refused_when_saved(api):
+    """split declares that its outputs keep its input's columns, so a step reading
+    split.test is checked against d's columns before anything runs."""
+    steps = good_steps()
+    steps[2]["params"] = {"label": "lable"}
+    refused(api, steps, "step 'evaluate'", "no column 'lable' in the output split.test", "x1, x2")
+    steps = good_steps()
+    steps[1]["params"] = {"label": "target"}
+    refused(api, steps, "step 'train'", "no column 'target' in the output split.train")
+
+
+def test_a_column_of_the_wrong_type_upstream_is_refused_when_saved(api):
+    """binner adds x1_bin, a string column: a numeric column parameter downstream that names
+    it is refused; one naming a column passed through is accepted."""
+    client, headers = api
+    first = {"name": "bin", "module": "binner", "inputs": {"data": "dataset:d"}}
+    second = {"name": "again", "module": "binner", "inputs": {"data": "bin.out"}}
+    refused(
+        api,
+        [first, {**second, "params": {"column": "x1_bin"}}],
+        "step 'again': parameter 'column': column 'x1_bin' is string, not numeric",
+    )
+    ok = [first, {**second, "params": {"column": "x2"}}]
+    resp = client.post(
+        "/api/projects/p/pipelines", json={"name": "ok", "steps": ok}, headers=headers
+    )
+    assert resp.status_code == 201, resp.text

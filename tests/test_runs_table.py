@@ -89,8 +89,9 @@ def test_compare_runs(runs):
 
 
 def test_the_metric_summary_agrees_with_every_point(tmp_path):
-    """run_metrics (kept on ingest) gives what a scan of all points gives: the latest value
-    by (time, step) with unnumbered points last, and min, max and count; also for copies."""
+    """run_metrics (kept on ingest) gives what a scan of all points gives per (run, step, key):
+    the latest value by (time, step) with unnumbered points last, and min, max and count;
+    also for copies."""
     import random
     from types import SimpleNamespace
 
@@ -117,19 +118,35 @@ def test_the_metric_summary_agrees_with_every_point(tmp_path):
     runs.settle_metrics()
     scan, summary = scan_and_summary(db)
     assert summary == scan and {r["run_id"] for r in summary} == {1, 2, 3, 4}
-    assert runs.latest_metrics(1) == {r["key"]: r["value"] for r in scan if r["run_id"] == 1}
+    assert shared_flags(db) == shared_expected(db)
+    mine = {(r["step_name"], r["key"]): r["value"] for r in scan if r["run_id"] == 1}
+    assert runs.step_metrics(1) == mine
+    # both steps log a, b and c: the run's metrics are named step/key
+    assert runs.latest_metrics(1) == {f"{step}/{key}": v for (step, key), v in mine.items()}
 
 
 def scan_and_summary(db) -> tuple[list[dict], list[dict]]:
     scan = db.query(
-        "SELECT run_id, key, last(value ORDER BY ts, step) AS value, min(value) AS lo, "
-        "max(value) AS hi, count(*) AS n FROM metrics GROUP BY ALL ORDER BY ALL"
+        "SELECT run_id, step_name, key, last(value ORDER BY ts, step) AS value, "
+        "min(value) AS lo, max(value) AS hi, count(*) AS n FROM metrics GROUP BY ALL ORDER BY ALL"
     )
     summary = db.query(
-        "SELECT run_id, key, value, value_min AS lo, value_max AS hi, points AS n "
+        "SELECT run_id, step_name, key, value, value_min AS lo, value_max AS hi, points AS n "
         "FROM run_metrics ORDER BY ALL"
     )
     return scan, summary
+
+
+def shared_flags(db) -> list[dict]:
+    return db.query("SELECT run_id, step_name, key, shared FROM run_metrics ORDER BY ALL")
+
+
+def shared_expected(db) -> list[dict]:
+    """`shared`: another step of the run has points of the same key."""
+    return db.query(
+        "SELECT run_id, step_name, key, count(*) OVER (PARTITION BY run_id, key) > 1 AS shared "
+        "FROM (SELECT DISTINCT run_id, step_name, key FROM metrics) ORDER BY ALL"
+    )
 
 
 def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start(tmp_path):
@@ -147,6 +164,7 @@ def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start
     runs.settle_metrics()
     runs.log_metrics(1, "train", [{"key": "loss", "value": 0.25, "step": 1}])
     runs.log_metrics(3, "train", [{"key": "acc", "value": 0.75, "step": 1}])
+    runs.log_metrics(3, "eval", [{"key": "acc", "value": 0.5, "step": 1}])
     db.close()  # as a crash would: the last two batches were never folded
 
     db = Database(tmp_path / "reef.duckdb")
@@ -155,7 +173,8 @@ def test_points_stored_but_not_yet_summarised_at_a_crash_are_summarised_at_start
     assert summary != scan
     assert sorted(runs.ingest.reconcile()) == [1, 3]
     scan, summary = scan_and_summary(db)
-    assert summary == scan and len(scan) == 3
+    assert summary == scan and len(scan) == 4
+    assert shared_flags(db) == shared_expected(db)
     assert runs.latest_metrics(1) == {"loss": 0.25}
     assert runs.ingest.reconcile() == []
 
@@ -186,17 +205,20 @@ def test_the_summary_migration_fills_in_runs_logged_before_it(tmp_path):
     names = [name for name, _ in MIGRATIONS]
     cut = names.index("0013_run_metrics")
     db = Database(tmp_path / "reef.duckdb")
-    db.migrate([m for m in MIGRATIONS if m[0] != "0013_run_metrics"])
+    db.migrate(MIGRATIONS[:cut])
     db.execute(
         "INSERT INTO metrics VALUES (1, 's', 'loss', 0.5, 1, '2026-01-01 00:00:01'), "
         "(1, 's', 'loss', 0.25, 2, '2026-01-01 00:00:01'), "
         "(1, 's', 'loss', 0.75, NULL, '2026-01-01 00:00:00'), (2, 's', 'acc', NULL, 0, now())"
     )
-    assert db.migrate(MIGRATIONS) == [names[cut]]
-    rows = db.query("SELECT run_id, key, value, value_min, value_max, points FROM run_metrics")
+    assert db.migrate(MIGRATIONS) == names[cut:]
+    rows = db.query(
+        "SELECT run_id, step_name, key, value, value_min, value_max, points FROM run_metrics"
+    )
     assert sorted(rows, key=lambda r: r["run_id"]) == [
         {
             "run_id": 1,
+            "step_name": "s",
             "key": "loss",
             "value": 0.25,
             "value_min": 0.25,
@@ -205,6 +227,7 @@ def test_the_summary_migration_fills_in_runs_logged_before_it(tmp_path):
         },
         {
             "run_id": 2,
+            "step_name": "s",
             "key": "acc",
             "value": None,
             "value_min": None,

@@ -116,3 +116,27 @@ def test_a_random_sweep_started_from_the_pipeline_form(server):
     assert len(body["trials"]) == 4 and all(t["status"] == "succeeded" for t in body["trials"])
     assert all(0.1 <= t["params"]["test_size"] <= 0.4 for t in body["trials"])
     assert body["sweep"]["spec"]["trials"] == 4
+
+
+VALIDATED = [
+    {"name": "split", "module": "split", "inputs": {"data": "dataset:d"}},
+    {"name": "train", "module": "gradient-boosting", "inputs": {"train": "split.train"}},
+    {"name": "eval-val", "module": "evaluate",
+     "inputs": {"model": "train.model", "test": "split.validation"}},
+    {"name": "eval-test", "module": "evaluate",
+     "inputs": {"model": "train.model", "test": "split.test"}},
+]  # fmt: skip
+
+
+def test_a_sweep_ranks_on_validation_and_reports_test_apart():
+    from reef.runtime.sweeps import scoring
+
+    assert scoring(VALIDATED, "eval-val/accuracy", None) == "eval-test/accuracy"
+    assert scoring(VALIDATED, "eval-val/accuracy", "eval-test/macro_f1") == "eval-test/macro_f1"
+    assert scoring(VALIDATED, "train/val_accuracy", None) == "train/accuracy"
+    assert scoring(VALIDATED, "val_loss", None) == "loss"
+    assert scoring(VALIDATED, "accuracy", None) is None  # nothing to derive it from
+    with pytest.raises(InvalidInput, match=r"computed on a test set \(split.test\)"):
+        scoring(VALIDATED, "eval-test/accuracy", None)
+    with pytest.raises(InvalidInput, match="other than 'metric'"):
+        scoring(VALIDATED, "eval-val/accuracy", "eval-val/accuracy")

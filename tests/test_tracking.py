@@ -64,6 +64,7 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
     with server.client() as client:
         client.post("/api/projects", json={"name": "lab"})
     proc = run_script(server, tmp_path, 3000, 0.1)  # about 3 s of logging
+    started = proc.stdout.readline()  # "run N": the run exists (a busy box starts it slowly)
     time.sleep(1.0)
     port = server.url.rsplit(":", 1)[1]
     assert server.stop() == 0
@@ -73,8 +74,8 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
     restarted = start_server(server.data, server.data.parent / "modules", port=int(port))
     try:
         out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
-        run_id = int(out.split()[1])
+        assert proc.returncode == 0, started + out
+        run_id = int(started.split()[1])
         with restarted.client() as client:
             history = client.get(f"/api/projects/lab/runs/{run_id}/metrics?times=true").json()
             state = client.get(f"/api/projects/lab/runs/{run_id}").json()

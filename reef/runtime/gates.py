@@ -115,7 +115,7 @@ def _run(
     row = service.hub.models.version(model_id, version)
     try:
         if check["type"] == "metric":
-            ok, value, detail = _metric(row["metrics"], check)
+            ok, value, detail = _metric(row, check)
         elif check["type"] == "parity":
             ok, value, detail = _parity(row, check)
         elif check["type"] == "latency":
@@ -127,10 +127,22 @@ def _run(
     return {**check, "ok": bool(ok), "value": value, "detail": detail}
 
 
-def _metric(metrics: dict, check: dict) -> tuple[bool, Any, str]:
-    name, value = check["metric"], metrics.get(check["metric"])
+def _metric(row: dict, check: dict) -> tuple[bool, Any, str]:
+    """A version's metric: from the step that trained it and the evaluators of that model
+    (registry.version_metrics), never another step of the run."""
+    name, value = check["metric"], row["metrics"].get(check["metric"])
+    if row.get("metrics_from") is None:
+        return (
+            False,
+            None,
+            (
+                f"{name}: this version's metrics are unknown (registered before reef kept metrics "
+                "per step, and its run's steps are gone); register it again from a run"
+            ),
+        )
     if value is None:
-        return False, None, f"{name} was not recorded for this version"
+        steps = ", ".join(row["metrics_from"])
+        return False, None, f"{name} was not recorded for this version (by steps {steps})"
     low, high = check.get("min"), check.get("max")
     if low is not None and value < low:
         return False, value, f"{name} {value:.4g} < {low} (min)"

@@ -364,6 +364,7 @@ class Orchestrator:
             f"run {run.id} step {step.name}",
             run_id=run.id,
             ttl=timedelta(seconds=step.timeout_s + 600),
+            step=step.name,  # its metrics are what a model version records: no other step's
         )
         return {
             "REEF_URL": self.hub.settings.url,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from packaging.requirements import InvalidRequirement, Requirement
 
+from reef import column_flow
+from reef.column_flow import UNKNOWN_TYPE, Columns
 from reef.errors import InvalidInput, NotFound
 from reef.manifest import COLUMN_TYPES, Manifest
 from reef.pipeline import DatasetRef, OutputRef, StepSpec, parse_pipeline
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from reef.hub import Hub
 
 NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
+KnownColumns = dict[str, dict[str, Columns | None]]  # step -> dataset output -> its columns
 
 
 class Planner:
@@ -37,10 +40,12 @@ class Planner:
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
         keys: dict[str, str] = {}
-        planned, manifests = [], {}
+        known: KnownColumns = {}
+        planned: list[dict] = []
+        manifests: dict = {}
         for s in steps:
             module_project = self._module_project(project, s, who)
-            step = self._plan_step(project, module_project, s, outputs)
+            step = self._plan_step(project, module_project, s, outputs, known)
             step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
             planned.append(step)
             outputs[s.name] = step["outputs"]
@@ -80,7 +85,12 @@ class Planner:
         return project if self.hub.modules.exists(project, s.module) else LIBRARY
 
     def _plan_step(
-        self, project: str, module_project: str, s: StepSpec, outputs: dict[str, dict[str, str]]
+        self,
+        project: str,
+        module_project: str,
+        s: StepSpec,
+        outputs: dict[str, dict[str, str]],
+        known: KnownColumns,
     ) -> dict:
         where = f"step '{s.name}'"
         if not self.hub.modules.exists(module_project, s.module):
@@ -98,7 +108,8 @@ class Planner:
         check_publish(where, s.publish, manifest.outputs)
         if s.require_valid:  # dataset inputs must have passed their rules
             require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
-        self._check_columns(project, where, manifest, params, inputs)
+        self._check_columns(project, where, manifest, params, inputs, known)
+        known[s.name] = self._output_columns(project, manifest, params, inputs, known)
         return {
             "name": s.name,
             "module": f"{module_project}/{s.module}",
@@ -173,16 +184,25 @@ class Planner:
         return f"dataset:{ref.name}@{info.version}"
 
     def _check_columns(
-        self, project: str, where: str, manifest: Manifest, params: dict, inputs: dict[str, str]
+        self,
+        project: str,
+        where: str,
+        manifest: Manifest,
+        params: dict,
+        inputs: dict[str, str],
+        known: KnownColumns,
     ) -> None:
-        """Column parameters name columns of their dataset input (when it is a dataset)."""
+        """Column parameters name columns of their dataset input, of the type they declare:
+        a dataset's schema, or what an upstream step's manifest says it outputs
+        (reef.column_flow). Inputs whose columns cannot be known are not checked."""
         for name, param in manifest.params.items():
             ref = inputs.get(param.input or "")
-            if param.type not in COLUMN_TYPES or not ref or not ref.startswith("dataset:"):
+            if param.type not in COLUMN_TYPES or not ref:
                 continue
-            dataset, version = ref.removeprefix("dataset:").split("@")
-            columns = dict(self.hub.datasets.info(project, dataset, int(version)).columns)
-            source = ref.removeprefix("dataset:")
+            columns = self._columns_of(project, ref, known)
+            if columns is None:
+                continue
+            source = _describe(ref)
             values = params[name] if param.type == "columns" else [params[name]]
             for value in values:
                 if value not in columns:
@@ -190,11 +210,43 @@ class Planner:
                         f"{where}: parameter '{name}': no column '{value}' in {source}"
                         f" (columns: {', '.join(columns)})"
                     )
-                if not column_fits(columns[value], param.dtype):
+                if columns[value] != UNKNOWN_TYPE and not column_fits(columns[value], param.dtype):
                     raise InvalidInput(
                         f"{where}: parameter '{name}': column '{value}' is {columns[value]}, "
                         f"not {param.dtype}"
                     )
+
+    def _columns_of(self, project: str, ref: str, known: KnownColumns) -> Columns | None:
+        """The columns (name -> type) a pinned input will hold; None when unknown."""
+        if ref.startswith("dataset:"):
+            dataset, version = ref.removeprefix("dataset:").split("@")
+            return dict(self.hub.datasets.info(project, dataset, int(version)).columns)
+        step, _, output = ref.partition(".")
+        return known.get(step, {}).get(output)
+
+    def _output_columns(
+        self,
+        project: str,
+        manifest: Manifest,
+        params: dict,
+        inputs: dict[str, str],
+        known: KnownColumns,
+    ) -> dict[str, Columns | None]:
+        """What each dataset output of a planned step will hold, from its manifest (an
+        output the manifest does not describe is unknown: None)."""
+        if not manifest.columns:
+            return {}
+        given = {k: self._columns_of(project, ref, known) for k, ref in inputs.items()}
+        return {
+            name: column_flow.derive(spec, params, given) if spec else None
+            for name, kind in manifest.outputs.items()
+            if kind == "dataset"
+            for spec in [manifest.columns.get(name)]
+        }
+
+
+def _describe(ref: str) -> str:
+    return ref.removeprefix("dataset:") if ref.startswith("dataset:") else f"the output {ref}"
 
 
 def column_fits(arrow_type: str, dtype: str | None) -> bool:

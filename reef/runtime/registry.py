@@ -75,11 +75,11 @@ class ModelService:
         """Register a version for every step of `run` that asks for it (`register: NAME`)."""
         done = []
         lineage = self.lineage(run)
-        metrics = self.hub.runs.latest_metrics(run.id)
         for step in run.spec["steps"]:
             if not step.get("register"):
                 continue
             model_dir = self._model_dir(run, step)
+            metrics, sources = self.version_metrics(run, step["name"])
             version = self.register_dir(
                 run.project_id,
                 step["register"],
@@ -87,12 +87,31 @@ class ModelService:
                 run_id=run.id,
                 step_name=step["name"],
                 metrics=metrics,
+                metrics_from=sources,
                 lineage={**lineage, "step": step["name"]},
                 author=run.created_by,
                 train=self._training_inputs(run, step, model_dir),
             )
             done.append((step["register"], version))
         return done
+
+    def version_metrics(self, run: Run, step_name: str) -> tuple[dict[str, float], list[str]]:
+        """What a version registered from `step_name` records: that step's metrics, then those
+        of each evaluator whose `model` input is that step's output (in pipeline order; an
+        evaluator's value wins a key both log). A step that outputs a model of its own (say a
+        fine-tuning step) is no evaluator. Never another step's. Returns (metrics, the steps
+        they came from)."""
+        sources = [step_name] + [
+            s.name
+            for s in self.hub.runs.steps(run.id)
+            if str(s.inputs.get("model", "")).startswith(f"{step_name}.")
+            and "model" not in s.outputs.values()
+        ]
+        values = self.hub.runs.step_metrics(run.id, sources)
+        merged: dict[str, float] = {}
+        for source in sources:
+            merged.update({key: v for (step, key), v in values.items() if step == source})
+        return merged, sources
 
     def register_dir(
         self,
@@ -106,9 +125,11 @@ class ModelService:
         lineage: dict,
         author: str,
         train: np.ndarray | None = None,
+        metrics_from: list[str] | None = None,
     ) -> int:
         """Register an exported model directory (model.onnx + schema.json) as the next
-        version; `train` (the training inputs) gives the reference that drift compares with."""
+        version; `metrics_from` names the steps `metrics` came from (default: `step_name`);
+        `train` (the training inputs) gives the reference that drift compares with."""
         onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
         reference = None if train is None else self._reference(train, ModelSchema(schema))
@@ -120,6 +141,7 @@ class ModelService:
             onnx_digest=onnx_digest,
             schema=schema,
             metrics=metrics,
+            metrics_from=[step_name] if metrics_from is None else metrics_from,
             lineage=lineage,
             author=author,
             reference=reference,

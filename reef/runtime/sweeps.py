@@ -1,4 +1,13 @@
-"""Sweeps: the parameter sets of a grid or random search over one step's parameters (pure)."""
+"""Sweeps: the parameter sets of a grid or random search over one step's parameters, and
+which metric ranks the trials and which is reported beside it (pure).
+
+A sweep picks its best trial on data the trials neither trained on nor are tested on:
+otherwise the winner's test score is optimistic (it was chosen for it). Two ways:
+- an evaluator reading the split's `validation` output (split's `validation_size` > 0): rank
+  on `EVAL-VAL/KEY`; the evaluator of the same model reading `test` is reported beside it;
+- a step that logs its own validation score as `val_KEY`: rank on it, report `KEY`.
+A `STEP/KEY` whose step reads a `test` output is refused as the metric that ranks.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +70,52 @@ def _draw(rng: random.Random, dom: Any) -> Any:
         else rng.uniform(low, high)
     )
     return round(value) if dom.get("int") else value
+
+
+def scoring(steps: list[dict], metric: str, test_metric: str | None) -> str | None:
+    """Check that `metric` (KEY or STEP/KEY) does not rank on the test set, and return the
+    metric to report beside it: `test_metric` if given, else the one `metric` implies."""
+    by_name = {s.get("name"): s for s in steps}
+    step, _, key = metric.rpartition("/")
+    if step in by_name and _reads(by_name[step], "test"):
+        raise InvalidInput(
+            f"'{metric}' is computed on a test set ({_source(by_name[step], 'test')}): a sweep "
+            "ranks on a validation set, so the test score stays unbiased. Give split a "
+            "validation_size, evaluate on its 'validation' output, rank on that evaluator's "
+            f"{key} and report this one as test_metric"
+        )
+    if test_metric is not None:
+        if not isinstance(test_metric, str) or test_metric == metric:
+            raise InvalidInput("'test_metric' must be a metric name other than 'metric'")
+        return test_metric
+    if key.startswith("val_"):
+        return f"{step}/{key[4:]}" if step else key[4:]
+    twin = _test_twin(steps, by_name.get(step))
+    return f"{twin['name']}/{key}" if twin else None
+
+
+def _reads(step: dict, output: str) -> bool:
+    return bool(_source(step, output))
+
+
+def _source(step: dict, output: str) -> str:
+    refs = (step.get("inputs") or {}).values()
+    return next((r for r in refs if isinstance(r, str) and r.endswith(f".{output}")), "")
+
+
+def _test_twin(steps: list[dict], step: dict | None) -> dict | None:
+    """The step that is `step` (same module and inputs) but reads `X.test`, not
+    `X.validation`."""
+    if step is None or not _reads(step, "validation"):
+        return None
+    wanted = {
+        k: v[: -len("validation")] + "test" if v.endswith(".validation") else v
+        for k, v in (step.get("inputs") or {}).items()
+    }
+    return next(
+        (s for s in steps if s.get("module") == step.get("module") and s.get("inputs") == wanted),
+        None,
+    )
 
 
 def ranked(rows: list[dict[str, Any]], goal: str) -> list[dict[str, Any]]:

@@ -354,7 +354,7 @@ def _log(
         keys, values, steps, ts = (list(c) for c in zip(*metrics, strict=True))
         values = [None if v != v else v for v in values]  # NaN: stored as a missing value
         columns = {"key": keys, "value": values, "step": steps, "ts": ts}
-        hub.runs.log_metric_columns(run_id, SCRIPT_STEP, columns)
+        hub.runs.log_metric_columns(run_id, "", columns)  # a script run: bare keys
 
 
 @mlpost("/runs/search")

@@ -21,7 +21,7 @@ from reef.store.runs import Run
 
 log = logging.getLogger("reef.server")
 DEFAULT_EXPERIMENT = "default"  # MLflow's experiment "0" is this project
-SCRIPT_STEP = "script"  # a script run's params and metrics sit under this step name
+SCRIPT_STEP = "script"  # a script run's params and artifacts sit under this step name
 CODES = {
     400: "INVALID_PARAMETER_VALUE",
     401: "UNAUTHENTICATED",

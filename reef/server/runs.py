@@ -120,9 +120,9 @@ def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
 
 
 def metric_points(data: Any) -> tuple[str, dict[str, list]]:
-    """A metric post's step name and its points as columns. Points come as columns
-    ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}}, what the SDK
-    sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
+    """A metric post's step name ('' for a script run) and its points as columns. Points
+    come as columns ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}},
+    what the SDK sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
     if not isinstance(data, dict) or not (
         isinstance(data.get("points"), list) or isinstance(data.get("columns"), dict)
     ):
@@ -135,7 +135,16 @@ def metric_points(data: Any) -> tuple[str, dict[str, list]]:
     if isinstance(keys, list) and len(keys) > MAX_POINTS:
         raise InvalidInput(f"at most {MAX_POINTS} points per request")
     columns = rows_as_columns(rows) if isinstance(rows, list) else data["columns"]
-    return str(data.get("step") or "script"), columns
+    step = data.get("step")  # the step that logged them; '' (or absent): a script run
+    return "" if step is None else str(step), columns
+
+
+def as_own_step(who: Principal, step: str) -> str:
+    """The step a report is filed under; a step's token files only under its own step (a
+    version's metrics are its training and evaluator steps': no other step may add to them)."""
+    if who.step is not None and step != who.step:
+        raise PermissionDenied(f"this token reports as step '{who.step}', not as '{step}'")
+    return step
 
 
 def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
@@ -303,6 +312,7 @@ def log_metrics_api(
     require_run_writer(hub, request.user, project, run_id)
     hub.script_runs.touch(run_id)
     step, columns = metric_points(data)
+    step = as_own_step(request.user, step)
     return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
 
@@ -323,7 +333,8 @@ def log_params_api(
     hub.script_runs.touch(run_id)
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise InvalidInput("send {'step': NAME, 'params': {...}}")
-    hub.runs.log_params(run_id, str(data.get("step") or "script"), data["params"])
+    step = as_own_step(request.user, str(data.get("step") or "script"))
+    hub.runs.log_params(run_id, step, data["params"])
     return {"stored": len(data["params"])}
 
 
@@ -338,13 +349,14 @@ def upload_artifact_api(
     request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
+    step = as_own_step(request.user, str(data.get("step") or "script"))
     file = data.get("file")
     if not isinstance(file, UploadFile):
         raise InvalidInput("send the file in multipart field 'file'")
     file.file.seek(0)
     digest, size = hub.artifacts.put_stream(file.file)
     name = str(data.get("name") or file.filename)
-    hub.runs.add_artifact(run_id, str(data.get("step") or "script"), name, digest, size)
+    hub.runs.add_artifact(run_id, step, name, digest, size)
     return {"name": name, "digest": digest, "size": size}
 
 

@@ -9,18 +9,20 @@ from typing import Any
 from litestar import Request
 from litestar.response import Redirect, Template
 
-from reef.errors import InvalidInput, NotFound
+from reef.errors import InvalidInput
 from reef.hub import Hub
-from reef.runtime.sweeps import ranked, trials
+from reef.runtime.sweeps import ranked, scoring, trials
 from reef.server.pipelines import form_int, with_params
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
-from reef.store.db import now
+from reef.store import sweeps
 from reef.store.people import Principal
 
 
 def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Any) -> dict:
-    """{step, grid | random + trials, metric, goal: max|min} -> the sweep and its runs.
-    Every trial is planned (so checked) before the first one is queued."""
+    """{step, grid | random + trials, metric, test_metric?, goal: max|min} -> the sweep and
+    its runs. `metric` ranks the trials (a validation score); `test_metric` is reported beside
+    it (see reef.runtime.sweeps.scoring). Every trial is planned (so checked) before the first
+    one is queued."""
     if not isinstance(data, dict) or not isinstance(data.get("metric"), str):
         raise InvalidInput("send {step, grid or random, metric, goal}")
     goal = data.get("goal", "max")
@@ -31,17 +33,15 @@ def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Any
     step = data.get("step")
     if step not in {s["name"] for s in spec["steps"]}:
         raise InvalidInput(f"pipeline '{pipeline}' has no step {step!r}")
+    test_metric = scoring(spec["steps"], data["metric"], data.get("test_metric"))
     specs = [with_params(spec, {step: params}) for params in trials(data)]
     for i, trial in enumerate(specs):
         try:
             hub.orchestrator.planner.plan(project, trial, who)
         except InvalidInput as e:
             raise InvalidInput(f"trial {i + 1}: {e.message}") from None
-    sweep_id = hub.db.execute(
-        "INSERT INTO sweeps (project_id, pipeline, spec, created_by, created_at) "
-        "VALUES (?, ?, ?, ?, ?) RETURNING id",
-        [p.id, pipeline, json.dumps({**data, "goal": goal}), who.name, now()],
-    )[0][0]
+    stored = {**data, "goal": goal, "test_metric": test_metric}
+    sweep_id = sweeps.create(hub.db, p.id, pipeline, stored, who.name)
     run_ids = []
     for trial in specs:
         run_ids.append(hub.orchestrator.start(project, pipeline, trial, who))
@@ -52,18 +52,11 @@ def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Any
 
 def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
     p = hub.projects.get(project)
-    row = hub.db.one("SELECT * FROM sweeps WHERE id = ? AND project_id = ?", [sweep_id, p.id])
-    if row is None:
-        raise NotFound(f"sweep {sweep_id} not found")
-    spec = json.loads(row["spec"])
+    row = sweeps.get(hub.db, p.id, sweep_id)
+    spec = row["spec"]
     names = list(spec.get("grid") or spec.get("random") or {})
     hub.runs.settle_metrics()
-    rows = hub.db.query(  # the metric's latest value, from the per-run summary (run_metrics)
-        "SELECT r.id, r.status, s.value AS metric FROM runs r "
-        "LEFT JOIN run_metrics s ON s.run_id = r.id AND s.key = ? "
-        "WHERE r.sweep_id = ? ORDER BY r.id",
-        [spec["metric"], sweep_id],
-    )
+    rows = sweeps.trials(hub.db, sweep_id, spec["metric"], spec.get("test_metric"))
     for r in rows:
         params = {
             q["key"]: q["value"] for q in hub.runs.params(r["id"]) if q["step"] == spec["step"]
@@ -73,7 +66,7 @@ def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
     done = [t for t in trials_ranked if t["metric"] is not None]
     return {
         "project": p,
-        "sweep": {**row, "spec": spec},
+        "sweep": row,
         "names": names,
         "trials": trials_ranked,
         "best": done[0] if done else None,
@@ -134,6 +127,8 @@ def form_sweep(data: dict[str, str]) -> dict[str, Any]:
         "metric": data.get("metric"),
         "goal": data.get("goal", "max"),
     }
+    if data.get("test_metric"):
+        body["test_metric"] = data["test_metric"]
     if mode == "random":
         body["trials"] = form_int(data.get("trials") or "", "trials")
     return body

@@ -1,5 +1,6 @@
-"""Metric points in: a bulk insert into `metrics`, and a fold into `run_metrics` (the per-run
-summary of each key's latest, min, max and count that the runs table filters and sorts on).
+"""Metric points in: a bulk insert into `metrics`, and a fold into `run_metrics` (the summary
+of each (run, step, key)'s latest, min, max and count that the runs table filters and sorts
+on). Metrics belong to steps: two steps of one run logging `accuracy` keep two series.
 
 Concurrent writers are combined (group commit): each caller queues its points, and whoever holds
 the writer lock writes everything queued so far in one transaction. A caller returns once its
@@ -33,15 +34,25 @@ _NEWER = (
     "(excluded.ts > s.ts OR (excluded.ts = s.ts AND (excluded.step IS NULL "
     "OR (s.step IS NOT NULL AND excluded.step >= s.step))))"
 )
-# Each key's summary (a run_metrics row) over the points of `source`, a query.
+# Each (step, key)'s summary (a run_metrics row) over the points of `source`, a query; `shared`
+# starts false and MARK_SHARED sets it.
 SUMMARY_OF = """
-SELECT run_id, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
-       max(ts), min(value), max(value), count(*)
-FROM ({source}) GROUP BY run_id, key
+SELECT run_id, step_name, key, last(value ORDER BY ts, step), last(step ORDER BY ts, step),
+       max(ts), min(value), max(value), count(*), false
+FROM ({source}) GROUP BY run_id, step_name, key
+"""
+# `shared`: another step of the run logs the same key, so pages name it STEP/KEY. Kept here
+# rather than worked out per read: the runs table then filters on plain equalities. A row
+# never stops being shared (points are not deleted), so only (run, key)s in `source` change.
+MARK_SHARED = """
+UPDATE run_metrics AS m SET shared = true FROM (
+    SELECT s.run_id, s.key FROM run_metrics s SEMI JOIN ({source}) i USING (run_id, key)
+    GROUP BY s.run_id, s.key HAVING count(*) > 1
+) d WHERE m.run_id = d.run_id AND m.key = d.key AND NOT m.shared
 """
 FOLD_SUMMARY = f"""
 INSERT INTO run_metrics AS s {SUMMARY_OF.format(source="{source}")}
-ON CONFLICT (run_id, key) DO UPDATE SET
+ON CONFLICT (run_id, step_name, key) DO UPDATE SET
     value = CASE WHEN {_NEWER} THEN excluded.value ELSE s.value END,
     step = CASE WHEN {_NEWER} THEN excluded.step ELSE s.step END,
     ts = CASE WHEN {_NEWER} THEN excluded.ts ELSE s.ts END,
@@ -52,11 +63,12 @@ ON CONFLICT (run_id, key) DO UPDATE SET
 # Runs whose summary does not count the points they have: those a crash caught unfolded.
 UNFOLDED_RUNS = """
 SELECT DISTINCT run_id FROM (
-    (SELECT run_id, key, count(*) AS points FROM metrics GROUP BY run_id, key
-     EXCEPT SELECT run_id, key, points FROM run_metrics)
+    (SELECT run_id, step_name, key, count(*) AS points FROM metrics
+     GROUP BY run_id, step_name, key
+     EXCEPT SELECT run_id, step_name, key, points FROM run_metrics)
     UNION ALL
-    (SELECT run_id, key, points FROM run_metrics
-     EXCEPT SELECT run_id, key, count(*) FROM metrics GROUP BY run_id, key)
+    (SELECT run_id, step_name, key, points FROM run_metrics
+     EXCEPT SELECT run_id, step_name, key, count(*) FROM metrics GROUP BY run_id, step_name, key)
 )
 """
 SCHEMA = pa.schema(
@@ -211,6 +223,8 @@ class MetricIngest:
                     cur.execute(f"DELETE FROM run_metrics WHERE run_id IN ({marks})", runs)
                     points = f"SELECT * FROM metrics WHERE run_id IN ({marks})"
                     cur.execute(f"INSERT INTO run_metrics {SUMMARY_OF.format(source=points)}", runs)
+                    keys = f"SELECT run_id, key FROM run_metrics WHERE run_id IN ({marks})"
+                    cur.execute(MARK_SHARED.format(source=keys), runs)
         return runs
 
     def start(self) -> None:
@@ -240,6 +254,7 @@ def insert(cur: Any, table: pa.Table) -> None:
 def fold(cur: Any, table: pa.Table) -> None:
     """Fold points (already in `metrics`) into run_metrics, inside the caller's transaction."""
     _from_incoming(cur, table, FOLD_SUMMARY.format(source="SELECT * FROM _incoming"))
+    _from_incoming(cur, table, MARK_SHARED.format(source="SELECT run_id, key FROM _incoming"))
 
 
 def _from_incoming(cur: Any, table: pa.Table, sql: str) -> None:

@@ -568,4 +568,73 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0070_run_metrics_per_step",
+        """
+        CREATE TABLE run_metrics_per_step ( -- one row per run, step and metric key
+            run_id BIGINT NOT NULL,
+            step_name VARCHAR NOT NULL,     -- the step that logged it ('' for a script run)
+            key VARCHAR NOT NULL,
+            value DOUBLE,                   -- the latest point: last by (ts, step)
+            step BIGINT,
+            ts TIMESTAMP NOT NULL,
+            value_min DOUBLE,
+            value_max DOUBLE,
+            points BIGINT NOT NULL,
+            shared BOOLEAN NOT NULL,        -- another step of the run logs this key too
+            PRIMARY KEY (run_id, step_name, key)
+        );
+        INSERT INTO run_metrics_per_step
+        SELECT *, count(*) OVER (PARTITION BY run_id, key) > 1 FROM (
+            SELECT run_id, step_name, key, last(value ORDER BY ts, step),
+                   last(step ORDER BY ts, step), max(ts), min(value), max(value), count(*)
+            FROM metrics GROUP BY run_id, step_name, key
+        );
+        DROP TABLE run_metrics;
+        ALTER TABLE run_metrics_per_step RENAME TO run_metrics;
+        """,
+    ),
+    (
+        "0071_model_metrics_from_steps",
+        """
+        -- A version's metrics are those of the step that trained it and of the evaluators
+        -- whose `model` input is that step's output (evaluators win a shared key; a step with
+        -- a model output of its own is no evaluator). Versions
+        -- registered before took the run's latest value of each key, whichever step logged
+        -- it: recompute them from the points; where the run's steps are gone, the metrics
+        -- are unknown (metrics_from NULL, metrics emptied).
+        ALTER TABLE model_versions ADD COLUMN metrics_from JSON;  -- step names; NULL: unknown
+        CREATE TEMP TABLE _version_steps AS
+        SELECT v.model_id, v.version, s.run_id, s.name, s.position, s.name = v.step_name AS trained
+        FROM model_versions v JOIN steps s ON s.run_id = v.run_id
+        WHERE s.name = v.step_name
+           OR (starts_with(json_extract_string(s.inputs, '$.model'), v.step_name || '.')
+               AND NOT regexp_matches(CAST(s.outputs AS VARCHAR), ': *"model"'));
+        CREATE TEMP TABLE _version_metrics AS
+        SELECT model_id, version, key,
+               last(value ORDER BY trained DESC, position, ts, mstep) AS value
+        FROM (SELECT vs.model_id, vs.version, vs.trained, vs.position, m.key, m.value, m.ts,
+                     m.step AS mstep
+              FROM _version_steps vs
+              JOIN metrics m ON m.run_id = vs.run_id AND m.step_name = vs.name)
+        GROUP BY model_id, version, key;
+        UPDATE model_versions SET metrics = '{}', metrics_from = NULL;
+        UPDATE model_versions v SET metrics_from = f.steps FROM (
+            SELECT model_id, version, to_json(list(name ORDER BY NOT trained, position)) AS steps
+            FROM _version_steps GROUP BY model_id, version
+        ) f WHERE f.model_id = v.model_id AND f.version = v.version;
+        UPDATE model_versions v SET metrics = m.metrics FROM (
+            SELECT model_id, version, json_group_object(key, value) AS metrics
+            FROM _version_metrics GROUP BY model_id, version
+        ) m WHERE m.model_id = v.model_id AND m.version = v.version;
+        DROP TABLE _version_steps;
+        DROP TABLE _version_metrics;
+        """,
+    ),
+    (
+        "0072_token_step",
+        """
+        ALTER TABLE tokens ADD COLUMN step_name VARCHAR;  -- a step's run token reports as it only
+        """,
+    ),
 ]

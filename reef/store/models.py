@@ -41,12 +41,14 @@ class Models:
         onnx_digest: str,
         schema: dict,
         metrics: dict,
+        metrics_from: list[str] | None,
         lineage: dict,
         author: str,
         reference: dict | None = None,
     ) -> int:
         """Add the next version of model `name` (created when new); returns its number.
-        `reference` holds the training data's quantile bins per feature (for drift)."""
+        `metrics_from` names the steps `metrics` came from (None: unknown); `reference` holds
+        the training data's quantile bins per feature (for drift)."""
         model_id = self.model_id(project_id, name, create=True)
         with self.db.transaction() as cur:
             cur.execute(
@@ -56,8 +58,8 @@ class Models:
             version = cur.fetchone()[0]
             cur.execute(
                 "INSERT INTO model_versions (model_id, version, run_id, step_name, onnx_digest, "
-                "schema, parity_max_diff, metrics, lineage, created_by, created_at, reference) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "schema, parity_max_diff, metrics, lineage, created_by, created_at, reference, "
+                "metrics_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     model_id,
                     version,
@@ -71,6 +73,7 @@ class Models:
                     author,
                     now(),
                     json.dumps(reference) if reference is not None else None,
+                    json.dumps(metrics_from) if metrics_from is not None else None,
                 ],
             )
         return int(version)
@@ -256,4 +259,7 @@ SETTINGS = ("card", "gates", "traffic", "monitor")
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     decoded = {k: json.loads(row[k]) for k in ("schema", "metrics", "lineage")}
     decoded["reference"] = json.loads(row["reference"]) if row.get("reference") else None
+    # the steps the metrics came from; None: unknown (registered before metrics were kept per
+    # step, and the run's steps were not there to correct them: migration 0071)
+    decoded["metrics_from"] = json.loads(row["metrics_from"]) if row.get("metrics_from") else None
     return {**row, **decoded}

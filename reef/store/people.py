@@ -36,6 +36,7 @@ class Principal:
     is_admin: bool
     via: str  # session | api | run
     run_id: int | None = None
+    step: str | None = None  # a step's run token: the step it reports as
 
 
 def check_name(kind: str, name: str) -> str:
@@ -230,15 +231,17 @@ class People:
         label: str = "",
         run_id: int | None = None,
         ttl: timedelta | None = None,
+        step: str | None = None,
     ) -> str:
         """A new random token; only its hash is stored. The prefix makes it recognisable (and
-        keeps it from starting with '-', which command lines would read as an option)."""
+        keeps it from starting with '-', which command lines would read as an option). A run
+        token given `step` reports as that step only."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = now() + ttl if ttl else None
         self.db.execute(
-            "INSERT INTO tokens (hash, user_id, kind, label, run_id, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [token_hash(token), user_id, kind, label, run_id, now(), expires],
+            "INSERT INTO tokens (hash, user_id, kind, label, run_id, created_at, expires_at, "
+            "step_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [token_hash(token), user_id, kind, label, run_id, now(), expires, step],
         )
         return token
 
@@ -250,7 +253,9 @@ class People:
             return None
         if _expired(row["expires_at"]):
             raise TokenExpired("token expired")
-        return Principal(row["id"], row["name"], row["is_admin"], row["kind"], row["run_id"])
+        return Principal(
+            row["id"], row["name"], row["is_admin"], row["kind"], row["run_id"], row["step_name"]
+        )
 
     def _used_token_row(self, token: str) -> dict | None:
         """The token's row, noting when an API token was last used (at most once a minute
@@ -274,7 +279,8 @@ class People:
 
     def _token_row(self, token: str) -> dict | None:
         return self.db.one(
-            "SELECT t.kind, t.run_id, t.expires_at, t.last_used_at, u.id, u.name, u.is_admin, "
+            "SELECT t.kind, t.run_id, t.step_name, t.expires_at, t.last_used_at, u.id, u.name, "
+            "u.is_admin, "
             "coalesce(u.disabled, false) AS disabled FROM tokens t "
             "JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND NOT t.revoked",
             [token_hash(token)],

@@ -11,7 +11,13 @@ from typing import Any
 from reef.errors import NotFound
 from reef.store import run_search
 from reef.store.db import Database, now
-from reef.store.metric_ingest import FOLD_SUMMARY, MetricIngest, points_table, rows_as_columns
+from reef.store.metric_ingest import (
+    FOLD_SUMMARY,
+    MARK_SHARED,
+    MetricIngest,
+    points_table,
+    rows_as_columns,
+)
 from reef.store.run_search import RunQuery
 from reef.store.ttl_cache import MISSING, TTLCache
 
@@ -288,6 +294,8 @@ class Runs:
             ids = [dst.run_id, dst.name, src.run_id, src.name]
             cur.execute(f"INSERT INTO metrics {copied}", ids)
             cur.execute(FOLD_SUMMARY.format(source=copied), ids)
+            keys = "SELECT run_id, key FROM run_metrics WHERE run_id = ?"
+            cur.execute(MARK_SHARED.format(source=keys), [dst.run_id])
             cur.execute(
                 "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
                 "WHERE run_id = ? AND step = ?",
@@ -324,17 +332,19 @@ class Runs:
         return table.num_rows
 
     def metric_history(self, run_id: int, times: bool = False) -> dict[str, list[tuple]]:
-        """Each key's points as (step, value), or (step, value, seconds since the epoch)."""
+        """Each metric's points as (step, value), or (step, value, seconds since the epoch),
+        named as `metric_labels` names them (`step/key` where several steps log the key)."""
         rows = self.db.query(
-            "SELECT key, step, value, epoch_us(ts) / 1e6 AS ts FROM metrics WHERE run_id = ? "
-            "ORDER BY key, step, ts",
+            "SELECT step_name, key, step, value, epoch_us(ts) / 1e6 AS ts FROM metrics "
+            "WHERE run_id = ? ORDER BY step_name, key, step, ts",
             [run_id],
         )
+        labels = metric_labels({(r["step_name"], r["key"]) for r in rows})
         out: dict[str, list[tuple]] = {}
         for r in rows:
             point = (r["step"], r["value"], r["ts"]) if times else (r["step"], r["value"])
-            out.setdefault(r["key"], []).append(point)
-        return out
+            out.setdefault(labels[r["step_name"], r["key"]], []).append(point)
+        return dict(sorted(out.items()))
 
     def final_metrics(self, run_id: int) -> dict[tuple[str, str], float | None]:
         """Each (step, key)'s last value, by (ts, step): what a re-run is compared on."""
@@ -355,11 +365,22 @@ class Runs:
         self.ingest.settle()
 
     def latest_metrics(self, run_id: int) -> dict[str, float]:
+        """Each metric's latest value, named as `metric_labels` names them."""
+        by_step = self.step_metrics(run_id)
+        labels = metric_labels(set(by_step))
+        return {labels[k]: by_step[k] for k in sorted(by_step, key=labels.__getitem__)}
+
+    def step_metrics(
+        self, run_id: int, steps: list[str] | None = None
+    ) -> dict[tuple[str, str], float]:
+        """The latest value of each (step, key) of a run, or of the given steps only."""
         self.settle_metrics()
         rows = self.db.query(
-            "SELECT key, value FROM run_metrics WHERE run_id = ? ORDER BY key", [run_id]
+            "SELECT step_name, key, value FROM run_metrics WHERE run_id = ? "
+            "AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], step_name))",
+            [run_id, steps, steps],
         )
-        return {r["key"]: r["value"] for r in rows}
+        return {(r["step_name"], r["key"]): r["value"] for r in rows}
 
     def set_record(self, step_id: int, record: dict) -> None:
         self.db.execute(
@@ -393,6 +414,17 @@ class Runs:
             "WHERE run_id = ? ORDER BY id",
             [run_id],
         )
+
+
+def metric_labels(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """How pages and the API name a run's metrics: the bare key where one step logs it,
+    `step/key` where several do (a script run's step is '', never shown)."""
+    steps_of: dict[str, int] = {}
+    for _, key in pairs:
+        steps_of[key] = steps_of.get(key, 0) + 1
+    return {
+        (step, key): f"{step}/{key}" if steps_of[key] > 1 and step else key for step, key in pairs
+    }
 
 
 def _put_params(
