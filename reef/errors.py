@@ -46,6 +46,8 @@ class TooLarge(ReefError):
 class TooManyRequests(ReefError):
     """A limit on how often something may be tried (sign-in attempts) was reached."""
 
+    status = 429
+
 
 class Busy(ReefError):
     """The server has no room for this request now (a full query pool): try again later."""

@@ -24,4 +24,4 @@ fi
 .venv/bin/ruff format --check reef tests bench
 # Two pytest workers: most tests wait on real servers and step processes, so two share the
 # two cores well (about 7.5 min instead of 11 on a 2-core machine). `-n 0` runs them in one.
-exec .venv/bin/python -m pytest -q -n 2 --durations=15 "$@"
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=15 "$@"

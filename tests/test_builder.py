@@ -168,7 +168,8 @@ def test_a_column_that_does_not_reach_the_step_is_refused_at_save(kinds):
     html = act(client, html, **{"param:split.label": "kind"})
     html = act(client, html, action="add", module="library/picker")
     html = act(client, html, **{"param:picker.target": "nope", "param:split.label": "kind"})
-    assert 'class="error"' in html and "no column &#39;nope&#39; reaches this step" in html
+    # the planner follows split's declared columns, so its words say which output lacks it
+    assert 'class="error"' in html and "no column &#39;nope&#39; in the output split.train" in html
     assert "Ready:" not in html
     resp = save(client, html, "bad")
     assert "no column &#39;nope&#39;" in resp.text and "hx-redirect" not in resp.headers

@@ -50,7 +50,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
     tokens = {"admin": hub.people.issue_token(hub.admin().user_id, "api")}
     for i in range(PEOPLE):
         user_id = hub.people.create_user(f"reporter{i}", "pw-" + "x" * 12)
-        hub.projects.set_member("lab", user_id, "reporter")
+        hub.projects.set_member("lab", hub.people.user(f"reporter{i}"), "reporter", "owner")
         tokens[f"reporter{i}"] = hub.people.issue_token(user_id, "api")
     hub.close()
     limits = ("--query-workers", "20", "--query-per-person", "2")

@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     info = hub.datasets.write_table("lab", "table", labelled_table())
     new_version(hub, "admin", "lab", "table", info, "first cut", "test")
     hub.people.create_user(*BOB)
-    hub.projects.set_member("lab", hub.people.user("bob")["id"], "developer")
+    hub.projects.set_member("lab", hub.people.user("bob"), "developer", "owner")
     hub.close()
     srv = start_server(root / "data")
     yield srv

@@ -80,7 +80,7 @@ def test_gates_and_activity_read_as_sentences(app_client, lab, tmp_path):
     page = app_client.get("/projects/lab/models/m").text
     assert "accuracy must be at least 0.95" in page
     assert "the exported model must answer as the trained one does" in page
-    assert 'title="Share of rows the model got right' in page  # metrics explained on hover
+    assert 'title="Share of test rows whose predicted class' in page  # metrics explained on hover
     run_id = app_client.post("/api/projects/lab/runs", json={"name": "x"}, headers=lab).json()["id"]
     app_client.post(f"/api/projects/lab/runs/{run_id}/comments", json={"text": "fine"}, headers=lab)
     page = app_client.get("/projects/lab").text

@@ -15,6 +15,7 @@ from reef.hub import Hub
 from reef.runtime.batch import scores_name
 from reef.server.dataset_changes import upload
 from reef.server.routes import FromPath, HubDep, JSONBody, get, post
+from reef.server.upload_stream import received_file
 from reef.store.people import Principal
 
 LISTED = 20
@@ -93,8 +94,9 @@ async def batch_form(request: Request, project: FromPath[str], model: FromPath[s
 def _store_upload(hub: Hub, who: Principal, project: str, model: str, file: Any) -> str:
     """The uploaded file as a new dataset to score; its name."""
     name = scores_name(hub.model_service, project, model, "input")
-    data = {"file": file, "name": name, "message": f"uploaded to score with {model}"}
-    return str(upload(hub, who, project, data)["dataset"])
+    fields = {"name": name, "message": f"uploaded to score with {model}"}
+    received = received_file(hub.settings.data_dir, file, fields, hub.settings.max_upload_mb)
+    return str(upload(hub, who, project, received)["dataset"])
 
 
 ROUTES = [batch_api, batch_jobs_api, batch_job_api, batch_jobs_partial, batch_form]

@@ -37,7 +37,9 @@ __all__ = [
 HubDep = NamedDependency[Hub]  # the hub the lifespan opened (app.state.hub)
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-Offset = Annotated[int, Parameter(ge=0, description="where to start (0 or more)")]
+Offset = Annotated[
+    int, Parameter(ge=0, le=2**53, description="where to start (0 or more)")
+]  # bounded: a 64-bit overflow in the stores was a 500
 
 
 def _route(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -155,6 +155,22 @@ async def _from_parsed_form(request: Request, received: Received, limit_mb: int)
             received.fields[key] = value
 
 
+def received_file(
+    data_dir: Path, file: UploadFile, fields: dict[str, str], limit_mb: int
+) -> Received:
+    """An UploadFile already parsed by Litestar (a page form), copied under
+    `data_dir/uploads` as an upload the import path takes."""
+    root = data_dir / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    received = Received(Path(tempfile.mkdtemp(dir=root)), dict(fields))
+    try:
+        _copy(file, received, limit_mb)
+    except BaseException:
+        received.discard()
+        raise
+    return received
+
+
 def _copy(file: UploadFile, received: Received, limit_mb: int) -> None:
     name = Path((file.filename or "upload").replace("\\", "/")).name or "upload"
     received.path, received.filename = received.folder / name, file.filename or name
