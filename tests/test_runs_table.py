@@ -235,3 +235,37 @@ def test_the_summary_migration_fills_in_runs_logged_before_it(tmp_path):
             "points": 1,
         },
     ]
+
+
+def test_settle_waits_for_a_fold_in_progress(tmp_path, monkeypatch):
+    """settle() returned at once when the background fold had already taken the points but
+    not yet written them, so a read right after missed them. The fold is slowed here to
+    widen that window."""
+    import threading
+    import time
+
+    from reef.store import metric_ingest
+    from reef.store.db import Database
+    from reef.store.migrations import MIGRATIONS
+    from reef.store.runs import Runs
+
+    db = Database(tmp_path / "reef.duckdb")
+    db.migrate(MIGRATIONS)
+    runs = Runs(db)
+    runs.log_metrics(1, "train", [{"key": "loss", "value": 0.5, "step": 1}])
+    real_fold = metric_ingest.fold
+    folding = threading.Event()
+
+    def slow_fold(cur, table):
+        folding.set()
+        time.sleep(0.5)
+        real_fold(cur, table)
+
+    monkeypatch.setattr(metric_ingest, "fold", slow_fold)
+    background = threading.Thread(target=runs.ingest.settle)  # what the fold thread does
+    background.start()
+    assert folding.wait(10)
+    runs.settle_metrics()  # a reader, while the background fold is writing
+    count = db.scalar("SELECT count(*) FROM run_metrics WHERE run_id = 1")
+    background.join()
+    assert count == 1

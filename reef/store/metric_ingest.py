@@ -198,9 +198,10 @@ class MetricIngest:
             raise mine.error
 
     def settle(self) -> None:
-        """Fold every committed point into run_metrics: call before reading the summary."""
-        if not self._unfolded:
-            return
+        """Fold every committed point into run_metrics: call before reading the summary.
+        Always under the writer lock, even with nothing left to fold here: the background
+        fold may have taken the points and still be writing them (it holds the lock), and a
+        read right after an early return would miss them."""
         with self.db.writer():
             taken, self._unfolded = self._unfolded, []
             if not taken:
