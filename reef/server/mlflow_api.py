@@ -49,7 +49,8 @@ MAX_RESULTS = 1000
 Body = JSONBody[Any]
 
 
-def _route(method: Callable[..., Any], suffix: str, prefixes: tuple[str, ...] = PREFIXES):
+def mlroute(method: Callable[..., Any], suffix: str, prefixes: tuple[str, ...] = PREFIXES):
+    """A route of MLflow's protocol under both prefixes: MLflow's error shape, 200 on success."""
     paths = [p + suffix for p in prefixes]
     return method(
         paths,
@@ -62,11 +63,11 @@ def _route(method: Callable[..., Any], suffix: str, prefixes: tuple[str, ...] = 
 
 
 def mlget(suffix: str, **kw: Any):
-    return _route(litestar.get, suffix, **kw)
+    return mlroute(litestar.get, suffix, **kw)
 
 
 def mlpost(suffix: str, **kw: Any):
-    return _route(litestar.post, suffix, **kw)
+    return mlroute(litestar.post, suffix, **kw)
 
 
 def _query(request: Request) -> dict[str, Any]:
@@ -224,6 +225,7 @@ def create_run(request: Request, hub: HubDep, data: Body = None) -> dict:
 @mlget("/runs/get")
 def get_run(request: Request, hub: HubDep) -> dict:
     run, _ = run_for(hub, request.user, run_id_of(_query(request)))
+    hub.runs.settle_metrics()
     return {"run": run_json(hub, run)}
 
 
@@ -376,6 +378,7 @@ def search_runs(request: Request, hub: HubDep, data: Body = None) -> dict:
         limit + 1,
         offset,
     )
+    hub.runs.settle_metrics()  # once for the page, before any run's metrics are read
     runs = [run_json(hub, hub.runs.run(i)) for i in found[:limit]]
     more = {"next_page_token": page_token(offset + limit)} if len(found) > limit else {}
     return {"runs": runs, **more}

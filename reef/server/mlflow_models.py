@@ -12,9 +12,8 @@ from litestar.params import JSONBody
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
-from reef.server.mlflow_api import PREFIXES, mlget, mlpost
+from reef.server.mlflow_api import mlget, mlpost, mlroute
 from reef.server.mlflow_wire import (
-    HANDLERS,
     check_role,
     field,
     offset_of,
@@ -65,27 +64,6 @@ def model_json(model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _patch(suffix: str):
-    return litestar.patch(
-        [p + suffix for p in PREFIXES],
-        opt={"access": "user"},
-        sync_to_thread=True,
-        exception_handlers=HANDLERS,
-        include_in_schema=False,
-    )
-
-
-def _delete(suffix: str):
-    return litestar.delete(
-        [p + suffix for p in PREFIXES],
-        opt={"access": "user"},
-        sync_to_thread=True,
-        exception_handlers=HANDLERS,
-        include_in_schema=False,
-        status_code=200,
-    )
-
-
 @mlpost("/logged-models")
 def create_logged_model(request: Request, hub: HubDep, data: Body = None) -> dict:
     data = data or {}
@@ -113,7 +91,7 @@ def get_logged_model(request: Request, hub: HubDep, model_id: FromPath[str]) -> 
     return {"model": model_json(model_for(hub, request.user, model_id, "reporter"))}
 
 
-@_patch("/logged-models/{model_id:str}")
+@mlroute(litestar.patch, "/logged-models/{model_id:str}")
 def finalize_logged_model(
     request: Request, hub: HubDep, model_id: FromPath[str], data: Body = None
 ) -> dict:
@@ -125,7 +103,7 @@ def finalize_logged_model(
     return {"model": model_json(hub.logged_models.get(model_id))}
 
 
-@_patch("/logged-models/{model_id:str}/tags")
+@mlroute(litestar.patch, "/logged-models/{model_id:str}/tags")
 def set_logged_model_tags(
     request: Request, hub: HubDep, model_id: FromPath[str], data: Body = None
 ) -> dict:
@@ -134,7 +112,7 @@ def set_logged_model_tags(
     return {}
 
 
-@_delete("/logged-models/{model_id:str}/tags/{tag_key:str}")
+@mlroute(litestar.delete, "/logged-models/{model_id:str}/tags/{tag_key:str}")
 def delete_logged_model_tag(
     request: Request, hub: HubDep, model_id: FromPath[str], tag_key: FromPath[str]
 ) -> dict:
@@ -152,7 +130,7 @@ def log_logged_model_params(
     return {}
 
 
-@_delete("/logged-models/{model_id:str}")
+@mlroute(litestar.delete, "/logged-models/{model_id:str}")
 def delete_logged_model(request: Request, hub: HubDep, model_id: FromPath[str]) -> dict:
     model_for(hub, request.user, model_id, "developer")
     hub.logged_models.delete(model_id)

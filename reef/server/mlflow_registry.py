@@ -21,25 +21,14 @@ from litestar.params import JSONBody
 from reef.errors import InvalidInput, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.runtime.promotion import promote
-from reef.server.mlflow_api import PREFIXES, mlget, mlpost
+from reef.server.mlflow_api import mlget, mlpost, mlroute
 from reef.server.mlflow_models import model_for
-from reef.server.mlflow_wire import HANDLERS, check_role, field, run_for, tag_list
+from reef.server.mlflow_wire import check_role, field, run_for, tag_list
 from reef.server.routes import HubDep
 from reef.store.people import Principal, check_name
 
 Body = JSONBody[Any]
 EXPORT_TIMEOUT_S = 600
-
-
-def _verb(method: Any, suffix: str) -> Any:
-    return method(
-        [p + suffix for p in PREFIXES],
-        opt={"access": "user"},
-        sync_to_thread=True,
-        exception_handlers=HANDLERS,
-        include_in_schema=False,
-        status_code=200,
-    )
 
 
 def _registered(hub: Hub, who: Principal, name: str, role: str) -> dict[str, Any]:
@@ -133,7 +122,7 @@ def search_registered_models(request: Request, hub: HubDep) -> dict:
     return {"registered_models": found}
 
 
-@_verb(litestar.delete, "/registered-models/delete")
+@mlroute(litestar.delete, "/registered-models/delete")
 def delete_registered_model(request: Request, hub: HubDep, data: Body = None) -> dict:
     name = field(data, "name")
     _registered(hub, request.user, name, "maintainer")

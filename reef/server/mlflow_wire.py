@@ -192,7 +192,7 @@ def run_info(hub: Hub, run: Run) -> dict[str, Any]:
 
 
 def run_json(hub: Hub, run: Run) -> dict[str, Any]:
-    hub.runs.settle_metrics()
+    """A run in MLflow's shape; its metrics as last settled (callers settle once)."""
     params = {}
     for p in hub.runs.params(run.id):
         value = p["value"]
