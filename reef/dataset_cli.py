@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 import httpx
 
@@ -101,7 +101,7 @@ def _upload(client: httpx.Client, args: argparse.Namespace, show: bool) -> dict[
             f"/api/projects/{args.project}/datasets",
             params={"wait": "false"},
             data=_fields(args),
-            files={"file": (args.path.name, file)},
+            files={"file": (args.path.name, cast(IO[bytes], file))},
             timeout=httpx.Timeout(60, write=None, read=None),
         )
     if show:

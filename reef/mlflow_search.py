@@ -78,7 +78,9 @@ def parse_order_by(entries: list[str] | None) -> list[Order]:
 
 def _split_and(text: str) -> list[str]:
     """Split on AND outside quotes."""
-    parts, current, quote = [], [], ""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
     i = 0
     while i < len(text):
         ch = text[i]

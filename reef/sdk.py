@@ -393,7 +393,7 @@ class Run(Reporter):
             return
         if self._metrics.error:
             raise ReefClientError(f"the server refused metric points: {self._metrics.error}")
-        body = {"status": status, "error": error, "step": self._metrics.step}
+        body: dict[str, Any] = {"status": status, "error": error, "step": self._metrics.step}
         if rest := self._metrics.hand_over():
             body["columns"] = columns_of(rest)
         if self._alive is not None:

@@ -82,7 +82,8 @@ def reference(
             shares = _code_shares(col, len(choices))
             out.append({"name": name, "kind": "category", "choices": choices, "shares": shares})
             continue
-        edges = np.unique(np.quantile(col, np.linspace(0, 1, bins + 1)[1:-1])) if len(col) else []
+        cuts = np.linspace(0, 1, bins + 1)[1:-1]
+        edges = np.unique(np.quantile(col, cuts)) if len(col) else np.zeros(0)
         out.append({"name": name, "edges": list(map(float, edges)), "shares": _shares(col, edges)})
     return {"rows": len(x), "features": out}
 

@@ -59,7 +59,7 @@ def promote(
         override=bool(failed),
         checks=checks,
     )
-    detail = {"alias": alias, "previous": previous, "override": bool(failed)}
+    detail: dict[str, Any] = {"alias": alias, "previous": previous, "override": bool(failed)}
     if failed:
         detail.update(failed=failed, reason=reason, approval=approval)
     hub.webhooks.notify(who.name, "model.promote", target, project, **detail)

@@ -37,7 +37,7 @@ Clock = Callable[[], datetime]
 
 def check_cron(expr: str) -> str:
     """The expression, or InvalidInput naming the field that is wrong."""
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import croniter
 
     fields = expr.split()
     if len(fields) != len(CRON_FIELDS):
@@ -64,7 +64,7 @@ def check_timezone(name: str) -> str:
 
 def next_due(trigger: Trigger) -> datetime:
     """When a cron trigger is next due after its last firing (or its creation), naive UTC."""
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import croniter
 
     zone = ZoneInfo(trigger.timezone or "UTC")
     base = (trigger.last_fired or trigger.created_at).replace(tzinfo=UTC).astimezone(zone)

@@ -123,7 +123,8 @@ class ModuleCache:
         with tarfile.open(fileobj=archive.stdout, mode="r|") as tf:
             tf.extractall(dest, filter="data")
         if archive.wait() != 0:
-            raise WorkerError(f"git archive failed: {archive.stderr.read().decode().strip()}")
+            said = archive.stderr.read().decode().strip() if archive.stderr else ""
+            raise WorkerError(f"git archive failed: {said}")
 
     def _has(self, repo: Path, commit: str) -> bool:
         probe = ["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"]
@@ -219,15 +220,17 @@ class Worker:
             return
         if job["gpus"] > len(self.gpu_pool.devices):  # it would never run here: say so
             have = len(self.gpu_pool.devices)
-            error = f"needs {job['gpus']} GPU(s); worker {self.settings.name} lends {have}"
-            self._finish(step_id, error, None, True)
+            refusal = f"needs {job['gpus']} GPU(s); worker {self.settings.name} lends {have}"
+            self._finish(step_id, refusal, None, True)
             return
         devices = self.gpu_pool.acquire(step_id, job["gpus"])
         if devices is None:  # busy here: back in the shared queue
             self.api.step(step_id, "release")
             return
         base = self.settings.work_dir / "steps" / str(step_id)
-        error, code, final = None, None, False
+        error: str | None = None
+        code: int | None = None
+        final = False
         try:
             error, code = self._run(job, devices, base)
         except _Refused as e:

@@ -16,7 +16,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -66,7 +66,7 @@ from reef.store.db import now
 
 PACKAGE = Path(__file__).resolve().parent.parent
 MAX_BODY = 32 << 20
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     "token": SecurityScheme(
         type="http", scheme="bearer", description="an API token (the account page makes one)"
     ),
@@ -82,7 +82,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        opened = hub or await anyio.to_thread.run_sync(Hub.open, settings)
+        opened = hub if hub is not None else await anyio.to_thread.run_sync(Hub.open, settings)
         app.state.hub = opened
         if opened.initial_password:
             print(

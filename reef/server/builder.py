@@ -89,7 +89,8 @@ def guess(input_name: str, choices: list[str]) -> str | None:
     """An output with the input's name, else the most recent output, else the first dataset."""
     outputs = [c for c in choices if not c.startswith("dataset:")]
     named = [c for c in outputs if c.rsplit(".", 1)[1] == input_name]
-    return (named or outputs[-1:] or choices[:1] or [None])[-1]
+    found = named or outputs[-1:] or choices[:1]
+    return found[-1] if found else None
 
 
 def context(

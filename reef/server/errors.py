@@ -9,6 +9,7 @@ from urllib.parse import quote
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
+from litestar.types import ExceptionHandlersMap
 
 from reef.errors import NotAuthenticated, ReefError
 
@@ -69,7 +70,7 @@ def server_error(request: Request, exc: Exception) -> Response:
     return render_error(request, 500, message, {"request_id": request_id})
 
 
-HANDLERS = {
+HANDLERS: ExceptionHandlersMap = {
     NotAuthenticated: reef_error,
     ReefError: reef_error,
     HTTPException: http_error,

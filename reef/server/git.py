@@ -27,12 +27,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from a2wsgi import WSGIMiddleware
 from dulwich.errors import HookError, NotGitRepository
 from dulwich.hooks import Hook
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.server import Backend, ReceivePackHandler
 from dulwich.web import make_wsgi_chain
@@ -50,10 +52,9 @@ PREFIX = "/git/"
 REALM = 'Basic realm="reef"'
 ZERO_SHA = b"0" * 40
 _PATH_RE = re.compile(r"^/git/(?P<project>[^/]+)/(?P<module>[^/]+)\.git(?P<rest>/.*)$")
-log = logging.getLogger("reef.git")
-
 WSGIStart = Any  # the WSGI start_response callable
-Environ = dict[str, Any]
+Environ = dict[str, Any]  # a2wsgi's TypedDict names only the PEP 3333 keys
+log = logging.getLogger("reef.git")
 
 
 def mount(app: Litestar) -> Litestar:
@@ -94,7 +95,7 @@ class GitHTTP:
         self.app = app
         self.inner = inner
         self.new_modules = NewModules()
-        self.wsgi = WSGIMiddleware(self.handle)
+        self.wsgi = WSGIMiddleware(cast(Any, self.handle))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -201,7 +202,7 @@ class ModuleBackend(Backend):
         self.store = hub.modules
         self._repo: Repo | None = None
 
-    def open_repository(self, path: str | bytes) -> Repo:  # type: ignore[override]
+    def open_repository(self, path: str | bytes) -> Repo:
         # dulwich asks for the URL prefix, '/git/project/module.git' (str or bytes)
         if os.fsdecode(path).strip("/") != f"git/{self.req.where}.git":
             raise NotGitRepository(f"{os.fsdecode(path)!r} is not a module repository")
@@ -234,8 +235,10 @@ class ReceivePack(ReceivePackHandler):
 
     backend: ModuleBackend
 
-    def _apply_pack(self, refs: list[tuple[bytes, bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
-        results = super()._apply_pack(refs)  # type: ignore[arg-type]
+    def _apply_pack(
+        self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+    ) -> Iterator[tuple[bytes, bytes]]:
+        results = super()._apply_pack(refs)
         yield next(results)  # ("unpack", "ok"): the pack is in the object store now
         with self.backend.store.writing():
             statuses = list(results)  # the update hook and the ref writes, per ref
@@ -253,7 +256,7 @@ class UpdateCheck(Hook):
         self.store = store
         self.req = req
 
-    def execute(self, ref: bytes, old: bytes, new: bytes) -> tuple[bytes, bytes]:  # type: ignore[override]
+    def execute(self, ref: bytes, old: bytes, new: bytes) -> tuple[bytes, bytes]:
         """Returns (stdout, stderr) for the pusher, as dulwich's shell hooks do: nothing."""
         try:
             self.store.check_update(
@@ -277,7 +280,7 @@ class PushRecord(Hook):
         self.who = who
         self.req = req
 
-    def execute(self, updated: list[tuple[bytes, bytes, bytes]]) -> bytes:  # type: ignore[override]
+    def execute(self, updated: list[tuple[bytes, bytes, bytes]]) -> bytes:
         lines = []
         for old, new, ref in updated:
             name, sha = ref.decode(), _sha(new)

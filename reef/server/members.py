@@ -3,7 +3,7 @@ one function each; the owner rules live in the projects store."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 from litestar import Request
@@ -119,7 +119,8 @@ def add_member_page(request: Request, hub: HubDep, project: FromPath[str], data:
 def change_member_page(
     request: Request, hub: HubDep, project: FromPath[str], user: FromPath[str], data: Form
 ) -> Redirect:
-    change_member_api.fn(request, hub, project, user, MemberRole(role=data.get("role")))
+    role = cast(Role, data.get("role", ""))  # the store refuses a role it does not know
+    change_member_api.fn(request, hub, project, user, MemberRole(role=role))
     return Redirect(f"/projects/{project}#members")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
 
 from reef.errors import InvalidInput, NotFound, PermissionDenied, ReefError
 from reef.hub import Hub
@@ -57,7 +58,11 @@ def server_error(request: Request, exc: Exception) -> Response:
     return error_body(500, f"internal error (request {ref})")
 
 
-HANDLERS = {ReefError: reef_error, HTTPException: http_error, Exception: server_error}
+HANDLERS: ExceptionHandlersMap = {
+    ReefError: reef_error,
+    HTTPException: http_error,
+    Exception: server_error,
+}
 
 
 # fields -------------------------------------------------------------------------------
@@ -193,7 +198,7 @@ def run_info(hub: Hub, run: Run) -> dict[str, Any]:
 
 def run_json(hub: Hub, run: Run) -> dict[str, Any]:
     """A run in MLflow's shape; its metrics as last settled (callers settle once)."""
-    params = {}
+    params: dict[str, Any] = {}
     for p in hub.runs.params(run.id):
         value = p["value"]
         params.setdefault(p["key"], value if isinstance(value, str) else json.dumps(value))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from reef.hub import Hub
@@ -85,7 +85,7 @@ def path_context(project: str, ctx: dict[str, Any]) -> dict[str, Any]:
     return {"stages": stages(project, ctx), "next": step, "next_stage": step.stage}
 
 
-def wants(request: Request, target: str) -> bool:
+def wants(request: HTMXRequest, target: str) -> bool:
     """An htmx request swapping the element `target`: answer that fragment only."""
     return bool(request.htmx) and request.htmx.target == target
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from reef.hub import Hub
@@ -31,7 +32,7 @@ def queue_api(request: Request, hub: HubDep) -> dict:
 
 
 @get("/queue", access="user")
-def queue_page(request: Request, hub: HubDep) -> Template:
+def queue_page(request: HTMXRequest, hub: HubDep) -> Template:
     """The queue; htmx's poll gets the table fragment only."""
     template = "_queue.html" if request.htmx else "queue.html"
     return Template(template, context=queue_context(hub, request.user))

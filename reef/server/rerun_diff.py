@@ -53,14 +53,15 @@ def metric_rows(
             continue
         old, new = before.get((step, key)), after.get((step, key))
         present = (step, key) in before and (step, key) in after
-        numbers = isinstance(old, float) and isinstance(new, float)
         rows.append(
             {
                 "step": step,
                 "key": key,
                 "original": old,
                 "value": new,
-                "difference": new - old if numbers else None,
+                "difference": new - old
+                if isinstance(old, float) and isinstance(new, float)
+                else None,
                 "identical": present and old == new,
             }
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from reef.errors import InvalidInput
@@ -154,7 +155,7 @@ def compare_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
 
 
 @get("/projects/{project:str}/runs", access="reporter")
-def runs_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
+def runs_page(request: HTMXRequest, hub: HubDep, project: FromPath[str]) -> Template:
     q = query_from(request)
     total, rows = hub.runs.search(hub.projects.get(project).id, q)
     template = "_runs_found.html" if request.htmx else "runs.html"  # htmx: the table only

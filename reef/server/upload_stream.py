@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import anyio
 from litestar import Request
 from litestar.datastructures import UploadFile
-from multipart import (  # type: ignore[import-untyped]
+from multipart import (
     MultipartSegment,
     ParserError,
     ParserLimitReached,

@@ -63,7 +63,8 @@ def new_secret(hub: Hub, name: str, invite: bool, base: str) -> dict[str, Any]:
 
 def create_user(hub: Hub, who: Principal, body: NewUser, base: str) -> dict[str, Any]:
     chosen = body.password is not None
-    start = body.password if chosen else secrets.token_urlsafe(24)  # new_secret replaces it
+    # a password the admin chose, or a random one that new_secret replaces
+    start = body.password if body.password is not None else secrets.token_urlsafe(24)
     hub.people.create_user(body.name, start, body.is_admin)
     hub.audit.record(who.name, "user.create", f"user {body.name}")
     shown = {} if chosen else new_secret(hub, body.name, body.invite, base)

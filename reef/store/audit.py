@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -45,7 +46,7 @@ class Audit:
             [*params, limit],
         )
 
-    def of_target(self, project: str, target: str, limit: int = 20) -> list[dict]:
+    def of_target(self, project: str, target: str, limit: int = 20) -> builtins.list[dict]:
         """The latest entries about one thing of a project (e.g. "pipeline flow")."""
         return self.db.query(
             'SELECT id, "at", actor, action, target, detail FROM audit '

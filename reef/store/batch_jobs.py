@@ -6,6 +6,7 @@ A job is `queued` when asked, `running` while the server scores it, then `done` 
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -50,7 +51,7 @@ class BatchJobs:
         )
         return [_decoded(r) for r in rows]
 
-    def queued(self) -> list[int]:
+    def queued(self) -> builtins.list[int]:
         """Ids of the jobs waiting to run, oldest first."""
         rows = self.db.query("SELECT id FROM batch_jobs WHERE status = 'queued' ORDER BY id")
         return [r["id"] for r in rows]
@@ -73,7 +74,7 @@ class BatchJobs:
             [now(), error, job_id],
         )
 
-    def running(self) -> list[dict[str, Any]]:
+    def running(self) -> builtins.list[dict[str, Any]]:
         """The jobs marked `running` (at start-up: those a stopped server was running)."""
         rows = self.db.query(f"{SELECT} WHERE j.status = 'running' ORDER BY j.id")
         return [_decoded(r) for r in rows]

@@ -28,7 +28,8 @@ _SHOWN = 20
 
 def rowid_filter(ids: Iterable[int]) -> str:
     """A Lance predicate selecting `ids`, with runs of consecutive ids as BETWEEN."""
-    ranges, singles = [], []
+    ranges: list[str] = []
+    singles: list[int] = []
     for start, end in _runs(sorted(set(ids))):
         if end - start >= 2:
             ranges.append(f"({ROW_ID} BETWEEN {start} AND {end})")
@@ -152,7 +153,10 @@ def _delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any
     updated, removed = [], []
     for fragment_id in np.unique(fragment_ids).tolist():
         mine = offsets[fragment_ids == fragment_id].tolist()
-        metadata = ds.get_fragment(fragment_id).delete_rows(mine)
+        fragment = ds.get_fragment(fragment_id)
+        if fragment is None:
+            continue  # already gone: nothing of it to delete
+        metadata = fragment.delete_rows(mine)
         if metadata is None:
             removed.append(fragment_id)
         else:

@@ -103,7 +103,10 @@ def _deleted(uri: str, fragment: LanceFragment) -> np.ndarray:
         return np.zeros(0, np.uint32)
     if deletion.base_id is not None or deletion.file_type not in ("array", "bitmap"):
         raise Unreadable(f"fragment {fragment.fragment_id}: deletion file {deletion}")
-    path = Path(uri) / fragment.deletion_file()
+    name = fragment.deletion_file()
+    if name is None:
+        return np.zeros(0, np.uint32)
+    path = Path(uri) / name
     if deletion.file_type == "array":
         with pa.memory_map(str(path)) as source:
             offsets = pa.ipc.open_file(source).read_all().column(0).to_numpy()

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from reef.errors import InvalidInput
+from reef.store.db import fetched
 
 _CLASSES = {"CONJUNCTION", "COMPARISON", "BETWEEN", "CONSTANT", "CAST", "TYPE"}
 _OPERATORS = {
@@ -55,7 +56,7 @@ def _where_clause(where: str) -> dict[str, Any]:
             raise InvalidInput(f"invalid filter: {exc}") from exc
         if len(statements) != 1:
             raise InvalidInput("the filter must be one expression, not several statements")
-        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+        text = fetched(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone())[0]
     tree = json.loads(text)
     if tree.get("error") or len(tree["statements"]) != 1:
         raise InvalidInput(f"invalid filter: {tree.get('error_message', 'not one expression')}")

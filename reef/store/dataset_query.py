@@ -42,7 +42,10 @@ def sandbox(
     """A fresh in-memory connection that sees `tables` (Lance datasets, Arrow tables or
     readers, registered under their names) and nothing else. `threads` bounds the cores one
     query may keep busy, so a few heavy ones leave CPU for everything else."""
-    config = {"memory_limit": memory_limit, "threads": threads}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        "threads": threads,
+    }
     con = duckdb.connect(":memory:", config=config)
     for name, data in tables.items():
         con.register(name, data)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lance
 import pyarrow as pa
@@ -155,7 +155,7 @@ def _write(
 
 def _lance_write(reader: pa.RecordBatchReader, target: Path, mode: str) -> lance.LanceDataset:
     # stable row ids can only be chosen at creation; later versions keep the setting
-    options = {"enable_stable_row_ids": True} if mode == "create" else {}
+    options: dict[str, Any] = {"enable_stable_row_ids": True} if mode == "create" else {}
     with lance_errors():
         return lance.write_dataset(reader, str(target), mode=mode, **options)
 

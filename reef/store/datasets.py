@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import lance
 import numpy as np
@@ -269,7 +269,7 @@ class DatasetStore:
             _check_column(ds, column)
             _check_new_column(ds, new_name)
             with lance_errors():
-                ds.alter_columns({"path": column, "name": new_name})
+                ds.alter_columns(cast(Any, {"path": column, "name": new_name}))
             if _read_key(uri) == column:
                 _write_key(uri, new_name)
             return _version_info(lance.dataset(str(uri)))
@@ -518,7 +518,7 @@ def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> Versi
         version=version["version"],
         num_rows=ds.count_rows(),
         # Lance reports a naive datetime in the machine's local time
-        timestamp=version["timestamp"].astimezone(UTC),
+        timestamp=cast(datetime, version["timestamp"]).astimezone(UTC),
         columns=[(field.name, str(field.type)) for field in ds.schema],
         skipped=source.skipped if source is not None else 0,
         notes=tuple(source.notes) if source is not None else (),

@@ -16,6 +16,13 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def fetched(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """A row a statement always returns (an aggregate, an INSERT ... RETURNING)."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
+
+
 class Database:
     """Serialises writes through one connection; reads each get their own cursor."""
 

@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from reef.errors import TooLarge
 
@@ -116,7 +116,7 @@ def check_workbook(src: Path, budget: Budget) -> None:
                     _check_text_runs(f, budget, f"a text in {info.filename!r} of {what}")
 
 
-def _check_text_runs(f: BinaryIO, budget: Budget, what: str) -> None:
+def _check_text_runs(f: IO[bytes], budget: Budget, what: str) -> None:
     """Refuse a run of bytes between XML tags longer than the cell limit (counted to within
     one chunk, which the limit dwarfs)."""
     run = 0

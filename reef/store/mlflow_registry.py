@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from reef.errors import Conflict, NotFound
-from reef.store.db import Database, now
+from reef.store.db import Database, fetched, now
 
 
 class MlflowRegistry:
@@ -67,7 +67,7 @@ class MlflowRegistry:
                 "SELECT coalesce(max(version), 0) + 1 FROM mlflow_model_versions WHERE name = ?",
                 [name],
             )
-            version = int(cur.fetchone()[0])
+            version = int(fetched(cur.fetchone())[0])
             cur.execute(
                 "INSERT INTO mlflow_model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from reef.errors import InvalidInput, NotFound
-from reef.store.db import Database, now
+from reef.store.db import Database, fetched, now
 from reef.store.people import check_name
 
 DEFAULT_ALIAS = "production"
+Rows = list[dict[str, Any]]  # named: the class below has a method called `list`
 
 
 class Models:
@@ -55,7 +56,7 @@ class Models:
                 "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_id = ?",
                 [model_id],
             )
-            version = cur.fetchone()[0]
+            version = fetched(cur.fetchone())[0]
             cur.execute(
                 "INSERT INTO model_versions (model_id, version, run_id, step_name, onnx_digest, "
                 "schema, parity_max_diff, metrics, lineage, created_by, created_at, reference, "
@@ -78,7 +79,7 @@ class Models:
             )
         return int(version)
 
-    def list(self, project_id: int) -> list[dict]:
+    def list(self, project_id: int) -> Rows:
         return self.db.query(
             "SELECT m.name, m.description, max(v.version) AS latest, count(v.version) AS versions, "
             "(SELECT string_agg(a.alias || '=' || a.version, ', ') FROM model_aliases a "
@@ -88,7 +89,7 @@ class Models:
             [project_id],
         )
 
-    def versions(self, model_id: int) -> list[dict]:
+    def versions(self, model_id: int) -> Rows:
         rows = self.db.query(
             "SELECT * FROM model_versions WHERE model_id = ? ORDER BY version DESC", [model_id]
         )
@@ -189,7 +190,7 @@ class Models:
         action: str,
         actor: str,
         override: bool = False,
-        checks: list[dict] | None = None,
+        checks: Rows | None = None,
     ) -> None:
         self.db.execute(
             "INSERT INTO model_promotions (model_id, alias, version, previous, action, actor, "
@@ -207,7 +208,7 @@ class Models:
             ],
         )
 
-    def promotions(self, model_id: int, limit: int = 50) -> list[dict]:
+    def promotions(self, model_id: int, limit: int = 50) -> Rows:
         rows = self.db.query(
             'SELECT alias, version, previous, action, actor, override, checks, "at" '
             "FROM model_promotions WHERE model_id = ? ORDER BY id DESC LIMIT ?",
@@ -242,7 +243,7 @@ class Models:
             "DELETE FROM model_alerts WHERE model_id = ? AND kind = ?", [model_id, kind]
         )
 
-    def alerts(self, project_id: int, model_id: int | None = None) -> list[dict]:
+    def alerts(self, project_id: int, model_id: int | None = None) -> Rows:
         """Open alerts of a project's models (or of one model), newest first."""
         rows = self.db.query(
             "SELECT m.name AS model, a.kind, a.version, a.message, a.detail, a.raised_at "

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dulwich.diff_tree import CHANGE_ADD, CHANGE_DELETE, TreeChange, tree_changes
 from dulwich.errors import NotTreeError
@@ -32,10 +32,14 @@ from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 
 from reef.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
 from reef.manifest import InvalidManifest, Manifest, parse_manifest
 
 MANIFEST = "reef.toml"
-MAIN_REF = b"refs/heads/main"
+MAIN_REF = cast("Ref", b"refs/heads/main")
 CREATING = ".creating"  # suffix of a repository being built, before its rename into place
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{4,40}$")
@@ -102,7 +106,7 @@ class ModuleStore:
                 repo.object_store.add_object(blob)
             tree_id = commit_tree(repo.object_store, entries)
             parent = _ref_or_none(repo, MAIN_REF)
-            if parent is not None and repo[parent].tree == tree_id:
+            if parent is not None and _commit(repo, parent).tree == tree_id:
                 return parent.decode()
             commit = _new_commit(tree_id, parent, message, author)
             repo.object_store.add_object(commit)
@@ -138,14 +142,14 @@ class ModuleStore:
         """The bytes of `path` in the given revision; ModuleNotFound if it is not there."""
         commit = self.resolve(project, name, sha)
         with self._open(project, name) as repo:
-            tree = repo[commit.encode()].tree
+            tree = _commit(repo, commit).tree
             try:
                 mode, blob_id = tree_lookup_path(repo.__getitem__, tree, path.encode())
             except (KeyError, NotTreeError):
-                mode, blob_id = 0, b""
+                mode, blob_id = 0, _oid("")
             if not stat.S_ISREG(mode):
                 raise ModuleNotFound(f"module {project}/{name}@{commit[:10]} has no file {path!r}")
-            return repo[blob_id].data
+            return _blob_data(repo, blob_id)
 
     def manifest(self, project: str, name: str, sha: str | None = None) -> Manifest:
         """The parsed reef.toml of a revision (main's head by default)."""
@@ -158,7 +162,7 @@ class ModuleStore:
 
     def log(self, project: str, name: str, limit: int = 50) -> list[CommitInfo]:
         """Commits reachable from main, newest first."""
-        head = self.head(project, name).encode()
+        head = _oid(self.head(project, name))
         with self._open(project, name) as repo:
             walker = repo.get_walker(include=[head], max_entries=limit)
             return [_commit_info(entry.commit) for entry in walker]
@@ -168,7 +172,7 @@ class ModuleStore:
         commit = self.resolve(project, name, sha)
         dest = Path(dest)
         with self._open(project, name) as repo:
-            tree = repo[commit.encode()].tree
+            tree = _commit(repo, commit).tree
             for entry in iter_tree_contents(repo.object_store, tree):
                 _write_entry(repo, entry.path.decode(), entry.mode, entry.sha, dest)
 
@@ -183,7 +187,7 @@ class ModuleStore:
         commit = self.resolve(project, name, sha)
         folder = path.strip("/")
         with self._open(project, name) as repo:
-            tree = _subtree(repo, repo[commit.encode()].tree, folder)
+            tree = _subtree(repo, _commit(repo, commit).tree, folder)
             if tree is None:
                 raise ModuleNotFound(
                     f"module {project}/{name}@{commit[:10]} has no folder {path!r}"
@@ -199,7 +203,7 @@ class ModuleStore:
         new = self.resolve(project, name, to_sha)
         with self._open(project, name) as repo:
             store = repo.object_store
-            changes = tree_changes(store, repo[old.encode()].tree, repo[new.encode()].tree)
+            changes = tree_changes(store, _commit(repo, old).tree, _commit(repo, new).tree)
             return [_file_diff(store, change) for change in changes]
 
     def set_tag(self, project: str, name: str, tag: str, sha: str) -> None:
@@ -207,12 +211,12 @@ class ModuleStore:
         if not _SLUG_RE.match(tag):
             raise InvalidInput(f"invalid tag name {tag!r}")
         with self._lock, self._open(project, name) as repo:
-            repo.refs[b"refs/tags/" + tag.encode()] = sha.encode()
+            repo.refs[_ref(f"refs/tags/{tag}")] = _oid(sha)
 
     def tags(self, project: str, name: str) -> list[dict[str, str]]:
         """Tags that point at commits, by name: `{name, sha}` with the commit's sha."""
         with self._open(project, name) as repo:
-            tags = repo.refs.as_dict(b"refs/tags")
+            tags = repo.refs.as_dict(_ref("refs/tags"))
             peeled = {tag: _peel_commit(repo, sha) for tag, sha in tags.items()}
         return [
             {"name": tag.decode(), "sha": commit.id.decode()}
@@ -254,7 +258,7 @@ class ModuleStore:
             if not (path / "HEAD").is_file():
                 return False
             with self._open(project, name) as repo:
-                if repo.refs.as_dict(b"refs"):
+                if repo.refs.as_dict(_ref("refs")):
                     return False
             shutil.rmtree(path)
             return True
@@ -269,7 +273,7 @@ class ModuleStore:
         or rewriting main), InvalidManifest when the new commit is not a valid module.
         """
         with self._open(project, name) as repo:
-            current = _ref_or_none(repo, ref.encode())
+            current = _ref_or_none(repo, _ref(ref))
             if current != (old.encode() if old else None):
                 raise Conflict(
                     f"{ref.removeprefix('refs/heads/')} moved since you fetched (another push "
@@ -277,7 +281,7 @@ class ModuleStore:
                 )
             _check_ref_policy(repo, ref, old, new)
             if new is not None:
-                commit = _peel_commit(repo, new.encode())
+                commit = _peel_commit(repo, _oid(new))
                 if commit is None:
                     raise InvalidInput(f"{ref} must point at a commit")
                 _validate_tree(repo, commit.tree)
@@ -362,7 +366,7 @@ def _init_bare(path: Path) -> None:
         shutil.rmtree(path)
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.", suffix=CREATING, dir=path.parent))
     with Repo.init_bare(str(tmp), mkdir=False, default_branch=b"main") as repo:
-        repo.refs.set_symbolic_ref(b"HEAD", MAIN_REF)
+        repo.refs.set_symbolic_ref(_ref("HEAD"), MAIN_REF)
     os.rename(tmp, path)
 
 
@@ -372,26 +376,26 @@ def _has_refs(path: Path) -> bool:
         return False
     try:
         with Repo(str(path)) as repo:
-            return bool(repo.refs.as_dict(b"refs"))
+            return bool(repo.refs.as_dict(_ref("refs")))
     except Exception:  # not a readable repository: a half one
         return False
 
 
-def _ref_or_none(repo: Repo, ref: bytes) -> bytes | None:
+def _ref_or_none(repo: Repo, ref: Ref) -> ObjectID | None:
     try:
         return repo.refs[ref]
     except KeyError:
         return None
 
 
-def _move_main(repo: Repo, old: bytes | None, new: bytes) -> bool:
+def _move_main(repo: Repo, old: ObjectID | None, new: ObjectID) -> bool:
     """Compare-and-swap main, so that a concurrent push is never overwritten."""
     if old is None:
         return repo.refs.add_if_new(MAIN_REF, new)
     return repo.refs.set_if_equals(MAIN_REF, old, new)
 
 
-def _new_commit(tree_id: bytes, parent: bytes | None, message: str, author: str) -> Commit:
+def _new_commit(tree_id: ObjectID, parent: ObjectID | None, message: str, author: str) -> Commit:
     now = int(time.time())
     commit = Commit()
     commit.tree = tree_id
@@ -406,7 +410,7 @@ def _new_commit(tree_id: bytes, parent: bytes | None, message: str, author: str)
 
 def _resolve_ref(repo: Repo, rev: str) -> str | None:
     for prefix in ("refs/heads/", "refs/tags/", ""):
-        ref = f"{prefix}{rev}".encode()
+        ref = _ref(f"{prefix}{rev}")
         if not check_ref_format(ref):
             return None  # also keeps "../" and friends away from the refs folder
         if (prefix or rev.startswith("refs/")) and ref in repo.refs:
@@ -423,7 +427,7 @@ def _resolve_sha(repo: Repo, rev: str) -> str | None:
         return None
     if len(rev) == 40:
         store = repo.object_store
-        obj = store.get_raw(rev.encode()) if rev.encode() in store else None
+        obj = store.get_raw(_oid(rev)) if _oid(rev) in store else None
         return rev if obj is not None and obj[0] == Commit.type_num else None
     heads = [sha for ref, sha in repo.get_refs().items() if ref != b"HEAD"]
     if not heads:
@@ -445,7 +449,7 @@ def _commit_info(commit: Commit) -> CommitInfo:
     )
 
 
-def _write_entry(repo: Repo, rel: str, mode: int, sha: bytes, dest: Path) -> None:
+def _write_entry(repo: Repo, rel: str, mode: int, sha: ObjectID, dest: Path) -> None:
     parts = rel.split("/")
     if any(p in ("", ".", "..", ".git") for p in parts):
         raise InvalidInput(f"refusing to check out unsafe path {rel!r}")
@@ -453,19 +457,19 @@ def _write_entry(repo: Repo, rel: str, mode: int, sha: bytes, dest: Path) -> Non
         return  # symlinks and submodules are not part of a module's files
     target = dest.joinpath(*parts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(repo[sha].data)
+    target.write_bytes(_blob_data(repo, sha))
     if mode == _EXEC_MODE:
         target.chmod(0o755)
 
 
-def _subtree(repo: Repo, tree_id: bytes, folder: str) -> Tree | None:
+def _subtree(repo: Repo, tree_id: ObjectID, folder: str) -> Tree | None:
     if not folder:
-        return repo[tree_id]
+        return _tree(repo, tree_id)
     try:
         mode, sha = tree_lookup_path(repo.__getitem__, tree_id, folder.encode())
     except (KeyError, NotTreeError):
         return None
-    return repo[sha] if stat.S_ISDIR(mode) else None
+    return _tree(repo, sha) if stat.S_ISDIR(mode) else None
 
 
 def _tree_entry(repo: Repo, folder: str, entry: TreeEntry) -> dict[str, Any] | None:
@@ -474,7 +478,8 @@ def _tree_entry(repo: Repo, folder: str, entry: TreeEntry) -> dict[str, Any] | N
     if stat.S_ISDIR(entry.mode):
         return {"name": name, "path": path, "type": "tree", "size": None}
     if stat.S_ISREG(entry.mode):
-        return {"name": name, "path": path, "type": "blob", "size": len(repo[entry.sha].data)}
+        size = len(_blob_data(repo, entry.sha))
+        return {"name": name, "path": path, "type": "blob", "size": size}
     return None
 
 
@@ -487,12 +492,13 @@ def _file_diff(store: BaseObjectStore, change: TreeChange) -> dict[str, str]:
         (old.path, old.mode, old.sha) if old else (None, None, None),
         (new.path, new.mode, new.sha) if new else (None, None, None),
     )
-    path = (new or old).path.decode("utf-8", "replace")
+    entry = new or old
+    path = entry.path.decode("utf-8", "replace") if entry and entry.path else ""
     status = _DIFF_STATUS.get(change.type, "modified")
     return {"path": path, "status": status, "patch": out.getvalue().decode("utf-8", "replace")}
 
 
-def _peel_commit(repo: Repo, sha: bytes) -> Commit | None:
+def _peel_commit(repo: Repo, sha: ObjectID) -> Commit | None:
     """The commit `sha` names, through any annotated tags; None for a tree or blob."""
     try:
         obj = repo[sha]
@@ -509,7 +515,7 @@ def _check_ref_policy(repo: Repo, ref: str, old: str | None, new: str | None) ->
     if ref == MAIN_REF.decode():
         if new is None:
             raise InvalidInput("branch main cannot be deleted: it holds the module's versions")
-        if old is not None and not can_fast_forward(repo, old.encode(), new.encode()):
+        if old is not None and not can_fast_forward(repo, _oid(old), _oid(new)):
             raise InvalidInput(
                 "non-fast-forward push to main refused: its history cannot be rewritten "
                 "(fetch, merge or rebase onto it, and push again)"
@@ -520,7 +526,7 @@ def _check_ref_policy(repo: Repo, ref: str, old: str | None, new: str | None) ->
         )
 
 
-def _validate_tree(repo: Repo, tree_id: bytes) -> Manifest:
+def _validate_tree(repo: Repo, tree_id: ObjectID) -> Manifest:
     """The checks `commit_files` makes, on a pushed tree: reef.toml parses, entrypoint exists."""
     text = _blob_at(repo, tree_id, MANIFEST)
     if text is None:
@@ -533,9 +539,39 @@ def _validate_tree(repo: Repo, tree_id: bytes) -> Manifest:
     return manifest
 
 
-def _blob_at(repo: Repo, tree_id: bytes, path: str) -> bytes | None:
+def _blob_at(repo: Repo, tree_id: ObjectID, path: str) -> bytes | None:
     try:
         mode, sha = tree_lookup_path(repo.__getitem__, tree_id, path.encode())
     except (KeyError, NotTreeError):
         return None
-    return repo[sha].data if stat.S_ISREG(mode) else None
+    return _blob_data(repo, sha) if stat.S_ISREG(mode) else None
+
+
+def _oid(sha: str | bytes) -> ObjectID:
+    """A hex object id as dulwich types it."""
+    return cast("ObjectID", sha.encode() if isinstance(sha, str) else sha)
+
+
+def _ref(name: str) -> Ref:
+    return cast("Ref", name.encode())
+
+
+def _commit(repo: Repo, sha: str | bytes) -> Commit:
+    obj = repo[_oid(sha)]
+    if not isinstance(obj, Commit):
+        raise ModuleNotFound(f"{_oid(sha).decode()[:10]} is not a commit")
+    return obj
+
+
+def _tree(repo: Repo, sha: ObjectID) -> Tree:
+    obj = repo[sha]
+    if not isinstance(obj, Tree):
+        raise ModuleNotFound(f"{sha.decode()[:10]} is not a folder")
+    return obj
+
+
+def _blob_data(repo: Repo, sha: ObjectID) -> bytes:
+    obj = repo[sha]
+    if not isinstance(obj, Blob):
+        raise ModuleNotFound(f"{sha.decode()[:10]} is not a file")
+    return obj.data

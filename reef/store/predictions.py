@@ -187,7 +187,9 @@ def to_table(entries: list[Entry]) -> pa.Table:
     def repeat(values: list, kind: pa.DataType) -> pa.Array:
         return pa.array(values, kind).take(index)
 
-    labels = [lab for e in entries for lab in (e.labels or [None] * len(e.inputs))]
+    labels: list[str | None] = []
+    for e in entries:
+        labels.extend(e.labels or [None] * len(e.inputs))
     return pa.table(
         {
             "request_id": repeat([e.request_id for e in entries], pa.string()),

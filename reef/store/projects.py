@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from reef.store.db import Database, now
+from reef.store.db import Database, fetched, now
 from reef.store.people import Principal, check_name
 from reef.store.ttl_cache import TTLCache
 
@@ -49,7 +49,7 @@ class Projects:
                 "VALUES (?, ?, ?, ?) RETURNING id",
                 [name, description, owner.name, now()],
             )
-            pid = cur.fetchone()[0]
+            pid = fetched(cur.fetchone())[0]
             cur.execute("INSERT INTO members VALUES (?, ?, 'owner')", [pid, owner.user_id])
         self.roles.clear()
         return self.get(name)

@@ -153,7 +153,7 @@ def _check(
     elif rule["type"] == "drift_psi":
         found = _drift(con, ds, previous, rule)
     elif rule["type"] == "unique":
-        found = _unique(con, _q(column))
+        found = _unique(con, _q(str(column)))
     else:
         found = _failing_rows(con, ds, _where(rule, ds.schema.field(column).type))
     return {**result, **found, "passed": found["failures"] == 0}

@@ -83,7 +83,8 @@ def search(db: Database, project_id: int, q: RunQuery) -> tuple[int, list[dict[s
 
 
 def _filters(project_id: int, q: RunQuery) -> tuple[str, list[Any]]:
-    clauses, params = ["r.project_id = ?"], [project_id]
+    clauses = ["r.project_id = ?"]
+    params: list[Any] = [project_id]
     for column, value in (
         ("r.status", q.status),
         ("r.created_by", q.author),
