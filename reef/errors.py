@@ -31,6 +31,11 @@ class PermissionDenied(ReefError):
     status = 403
 
 
+class PasswordChangeRequired(PermissionDenied):
+    """Signed in with a one-time password: only the account page answers until the person
+    chooses their own."""
+
+
 class NotFound(ReefError):
     status = 404
 

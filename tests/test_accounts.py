@@ -67,7 +67,9 @@ def test_admin_creates_a_user_with_a_one_time_password(client, admin):
     made = new_user(client, admin, "olga")
     assert len(made["password"]) >= 16 and made["must_change_password"] is True
     assert "password_hash" not in made
-    assert basic(client, "olga", made["password"]).status_code == 201
+    refused = basic(client, "olga", made["password"])  # right password, but not olga's own yet
+    assert refused.status_code == 403 and "one-time password" in refused.json()["detail"]
+    assert refused.json()["extra"]["page"] == "/account?first=1"
     client.cookies.clear()
     page = client.get("/login").text
     resp = client.post(
@@ -77,6 +79,15 @@ def test_admin_creates_a_user_with_a_one_time_password(client, admin):
     )
     assert resp.headers["location"] == "/account?first=1"  # choose one's own password first
     assert "choose your own" in client.get("/account").text
+    elsewhere = client.get("/", follow_redirects=False)  # any other page: back to the account
+    assert elsewhere.status_code == 302 and elsewhere.headers["location"] == "/account?first=1"
+    changed = client.post(
+        "/api/account/password",
+        json={"current": made["password"], "new": "olga-own-password"},
+        auth=("olga", made["password"]),
+    )
+    assert changed.is_success, changed.text
+    assert basic(client, "olga", "olga-own-password").status_code == 201
     client.cookies.clear()
 
 
@@ -112,7 +123,7 @@ def test_reset_password_gives_a_new_one_time_password_or_link(client, admin):
     resp = client.post("/api/users/rita/reset-password", json={}, headers=admin)
     fresh = resp.json()["password"]
     assert basic(client, "rita", "rita-password").status_code == 401
-    assert basic(client, "rita", fresh).status_code == 201
+    assert basic(client, "rita", fresh).status_code == 403  # right, but one-time: change it
     link = client.post("/api/users/rita/reset-password", json={"invite": True}, headers=admin)
     assert "/invite/" in link.json()["invite_url"]
     assert basic(client, "rita", fresh).status_code == 401  # a link ends the old password
@@ -168,6 +179,34 @@ def test_each_person_changes_their_password(client, admin):
     )
     assert ok.is_success
     assert basic(client, "paul", "paul-new-pw").status_code == 201
+
+
+def test_changing_the_password_ends_the_other_browser_sessions(client, admin):
+    new_user(client, admin, "quinn", password="quinn-password")
+    sessions = []
+    for _ in range(2):  # two browsers: a laptop, and a shared machine left signed in
+        client.cookies.clear()
+        login(client, "quinn", "quinn-password")
+        sessions.append(dict(client.cookies))
+    client.cookies.clear()
+    client.cookies.update(sessions[0])
+    page = client.get("/account").text
+    changed = client.post(
+        "/account/password",
+        data={
+            "current": "quinn-password",
+            "new": "quinn-new-pw",
+            "repeat": "quinn-new-pw",
+            "_csrf_token": csrf(page),
+        },
+    )
+    assert "Your password was changed" in changed.text
+    assert client.get("/account", follow_redirects=False).status_code == 200  # this one stays
+    client.cookies.clear()
+    client.cookies.update(sessions[1])
+    ended = client.get("/account", follow_redirects=False)
+    assert ended.status_code == 302 and ended.headers["location"].startswith("/login")
+    client.cookies.clear()
 
 
 def test_tokens_have_a_name_an_optional_expiry_and_can_be_revoked(client, admin):
@@ -298,7 +337,7 @@ def test_admin_pages_invite_disable_reset_and_delete(client, admin):
     page_post(client, "/admin/users/pia/enable", {}, "/admin/users")
     reset = page_post(client, "/admin/users/pia/reset", {"how": "password"}, "/admin/users")
     fresh = re.search(r'id="one-time-password">([^<]+)<', reset.text).group(1)
-    assert basic(client, "pia", fresh).status_code == 201
+    assert basic(client, "pia", fresh).status_code == 403  # one-time: pia chooses her own
     page_post(client, "/admin/users/pia/allow-projects", {}, "/admin/users")
     assert client.get("/api/users/pia", headers=admin).json()["may_create_projects"] is True
     mode = {"project_creation": "admins"}

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput, PermissionDenied
 from reef.hub import Hub
+from reef.server.auth import SESSION_COOKIE
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, post
 from reef.store.people import Principal, check_name, token_hash
 
@@ -73,16 +74,18 @@ def optional_days(text: str | None) -> int | None:
 
 
 # API ---------------------------------------------------------------------------------
-@get("/api/account", access="user")
+@get("/api/account", access="user", first_password=True)
 def account_api(request: Request, hub: HubDep) -> dict:
     who = person(request.user)
     return {"user": hub.people.user(who.name), "tokens": hub.people.api_tokens(who.user_id)}
 
 
-@post("/api/account/password", access="user", status_code=200)
+@post("/api/account/password", access="user", status_code=200, first_password=True)
 def password_api(request: Request, hub: HubDep, data: JSONBody[PasswordChange]) -> dict:
+    """Change one's password; one's other browser sessions end."""
     who = person(request.user)
-    hub.people.change_own_password(who, data.current, data.new)
+    keep = request.cookies.get(SESSION_COOKIE)
+    hub.people.change_own_password(who, data.current, data.new, keep)
     hub.audit.record(who.name, "user.password", f"user {who.name}")
     return {"user": who.name, "changed": True}
 
@@ -113,12 +116,12 @@ def accept_invite_api(hub: HubDep, token: FromPath[str], data: JSONBody[InviteAn
 
 
 # pages -------------------------------------------------------------------------------
-@get("/account", access="user")
+@get("/account", access="user", first_password=True)
 def account_page(request: Request, hub: HubDep) -> Template:
     return Template("account.html", context=account_context(hub, person(request.user)))
 
 
-@post("/account/password", access="user", status_code=200)
+@post("/account/password", access="user", status_code=200, first_password=True)
 def password_page(request: Request, hub: HubDep, data: Form) -> Template:
     if data.get("new") != data.get("repeat"):
         raise InvalidInput("the two new passwords differ")

@@ -14,7 +14,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.response import Redirect, Template
 
-from reef.errors import InvalidInput, NotAuthenticated, PermissionDenied, TooManyRequests
+from reef.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    PasswordChangeRequired,
+    PermissionDenied,
+    TooManyRequests,
+)
 from reef.hub import Hub
 from reef.server.routes import Form, FromQuery, HubDep, get, post
 from reef.store.people import Principal, TokenExpired
@@ -96,6 +102,11 @@ def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         raise NotAuthenticated("sign in first: send 'Authorization: Bearer <token>'")
     if who.via == "run":
         check_run_token(connection, handler, who)
+    if who.must_change and not handler.opt.get("first_password"):
+        raise PasswordChangeRequired(
+            "you signed in with a one-time password: choose your own on the account page "
+            "(/account, or POST /api/account/password) before anything else"
+        )
     if access == "user":
         return
     if access == "admin":
@@ -164,7 +175,7 @@ def login(request: Request, hub: HubDep, data: Form) -> Response:
     return Redirect(target, cookies=[cookie])
 
 
-@post("/logout", access="user")
+@post("/logout", access="user", first_password=True)
 def logout(request: Request, hub: HubDep) -> Response:
     if token := request.cookies.get(SESSION_COOKIE):
         hub.people.revoke_token(token)

@@ -11,9 +11,10 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 
-from reef.errors import NotAuthenticated, ReefError
+from reef.errors import NotAuthenticated, PasswordChangeRequired, ReefError
 
 log = logging.getLogger("reef.server")
+FIRST_PASSWORD = {"action": "change_password", "page": "/account?first=1"}
 
 
 def _wants_json(request: Request) -> bool:
@@ -32,6 +33,10 @@ def render_error(request: Request, status: int, message: str, extra: object = No
         return Response("", status_code=401, headers={"HX-Redirect": "/login"})
     if status == 401 and request.method == "GET":
         return Redirect(f"/login?next={quote(request.url.path)}")
+    if extra == FIRST_PASSWORD:  # a page while the one-time password is not yet replaced
+        if request.headers.get("hx-request"):  # e.g. the inbox badge of the account page
+            return Response("", status_code=403)
+        return Redirect("/account?first=1")
     if request.headers.get("hx-request"):
         return Response(
             f'<div class="error">{_escape(message)}</div>',
@@ -48,7 +53,8 @@ def _escape(text: str) -> str:
 
 
 def reef_error(request: Request, exc: ReefError) -> Response:
-    return render_error(request, exc.status, exc.message)
+    extra = FIRST_PASSWORD if isinstance(exc, PasswordChangeRequired) else None
+    return render_error(request, exc.status, exc.message, extra)
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:

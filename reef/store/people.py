@@ -37,6 +37,7 @@ class Principal:
     via: str  # session | api | run
     run_id: int | None = None
     step: str | None = None  # a step's run token: the step it reports as
+    must_change: bool = False  # signed in with a one-time password not yet replaced
 
 
 def check_name(kind: str, name: str) -> str:
@@ -126,7 +127,13 @@ class People:
             raise NotAuthenticated("wrong user name or password")
         if row["disabled"]:
             raise NotAuthenticated(f"the account '{name}' is disabled: ask an administrator")
-        return Principal(row["id"], row["name"], row["is_admin"], via="password")
+        return Principal(
+            row["id"],
+            row["name"],
+            row["is_admin"],
+            via="password",
+            must_change=bool(row["must_change_password"]),
+        )
 
     def set_password(self, name: str, password: str, must_change: bool = False) -> None:
         """A new password; the user's browser sessions and open invite links end."""
@@ -144,15 +151,27 @@ class People:
             )
         self.tokens.clear()
 
-    def change_own_password(self, who: Principal, current: str, new: str) -> None:
+    def change_own_password(
+        self, who: Principal, current: str, new: str, keep: str | None = None
+    ) -> None:
+        """A person's new password. Their other browser sessions and open invite links end
+        (a stolen session stops working); `keep` is the session making the change. API
+        tokens stay: each is revoked on its own."""
         row = self.db.one("SELECT password_hash FROM users WHERE id = ?", [who.user_id])
         if row is None or not verify_password(current, row["password_hash"]):
             raise InvalidInput("the current password is wrong")
         check_password_rules(new)
-        self.db.execute(
-            "UPDATE users SET password_hash = ?, must_change_password = false WHERE id = ?",
-            [hash_password(new), who.user_id],
-        )
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE users SET password_hash = ?, must_change_password = false WHERE id = ?",
+                [hash_password(new), who.user_id],
+            )
+            cur.execute(
+                "UPDATE tokens SET revoked = true WHERE user_id = ? "
+                "AND kind IN ('session', 'invite') AND NOT revoked AND hash <> ?",
+                [who.user_id, token_hash(keep) if keep else ""],
+            )
+        self.tokens.clear()
 
     def set_flags(self, name: str, **flags: bool) -> dict:
         """Change `disabled`, `is_admin` or `may_create_projects` of a user."""
@@ -254,7 +273,13 @@ class People:
         if _expired(row["expires_at"]):
             raise TokenExpired("token expired")
         return Principal(
-            row["id"], row["name"], row["is_admin"], row["kind"], row["run_id"], row["step_name"]
+            row["id"],
+            row["name"],
+            row["is_admin"],
+            row["kind"],
+            row["run_id"],
+            row["step_name"],
+            row["must_change"],
         )
 
     def _used_token_row(self, token: str) -> dict | None:
@@ -280,7 +305,7 @@ class People:
     def _token_row(self, token: str) -> dict | None:
         return self.db.one(
             "SELECT t.kind, t.run_id, t.step_name, t.expires_at, t.last_used_at, u.id, u.name, "
-            "u.is_admin, "
+            "u.is_admin, coalesce(u.must_change_password, false) AS must_change, "
             "coalesce(u.disabled, false) AS disabled FROM tokens t "
             "JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND NOT t.revoked",
             [token_hash(token)],
