@@ -106,7 +106,11 @@ class Sandbox:
                 _chown_tree(folder, *self.user)
             for path in [*read, *map(str, write)]:
                 grant_traversal(Path(path))
-        env = {"TMPDIR": str(tmp), "HOME": str(tmp)}
+        # Process pools need named semaphores in /dev/shm, which every process shares (a
+        # channel between steps), so the sandbox keeps it out of reach. joblib (scikit-learn's
+        # n_jobs) then runs in one process; saying so up front spares each step's log its
+        # "Permission denied ... serial mode" warning.
+        env = {"TMPDIR": str(tmp), "HOME": str(tmp), "JOBLIB_MULTIPROCESSING": "0"}
         policy = Policy(tuple(map(str, read)), tuple(map(str, write)), port, uid, gid)
         return policy, env
 
