@@ -220,6 +220,7 @@ def template_filters(engine: JinjaTemplateEngine, unsafe_steps: bool = False) ->
     env.filters["short"] = lambda sha: (sha or "")[:10]
     env.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     env.filters["gate_sentence"] = wording.gate_sentence
+    env.filters["kind"] = wording.column_kind
     env.filters["main_metrics"] = wording.main_metrics
     env.filters["detail_metrics"] = wording.detail_metrics
     env.globals["explain_metric"] = metric_help.explain

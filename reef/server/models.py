@@ -434,12 +434,14 @@ def traffic_page(
     request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: Form
 ) -> Redirect:
     setting: dict[str, Any] = {"mode": data.get("mode", "off")}
+    if setting["mode"] != "off" and not data.get("version"):
+        raise InvalidInput("choose the other version to split or shadow-test with")
     try:
         if setting["mode"] != "off":
             setting["version"] = int(data.get("version", ""))
             setting["percent"] = float(data.get("percent") or 100)
     except ValueError:
-        raise InvalidInput("version and percent must be numbers") from None
+        raise InvalidInput("the share of requests must be a number from 0 to 100") from None
     promotion.set_traffic(hub.model_service, request.user, project, model, setting)
     return _back(project, model, "#traffic")
 

@@ -130,3 +130,32 @@ def main_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def detail_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if is_detail(k)}
+
+
+# the first words of an Arrow type -> what a person who knows the data calls it
+KINDS = (
+    ("bool", "yes / no"),
+    ("int", "whole number"),
+    ("uint", "whole number"),
+    ("float", "number"),
+    ("double", "number"),
+    ("decimal", "number"),
+    ("date", "date"),
+    ("timestamp", "date and time"),
+    ("time", "time of day"),
+    ("duration", "duration"),
+    ("dictionary", "category"),
+    ("large_string", "text"),
+    ("string", "text"),
+    ("large_binary", "file"),
+    ("binary", "file"),
+    ("list", "list"),
+    ("large_list", "list"),
+    ("struct", "group of fields"),
+)
+
+
+def column_kind(arrow_type: str) -> str:
+    """A column's storage type in plain words (the exact type goes in a tooltip)."""
+    text = str(arrow_type)
+    return next((word for prefix, word in KINDS if text.startswith(prefix)), text)
