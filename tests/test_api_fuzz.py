@@ -4,6 +4,7 @@ project, a dataset and its version, a model, a run, a pipeline), must get no 5xx
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -33,6 +34,59 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
              "run_id": run["id"], "name": "p", "tag": "best", "job": 1}  # fmt: skip
     yield srv, token, seeds
     srv.stop()
+
+
+# POST/PUT/PATCH operations that take no body: actions named by their path alone
+BODYLESS = {
+    "/api/tokens",  # HTTP Basic credentials
+    "/api/projects/{project}/datasets/{dataset}/versions/{version}/validation",
+    "/api/projects/{project}/pipelines/{name}/triggers/{trigger_id}/fire",
+    "/api/projects/{project}/runs/{run_id}/cancel",
+    "/api/projects/{project}/runs/{run_id}/heartbeat",
+    "/api/projects/{project}/runs/{run_id}/rerun",
+    "/api/projects/{project}/runs/{run_id}/steps/{step}/retry",
+    "/api/projects/{project}/webhooks/{hook_id}/deliveries/{delivery_id}/again",
+    "/api/projects/{project}/webhooks/{hook_id}/ping",
+    "/api/worker/steps/{step_id}/release",
+}
+MLFLOW = ("/api/2.0/", "/api/3.0/", "/ajax-api/")  # MLflow's own wire rules
+
+
+def test_every_body_is_described(seeded):
+    """Each reef operation that takes a body names its schema (a Struct's properties, not a
+    bare object), with examples somewhere in it, so clients and fuzzers know the API."""
+    srv, _, _ = seeded
+    doc = httpx.get(f"{srv.url}/schema/openapi.json").json()
+    missing, vague = [], []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in ("post", "put", "patch") or path.startswith(MLFLOW):
+                continue
+            body = op.get("requestBody")
+            if body is None:
+                if path not in BODYLESS:
+                    missing.append(f"{method.upper()} {path}")
+                continue
+            for media, content in body["content"].items():
+                if not _described(content.get("schema", {}), doc):
+                    vague.append(f"{method.upper()} {path} ({media})")
+    assert not missing, f"operations without a request body schema: {missing}"
+    assert not vague, f"request bodies described only as 'any' or 'object': {vague}"
+    examples = json.dumps(doc).count('"examples"')
+    assert examples >= 30, f"only {examples} examples in the document"
+
+
+def _described(schema: dict, doc: dict) -> bool:
+    """Whether a body schema says what goes in it (properties, items, a union of those)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return _described(doc["components"]["schemas"][name], doc)
+    options = schema.get("oneOf") or schema.get("anyOf")
+    if options:
+        return all(_described(o, doc) for o in options if o.get("type") != "null")
+    if schema.get("type") == "array":
+        return _described(schema.get("items", {}), doc)
+    return bool(schema.get("properties")) or schema.get("format") == "binary"
 
 
 def test_generated_requests_get_no_server_error(seeded):

@@ -16,8 +16,9 @@ from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.pipeline import STEP_NAME, upstream
 from reef.server import builder_draft, dag
+from reef.server.bodies import convert
 from reef.server.modules import catalog
-from reef.server.pipelines import save_pipeline
+from reef.server.pipelines import PipelineSpec, save_pipeline
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, get, post
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
@@ -202,7 +203,7 @@ def save(hub: Hub, who: Principal, project: str, draft: dict, name: str) -> Resp
     """Save the draft if it could run and every column it names reaches its step."""
     if problem := validate(hub, who, project, draft):
         raise InvalidInput(problem)
-    saved = save_pipeline(hub, who, project, {**draft, "name": name})
+    saved = save_pipeline(hub, who, project, convert({**draft, "name": name}, PipelineSpec))
     return Response("", headers={"HX-Redirect": f"/projects/{project}/pipelines/{saved['name']}"})
 
 

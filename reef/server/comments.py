@@ -9,8 +9,9 @@ htmx; the API is the same function with a JSON body.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request
 from litestar.response import Template
 
@@ -42,20 +43,27 @@ def subject_check(hub: Hub, project: str, kind: str, target: str) -> str:
     return target
 
 
-def text_of(data: Any) -> str:
-    text = data.get("text") if isinstance(data, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("send {'text': ...}: a comment cannot be empty")
+class NewComment(msgspec.Struct, forbid_unknown_fields=True):
+    """A comment; an @name of a project member mentions them (it reaches their inbox)."""
+
+    text: Annotated[
+        str, msgspec.Meta(max_length=MAX_TEXT, examples=["Looks good, @maria: shall we promote?"])
+    ]
+
+
+def text_of(text: str) -> str:
+    if not text.strip():
+        raise InvalidInput("text: a comment cannot be empty")
     if len(text) > MAX_TEXT:
         raise InvalidInput("a comment is at most 10,000 characters")
     return text.strip()
 
 
 def post_comment(
-    hub: Hub, who: Principal, project: str, kind: str, target: str, data: Any
+    hub: Hub, who: Principal, project: str, kind: str, target: str, text: str
 ) -> dict[str, Any]:
     """Store the comment and tell the owners, followers and the members it mentions."""
-    text, target = text_of(data), subject_check(hub, project, kind, target)
+    text, target = text_of(text), subject_check(hub, project, kind, target)
     pid = hub.projects.get(project).id
     members = {m["user"] for m in hub.projects.members(project)}
     mentioned = set(MENTION.findall(text))
@@ -118,10 +126,10 @@ def comment_api(
     project: FromPath[str],
     kind: FromPath[str],
     target: FromPath[str],
-    data: JSONBody[Any],
+    data: JSONBody[NewComment],
 ) -> dict:
     """Comment; `note` names @mentions that were not notified (not members)."""
-    return post_comment(hub, request.user, project, kind, target, data)
+    return post_comment(hub, request.user, project, kind, target, data.text)
 
 
 @get(BASE, access="reporter")
@@ -145,7 +153,7 @@ def comment_page(
     target: FromPath[str],
     data: Form,
 ) -> Template:
-    done = post_comment(hub, request.user, project, kind, target, data)
+    done = post_comment(hub, request.user, project, kind, target, data.get("text", ""))
     ctx = thread(hub, request.user, project, kind, target, done["note"])
     return Template("_comments.html", context=ctx)
 

@@ -11,10 +11,12 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import pyarrow as pa
 from litestar import Request
+from msgspec import Meta
 
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
@@ -54,6 +56,23 @@ def import_options(data: Mapping[str, Any]) -> ImportOptions:
 def _text(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     return value if isinstance(value, str) and value != "" else None
+
+
+UPLOAD_FORM = {  # the multipart form of an upload (a new dataset, or its next version)
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "name": {"type": "string", "description": "the dataset's name (default: the file's)"},
+        "message": {"type": "string", "description": "why this version was made"},
+        "mode": {"type": "string", "enum": ["replace", "append"]},
+        "format": {"type": "string", "enum": ["csv", "parquet", "jsonl", "xlsx"]},
+        "delimiter": {"type": "string"},
+        "encoding": {"type": "string"},
+        "sheet": {"type": "string"},
+        "column_types": {"type": "string", "description": 'JSON such as {"age": "int64"}'},
+    },
+}
 
 
 async def receive(request: Request, hub: Hub) -> Received:
@@ -150,85 +169,99 @@ def preview(hub: Hub, received: Received) -> dict:
 
 # --- changes -----------------------------------------------------------------------------------
 
-Change = Callable[[Hub, str, str, dict], tuple[VersionInfo, str]]
+Row = dict[str, Any]
 
 
-def _field(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = body.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise InvalidInput(f"'{key}' is missing or of the wrong type")
-    return value
+class _Change(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
+    message: Annotated[
+        str | None, Meta(description="why the change was made (default: what it did)")
+    ] = None
 
 
-def _append(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    rows = _field(body, "rows", list)
-    if not rows or not all(isinstance(row, dict) for row in rows):
-        raise InvalidInput("'rows' must be a non-empty list of objects (column -> value)")
-    try:
-        table = pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise InvalidInput(f"the rows do not form a table: {e}") from None
-    return hub.datasets.append(project, name, table), f"append {_rows(len(rows))}"
+class AppendRows(_Change, tag="append"):
+    """Add rows (objects keyed by column name)."""
+
+    rows: Annotated[list[Row], Meta(min_length=1, examples=[[{"city": "Oslo", "price": 3}]])]
 
 
-def _update_rows(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    updates = _field(body, "updates", list)
-    if not all(isinstance(u, dict) for u in updates):
-        raise InvalidInput("'updates' must be a list of objects, each naming its row by '_rowid'")
-    key = body.get("key") or "_rowid"
-    info = hub.datasets.update_rows(project, name, updates, key=str(key))
-    return info, f"edit {_rows(len(updates))}"
+class UpdateRows(_Change, tag="update_rows"):
+    """Change cells of rows named by `key` (default `_rowid`) in each update."""
+
+    updates: Annotated[list[Row], Meta(examples=[[{"_rowid": 4, "price": 5}]])]
+    key: str | None = None
+
+
+class DeleteRows(_Change, tag="delete_rows"):
+    where: Annotated[str, Meta(description="an SQL condition", examples=["price < 0"])]
+
+
+class AddColumn(_Change, tag="add_column"):
+    column: str
+    type: Annotated[str, Meta(examples=["int64", "string", "float64"])]
+    default: Any = None
+
+
+class RenameColumn(_Change, tag="rename_column"):
+    column: str
+    new_name: str
+
+
+class DropColumn(_Change, tag="drop_column"):
+    column: str
+
+
+class Restore(_Change, tag="restore"):
+    """Make an old version (number or tag) the latest again."""
+
+    version: int | str
+
+
+DatasetChange = (
+    AppendRows | UpdateRows | DeleteRows | AddColumn | RenameColumn | DropColumn | Restore
+)
 
 
 def _rows(count: int) -> str:
     return f"{count} row" if count == 1 else f"{count} rows"
 
 
-def _delete_rows(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    where = _field(body, "where", str)
-    return hub.datasets.delete_rows(project, name, where), f"delete rows where {where}"
+def _make(hub: Hub, project: str, name: str, change: DatasetChange) -> tuple[VersionInfo, str]:
+    """The new version a change makes, and what it did in words."""
+    ds = hub.datasets
+    match change:
+        case AppendRows(rows=rows):
+            return ds.append(project, name, _table(rows)), f"append {_rows(len(rows))}"
+        case UpdateRows(updates=updates, key=key):
+            info = ds.update_rows(project, name, updates, key=key or "_rowid")
+            return info, f"edit {_rows(len(updates))}"
+        case DeleteRows(where=where):
+            return ds.delete_rows(project, name, where), f"delete rows where {where}"
+        case AddColumn(column=column, type=kind, default=default):
+            info = ds.add_column(project, name, column, kind, default)
+            return info, f"add column {column} ({kind})"
+        case RenameColumn(column=column, new_name=new_name):
+            info = ds.rename_column(project, name, column, new_name)
+            return info, f"rename column {column} to {new_name}"
+        case DropColumn(column=column):
+            return ds.drop_column(project, name, column), f"drop column {column}"
+        case Restore(version=version):
+            number = ds.resolve(project, name, version)
+            return ds.restore(project, name, number), f"restore v{number}"
+    raise AssertionError(change)
 
 
-def _add_column(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    column, kind = _field(body, "column", str), _field(body, "type", str)
-    info = hub.datasets.add_column(project, name, column, kind, body.get("default"))
-    return info, f"add column {column} ({kind})"
+def _table(rows: list[Row]) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InvalidInput(f"rows: the rows do not form a table: {e}") from None
 
 
-def _rename_column(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    column, new_name = _field(body, "column", str), _field(body, "new_name", str)
-    info = hub.datasets.rename_column(project, name, column, new_name)
-    return info, f"rename column {column} to {new_name}"
-
-
-def _drop_column(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    column = _field(body, "column", str)
-    return hub.datasets.drop_column(project, name, column), f"drop column {column}"
-
-
-def _restore(hub: Hub, project: str, name: str, body: dict) -> tuple[VersionInfo, str]:
-    number = hub.datasets.resolve(project, name, _field(body, "version", (int, str)))
-    return hub.datasets.restore(project, name, number), f"restore v{number}"
-
-
-CHANGES: dict[str, Change] = {
-    "append": _append,
-    "update_rows": _update_rows,
-    "delete_rows": _delete_rows,
-    "add_column": _add_column,
-    "rename_column": _rename_column,
-    "drop_column": _drop_column,
-    "restore": _restore,
-}
-
-
-def apply_change(hub: Hub, who: Principal, project: str, name: str, body: Any) -> dict:
-    """One change (`{"op": ..., "message": ...}`) made as the next version."""
-    if not isinstance(body, dict) or body.get("op") not in CHANGES:
-        raise InvalidInput(f"send a JSON object with 'op': one of {', '.join(CHANGES)}")
+def apply_change(hub: Hub, who: Principal, project: str, name: str, change: DatasetChange) -> dict:
+    """One change made as the next version."""
     dataset_id(hub, project, name)
-    info, what = CHANGES[body["op"]](hub, project, name, body)
-    message = str(body.get("message") or what)
+    info, what = _make(hub, project, name, change)
+    message = change.message or what
     return new_version(hub, who.name, project, name, info, message, source=what)
 
 
@@ -259,16 +292,51 @@ def remove_tag(hub: Hub, who: Principal, project: str, name: str, tag: str) -> N
     hub.audit.record(who.name, "dataset.untag", f"dataset {name}", project, tag=tag)
 
 
-def set_key(hub: Hub, who: Principal, project: str, name: str, column: Any) -> dict:
+class KeyChange(msgspec.Struct, forbid_unknown_fields=True):
+    """The column that names each row (its values unique); null clears the key."""
+
+    column: Annotated[str | None, Meta(examples=["customer_id"])]
+
+
+class TagRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The version to tag (number or tag; default the latest); `move` moves an existing tag."""
+
+    version: int | str | None = None
+    move: bool = False
+
+
+class Rule(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A validation rule checked on every new version (see reef/store/rules.py): not_null,
+    range (min, max), allowed (values), unique, row_count (min, max), drift_psi (threshold:
+    how far a numeric column's distribution may move from the previous version's)."""
+
+    type: Literal["not_null", "range", "allowed", "unique", "row_count", "drift_psi"]
+    column: str | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    values: list[str | int | float | bool | None] | None = None
+    threshold: int | float | None = None
+
+
+class RuleList(msgspec.Struct, forbid_unknown_fields=True):
+    rules: Annotated[list[Rule], Meta(examples=[[{"type": "not_null", "column": "label"}]])]
+
+
+def rule_dicts(body: RuleList | list[Rule]) -> list[dict[str, Any]]:
+    """The rules as `parse_rules` takes them."""
+    return msgspec.to_builtins(body.rules if isinstance(body, RuleList) else body)
+
+
+def set_key(hub: Hub, who: Principal, project: str, name: str, column: str | None) -> dict:
     dataset_id(hub, project, name)
-    if column is not None and not isinstance(column, str):
-        raise InvalidInput('send {"column": NAME} or {"column": null} to clear the key')
     hub.datasets.set_key(project, name, column or None)
     hub.audit.record(who.name, "dataset.key", f"dataset {name}", project, key=column or None)
     return {"key": column or None}
 
 
-def set_rules(hub: Hub, who: Principal, project: str, name: str, rules: Any) -> dict:
+def set_rules(
+    hub: Hub, who: Principal, project: str, name: str, rules: list[dict[str, Any]]
+) -> dict:
     """Replace the dataset's rules and check them on the latest version at once."""
     ds_id = dataset_id(hub, project, name)
     latest = hub.datasets.info(project, name)

@@ -17,7 +17,9 @@ from litestar.response import Redirect, Stream, Template
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
+from reef.server.bodies import convert
 from reef.server.dataset_changes import (
+    DatasetChange,
     apply_change,
     dataset_id,
     preview,
@@ -156,7 +158,8 @@ def _whole(text: str | None) -> int:
 def change_page(
     request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: Form
 ) -> Response:
-    apply_change(hub, request.user, project, dataset, form_change(data))
+    change: DatasetChange = convert(form_change(data), DatasetChange)  # type: ignore[arg-type]
+    apply_change(hub, request.user, project, dataset, change)
     return _go(request, _page_url(project, dataset, offset=data.get("offset")))
 
 

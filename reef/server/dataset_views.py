@@ -4,9 +4,11 @@ rows, diff, query), built once and rendered as a page, a partial or JSON; and do
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
+import msgspec
 from litestar.response import Stream
+from msgspec import Meta
 
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
@@ -120,20 +122,19 @@ def query_tables(
     return tables
 
 
-def query_body(body: Any) -> tuple[str, VersionRef, int]:
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("sql"), str)
-        or not body["sql"].strip()
-    ):
-        raise InvalidInput("send a JSON object with 'sql' (and optional 'version', 'limit')")
-    limit = body.get("limit", QUERY_ROWS)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_QUERY_ROWS:
-        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_QUERY_ROWS}")
-    version = body.get("version")
-    if version is not None and not isinstance(version, int | str):
-        raise InvalidInput("version must be a number or a tag")
-    return body["sql"], version, limit
+class Query(msgspec.Struct, forbid_unknown_fields=True):
+    """SQL over the dataset (named by its name; other datasets of the project by theirs, or
+    "name@V" for a version) at `version` (number or tag; default the latest)."""
+
+    sql: Annotated[str, Meta(examples=["SELECT city, avg(price) FROM homes GROUP BY city"])]
+    version: int | str | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_QUERY_ROWS)] = QUERY_ROWS
+
+
+def query_body(body: Query) -> tuple[str, VersionRef, int]:
+    if not body.sql.strip():
+        raise InvalidInput("sql: send a query")
+    return body.sql, body.version, body.limit
 
 
 def query_context(

@@ -13,13 +13,21 @@ from litestar.response import Stream
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.server import dataset_pages
+from reef.server.bodies import JSON, MULTIPART, decode, documented
 from reef.server.dataset_changes import (
+    UPLOAD_FORM,
+    DatasetChange,
+    KeyChange,
+    Rule,
+    RuleList,
+    TagRequest,
     apply_change,
     dataset_id,
     preview,
     receive,
     recheck,
     remove_tag,
+    rule_dicts,
     set_key,
     set_rules,
     set_tag,
@@ -28,6 +36,7 @@ from reef.server.dataset_changes import (
 )
 from reef.server.dataset_views import (
     PAGE,
+    Query,
     dataset_context,
     diff_context,
     query_body,
@@ -62,7 +71,16 @@ def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.catalog.datasets(hub.projects.get(project).id)
 
 
-@post(API, access="developer", status_code=201, request_max_body_size=None)
+UPLOADED = documented({MULTIPART: UPLOAD_FORM})
+
+
+@post(
+    API,
+    access="developer",
+    status_code=201,
+    request_max_body_size=None,
+    operation_class=UPLOADED,
+)
 async def upload_api(
     request: Request, hub: HubDep, project: FromPath[str], wait: FromQuery[bool] = True
 ) -> Any:
@@ -82,7 +100,13 @@ def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> d
     return hub.datasets.imports.get(project, job).as_dict()
 
 
-@post(API + "/preview", access="developer", status_code=200, request_max_body_size=None)
+@post(
+    API + "/preview",
+    access="developer",
+    status_code=200,
+    request_max_body_size=None,
+    operation_class=UPLOADED,
+)
 async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
     """A multipart upload as for an import: what it would import; nothing is kept."""
     hub.projects.get(project)
@@ -100,7 +124,13 @@ def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) ->
     return dataset_context(hub, project, dataset)["versions"]
 
 
-@post(ONE + "/versions", access="developer", status_code=201, request_max_body_size=None)
+@post(
+    ONE + "/versions",
+    access="developer",
+    status_code=201,
+    request_max_body_size=None,
+    operation_class=documented({JSON: DatasetChange, MULTIPART: UPLOAD_FORM}),
+)
 async def new_version_api(
     request: Request,
     hub: HubDep,
@@ -120,11 +150,8 @@ async def new_version_api(
         return await anyio.to_thread.run_sync(
             upload_version, hub, request.user, project, dataset, received
         )
-    try:
-        body = await request.json()
-    except Exception:  # any undecodable body
-        raise InvalidInput("send a multipart upload or a JSON object with 'op'") from None
-    return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, body)
+    change: DatasetChange = decode(await request.body(), DatasetChange)  # type: ignore[arg-type]
+    return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, change)
 
 
 def upload_version(
@@ -217,10 +244,10 @@ async def query_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    data: JSONBody[dict],
+    data: JSONBody[Query],
     format: FromQuery[str | None] = None,
 ) -> Any:
-    """`{"sql", "version"?, "limit"?}` -> rows; with ?format=csv|parquet the whole result.
+    """Rows of the query's result; with ?format=csv|parquet the whole result.
     Queries run in the query pool: 429 when it (or the caller's share of it) is full."""
     sql, version, limit = query_body(data)
     if format:
@@ -235,12 +262,11 @@ def tag_api(
     project: FromPath[str],
     dataset: FromPath[str],
     tag: FromPath[str],
-    data: JSONBody[dict | None] = None,
+    data: JSONBody[TagRequest | None] = None,
 ) -> dict:
-    """Body (optional): `{"version": V or tag, "move": true}`; default the latest version."""
-    body = data or {}
-    version, move = body.get("version"), bool(body.get("move", False))
-    return set_tag(hub, request.user, project, dataset, tag, version, move)
+    """Tag a version (default: the latest)."""
+    body = data or TagRequest()
+    return set_tag(hub, request.user, project, dataset, tag, body.version, body.move)
 
 
 @delete(ONE + "/tags/{tag:str}", access="developer", status_code=204)
@@ -260,10 +286,10 @@ def key_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    data: JSONBody[dict],
+    data: JSONBody[KeyChange],
 ) -> dict:
     """`{"column": NAME}` declares the key; `{"column": null}` clears it."""
-    return set_key(hub, request.user, project, dataset, data.get("column"))
+    return set_key(hub, request.user, project, dataset, data.column or None)
 
 
 @get(ONE + "/rules", access="reporter")
@@ -277,11 +303,10 @@ def set_rules_api(
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    data: JSONBody[Any],
+    data: JSONBody[list[Rule] | RuleList],
 ) -> dict:
     """A list of rules (or `{"rules": [...]}`) replaces the dataset's rules."""
-    rules = data.get("rules") if isinstance(data, dict) else data
-    return set_rules(hub, request.user, project, dataset, rules)
+    return set_rules(hub, request.user, project, dataset, rule_dicts(data))
 
 
 ROUTES = [

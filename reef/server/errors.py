@@ -59,7 +59,20 @@ def reef_error(request: Request, exc: ReefError) -> Response:
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     extra = exc.extra if isinstance(exc, ValidationException) else None
-    return render_error(request, exc.status_code, exc.detail, extra)
+    return render_error(request, exc.status_code, _naming_fields(exc.detail, extra), extra)
+
+
+def _naming_fields(detail: str, extra: object) -> str:
+    """A validation failure's message with what was wrong in it ("…: name: Expected `str`,
+    got `int`"), not only in `extra`: clients and people read `detail` first."""
+    if not isinstance(extra, list):
+        return detail
+    said = [
+        f"{e['key']}: {e['message']}" if e.get("key") else str(e.get("message"))
+        for e in extra
+        if isinstance(e, dict) and e.get("message")
+    ]
+    return f"{detail}: {'; '.join(said)}" if said else detail
 
 
 def server_error(request: Request, exc: Exception) -> Response:

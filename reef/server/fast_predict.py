@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reef.errors import ReefError
+from reef.server.model_requests import PredictRequest
 from reef.server.security_headers import HEADERS
 from reef.store.projects import rank
 from reef.store.ttl_cache import MISSING
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("reef.server")
 PATH = re.compile(r"^/api/projects/(?P<project>[^/]+)/models/(?P<model>[^/]+)/predict$")
 JSON_HEADERS = [(b"content-type", b"application/json"), *HEADERS.items()]
-_decode = msgspec.json.Decoder()
+_decode = msgspec.json.Decoder(PredictRequest)
 _encode = msgspec.json.Encoder()
 
 
@@ -101,26 +102,24 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _json(body: bytes) -> dict[str, Any] | None:
-    """The decoded body when it has the shape of a predict request; None otherwise."""
+def _json(body: bytes) -> PredictRequest | None:
+    """The decoded body when it is a valid predict request; None otherwise (the regular route
+    then answers, with a 400 that names what was wrong)."""
     try:
-        data = _decode.decode(body)
-    except msgspec.DecodeError:
+        return _decode.decode(body)
+    except msgspec.DecodeError:  # ValidationError too
         return None
-    return data if isinstance(data, dict) and "rows" in data else None
 
 
-def _predict(hub: Hub, project: str, model: str, data: dict) -> tuple[int, Any] | None:
+def _predict(hub: Hub, project: str, model: str, data: PredictRequest) -> tuple[int, Any] | None:
     """(status, JSON) when the model's plan is warm; None sends the request on."""
-    alias, key = data.get("version"), data.get("key")
+    alias, key = data.version, data.key
     alias = None if alias is None else str(alias)
     service = hub.model_service
     if not service.is_warm(project, model, alias):
         return None
     try:
-        result = service.predict(
-            project, model, data["rows"], alias=alias, key=None if key is None else str(key)
-        )
+        result = service.predict(project, model, data.rows, alias=alias, key=key)
     except ReefError as e:  # the same JSON as the regular route's error handler
         return e.status, {"detail": e.message, "status": e.status}
     except Exception as e:

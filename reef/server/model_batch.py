@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import msgspec
 from litestar import Request, Response
 from litestar.response import Template
 
@@ -14,6 +15,7 @@ from reef.errors import ReefError
 from reef.hub import Hub
 from reef.runtime.batch import scores_name
 from reef.server.dataset_changes import upload
+from reef.server.model_requests import BatchRequest
 from reef.server.routes import FromPath, HubDep, JSONBody, get, post
 from reef.server.upload_stream import received_file
 from reef.store.people import Principal
@@ -41,10 +43,15 @@ def jobs_context(hub: Hub, project: str, model: str, error: str | None = None) -
 # API ---------------------------------------------------------------------------------
 @post("/api/projects/{project:str}/models/{model:str}/batch", access="developer")
 def batch_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[BatchRequest],
 ) -> Response:
     """Queue a batch prediction: 202 with the job to follow (`links.api`)."""
-    job = hub.model_service.batches.submit(request.user.name, project, model, data)
+    asked = msgspec.structs.asdict(data)
+    job = hub.model_service.batches.submit(request.user.name, project, model, asked)
     return Response(job_view(job), status_code=202)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import msgspec
 from litestar import Request, Response
 from litestar.response import Redirect, Template
 
@@ -18,6 +17,19 @@ from reef.model_io import ModelSchema, example_rows
 from reef.runtime import approvals, gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
 from reef.server import model_batch, model_forms, model_try
+from reef.server.bodies import JSON, MULTIPART, convert, decode, documented
+from reef.server.model_requests import (
+    IMAGE_UPLOAD,
+    CardChange,
+    Feedback,
+    Gates,
+    MonitorChange,
+    PredictRequest,
+    Promotion,
+    Rollback,
+    Traffic,
+    given,
+)
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.store.people import Principal
 
@@ -95,25 +107,22 @@ def _metric_row(key: str, a: float | None, b: float | None) -> dict[str, Any]:
     return {"metric": key, "a": a, "b": b, "delta": delta}
 
 
-def predict(hub: Hub, project: str, name: str, data: Any, source: str = "api") -> dict[str, Any]:
-    if not isinstance(data, dict) or "rows" not in data:
-        raise InvalidInput('send {"rows": [[...], ...]} (lists of numbers or objects by feature)')
-    alias, key = data.get("version"), data.get("key")
+def predict(
+    hub: Hub, project: str, name: str, data: PredictRequest, source: str = "api"
+) -> dict[str, Any]:
+    alias = data.version
     return hub.model_service.predict(
         project,
         name,
-        data["rows"],
+        data.rows,
         alias=None if alias is None else str(alias),
-        key=None if key is None else str(key),
+        key=data.key,
         source=source,
     )
 
 
-def update_card(hub: Hub, who: Principal, project: str, name: str, data: Any) -> dict:
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k, ""), str) for k in ("description", *CARD_FIELDS)
-    ):
-        raise InvalidInput("send strings: description, intended_use, limitations")
+def update_card(hub: Hub, who: Principal, project: str, name: str, data: dict[str, str]) -> dict:
+    """`data`: some of description, intended_use, limitations (a CardChange's given fields)."""
     model_id = hub.model_service.model_id(project, name)
     settings = hub.models.settings(model_id)
     if "description" in data:
@@ -125,22 +134,23 @@ def update_card(hub: Hub, who: Principal, project: str, name: str, data: Any) ->
 
 
 def promote_request(
-    hub: Hub, who: Principal, project: str, name: str, version: int, data: Any
+    hub: Hub, who: Principal, project: str, name: str, version: int, data: Promotion
 ) -> dict:
-    data = data if isinstance(data, dict) else {}
     return promotion.promote(
         hub.model_service,
         who,
         project,
         name,
         version,
-        str(data.get("alias") or "production"),
-        override=bool(data.get("override")),
-        reason=str(data.get("reason") or ""),
+        data.alias or "production",
+        override=data.override,
+        reason=data.reason,
     )
 
 
-def set_gates(hub: Hub, who: Principal, project: str, name: str | None, data: Any) -> dict | None:
+def set_gates(
+    hub: Hub, who: Principal, project: str, name: str | None, data: dict | None
+) -> dict | None:
     """The model's gates (or the project's, when `name` is None); null clears them."""
     parsed = None if data is None else gates.parse(data)
     if name is None:
@@ -184,9 +194,13 @@ def model_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict
 
 @patch("/api/projects/{project:str}/models/{model:str}", access="developer")
 def update_model_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[CardChange],
 ) -> dict:
-    return update_card(hub, request.user, project, model, data)
+    return update_card(hub, request.user, project, model, given(data))
 
 
 @get("/api/projects/{project:str}/models/{model:str}/versions/{version:int}", access="reporter")
@@ -231,10 +245,11 @@ def promote_api(
     project: FromPath[str],
     model: FromPath[str],
     version: FromPath[int],
-    data: JSONBody[Any] = None,
+    data: JSONBody[Promotion | None] = None,
 ) -> Response:
+    asked = data or Promotion()
     try:
-        return Response(promote_request(hub, request.user, project, model, version, data))
+        return Response(promote_request(hub, request.user, project, model, version, asked))
     except GateRefused as refused:
         body = {"detail": refused.message, "status": 409, "checks": refused.checks}
         return Response(body, status_code=409)
@@ -248,10 +263,10 @@ def rollback_api(
     hub: HubDep,
     project: FromPath[str],
     model: FromPath[str],
-    data: JSONBody[Any] = None,
+    data: JSONBody[Rollback | None] = None,
 ) -> dict:
-    alias = (data or {}).get("alias", "production") if isinstance(data, dict) else "production"
-    return promotion.rollback(hub.model_service, request.user, project, model, str(alias))
+    alias = (data or Rollback()).alias
+    return promotion.rollback(hub.model_service, request.user, project, model, alias)
 
 
 @get("/api/projects/{project:str}/models/{model:str}/compare", access="reporter")
@@ -263,9 +278,14 @@ def compare_api(
 
 @post("/api/projects/{project:str}/models/{model:str}/gates", access="maintainer", status_code=200)
 def model_gates_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[Gates | None],
 ) -> dict | None:
-    return set_gates(hub, request.user, project, model, data)
+    """The model's gates; null clears them."""
+    return set_gates(hub, request.user, project, model, None if data is None else given(data))
 
 
 @get("/api/projects/{project:str}/gates", access="reporter")
@@ -275,25 +295,34 @@ def project_gates_api(hub: HubDep, project: FromPath[str]) -> dict | None:
 
 @post("/api/projects/{project:str}/gates", access="maintainer", status_code=200)
 def set_project_gates_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Any]
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Gates | None]
 ) -> dict | None:
-    return set_gates(hub, request.user, project, None, data)
+    """Gates every model of the project must pass too; null clears them."""
+    return set_gates(hub, request.user, project, None, None if data is None else given(data))
 
 
 @post(
     "/api/projects/{project:str}/models/{model:str}/traffic", access="maintainer", status_code=200
 )
 def traffic_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[Traffic],
 ) -> dict | None:
-    return promotion.set_traffic(hub.model_service, request.user, project, model, data)
+    return promotion.set_traffic(hub.model_service, request.user, project, model, given(data))
 
 
 @patch("/api/projects/{project:str}/models/{model:str}/monitor", access="maintainer")
 def monitor_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[MonitorChange],
 ) -> dict:
-    return set_monitor(hub, request.user, project, model, data)
+    return set_monitor(hub, request.user, project, model, given(data))
 
 
 @get("/api/projects/{project:str}/models/{model:str}/monitoring", access="reporter")
@@ -306,7 +335,12 @@ def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return monitoring.alerts(hub, project)
 
 
-@post("/api/projects/{project:str}/models/{model:str}/predict", access="reporter", status_code=200)
+@post(
+    "/api/projects/{project:str}/models/{model:str}/predict",
+    access="reporter",
+    status_code=200,
+    operation_class=documented({JSON: PredictRequest, MULTIPART: IMAGE_UPLOAD}),
+)
 async def predict_api(
     request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str]
 ) -> dict:
@@ -315,34 +349,36 @@ async def predict_api(
     loop when the model is loaded (inference takes well under a millisecond at batch 1);
     otherwise in a thread, which may query DuckDB and load it."""
     data = await _predict_body(request)
-    alias = data.get("version") if isinstance(data, dict) else None
+    alias = data.version
     if hub.model_service.is_warm(project, model, None if alias is None else str(alias)):
         return predict(hub, project, model, data)
     return await anyio.to_thread.run_sync(predict, hub, project, model, data)
 
 
-async def _predict_body(request: Request) -> Any:
-    """The predict request as JSON data; a multipart upload becomes {"rows": [{"image":
-    bytes}, ...]} plus its text fields."""
+async def _predict_body(request: Request) -> PredictRequest:
+    """The predict request; a multipart upload becomes {"rows": [{"image": bytes}, ...]}
+    plus its text fields."""
     if request.content_type[0] != "multipart/form-data":
-        body = await request.body()  # over the size limit: 413
-        try:
-            return msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            raise InvalidInput('send JSON {"rows": [...]} or a multipart upload') from None
+        return decode(await request.body(), PredictRequest)  # over the size limit: 413
     form = await request.form()
     files = [f for f in form.getall("image") if hasattr(f, "read")] if "image" in form else []
     if not files:
         raise InvalidInput("send the image files in multipart field 'image'")
-    data: dict[str, Any] = {k: form.get(k) for k in ("version", "key") if form.get(k)}
-    return {**data, "rows": [{"image": await f.read()} for f in files]}
+    rows: list[Any] = [{"image": await f.read()} for f in files]
+    return PredictRequest(rows, form.get("version") or None, form.get("key") or None)
 
 
 @post("/api/projects/{project:str}/models/{model:str}/feedback", access="reporter", status_code=200)
 def feedback_api(
-    request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    model: FromPath[str],
+    data: JSONBody[Feedback | list[Feedback]],
 ) -> dict:
-    n = hub.model_service.add_feedback(project, model, data, request.user.name)
+    """One label (or a row's labels), or a list of them."""
+    items = [given(f) for f in data] if isinstance(data, list) else given(data)
+    n = hub.model_service.add_feedback(project, model, items, request.user.name)
     return {"labelled": n}
 
 
@@ -390,7 +426,7 @@ def predict_page(hub: HubDep, project: FromPath[str], model: FromPath[str], data
         rows = json.loads(data.get("rows", ""))
     except json.JSONDecodeError as e:
         raise InvalidInput(f"rows must be JSON: {e}") from None
-    result = predict(hub, project, model, {"rows": rows}, source="try")
+    result = predict(hub, project, model, convert({"rows": rows}, PredictRequest), source="try")
     return Template("_prediction.html", context=result)
 
 
@@ -405,14 +441,15 @@ def promote_page(
     version: FromPath[int],
     data: Form,
 ) -> Redirect | Template:
-    body = {"alias": data.get("alias"), "override": data.get("override") == "on"}
-    body["reason"] = data.get("reason", "")
+    body = Promotion(
+        data.get("alias") or "production", data.get("override") == "on", data.get("reason", "")
+    )
     try:
         promote_request(hub, request.user, project, model, version, body)
     except GateRefused as refused:
         refusal = {
             "version": version,
-            "alias": body["alias"] or "production",
+            "alias": body.alias,
             "checks": refused.checks,
         }
         ctx = page_context(hub, request.user, project, model, refused=refusal)

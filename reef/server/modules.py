@@ -3,8 +3,10 @@ module on a dataset by filling the form generated from its manifest."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request
 from litestar.response import Redirect, Template
 
@@ -84,7 +86,16 @@ def used_in(hub: Hub, who: Principal, module: str, limit: int = 50) -> list[dict
     return hub.run_views.module_runs(module, who, limit)
 
 
-def new_module(hub: Hub, who: Principal, project: str, data: dict) -> str:
+class NewModule(msgspec.Struct, forbid_unknown_fields=True):
+    """A module made from the template of its kind (a first commit to push onto)."""
+
+    name: Annotated[str, msgspec.Meta(examples=["clean-prices"])]
+    kind: Literal["data-processor", "model", "evaluator", "visualization"] = "data-processor"
+    description: str = ""
+
+
+def new_module(hub: Hub, who: Principal, project: str, data: Mapping[str, str]) -> str:
+    """`data`: name, kind and description (a NewModule's fields or the page form's)."""
     name = str(data.get("name") or "")
     if hub.modules.exists(project, name):
         raise InvalidInput(f"module '{name}' already exists in project '{project}'")
@@ -236,9 +247,9 @@ def list_modules_api(
 
 @post("/api/projects/{project:str}/modules", access="developer", status_code=201)
 def new_module_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[NewModule]
 ) -> dict:
-    name = new_module(hub, request.user, project, data)
+    name = new_module(hub, request.user, project, msgspec.structs.asdict(data))
     return module_context(hub, request.user, project, name)
 
 

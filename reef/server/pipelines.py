@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
+import msgspec
 import yaml
 from litestar import Request, Response
 from litestar.response import Redirect, Template
+from msgspec import UNSET, Meta, UnsetType
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.pipeline import upstream
 from reef.server import dag
+from reef.server.bodies import JSON, YAML, convert, decode, documented
 from reef.server.project_path import RUNS_TARGET, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
 from reef.store.db import now
 from reef.store.people import Principal, check_name
 
+STEPS_EXAMPLE = [
+    {"name": "split", "module": "library/split", "inputs": {"data": "dataset:iris"}},
+    {"name": "train", "module": "library/gradient-boosting", "inputs": {"train": "split.train"},
+     "register": "iris-model"},
+]  # fmt: skip
 
-def save_pipeline(hub: Hub, who: Principal, project: str, data: Any) -> dict:
-    if not isinstance(data, dict):
-        raise InvalidInput("send a JSON object with 'name' and 'steps'")
-    name = check_name("pipeline", data.get("name"))
-    spec = {k: v for k, v in data.items() if k != "name"}
+
+class PipelineSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A pipeline: its steps (each {name, module, inputs, params, ...}; `reef.pipeline`
+    checks them) and its options. Sent as JSON, or as the same document in YAML."""
+
+    name: Annotated[str, Meta(examples=["iris"])]
+    steps: Annotated[list[dict[str, Any]], Meta(examples=[STEPS_EXAMPLE])]
+    description: str | UnsetType = UNSET
+    seed: Annotated[int | UnsetType | None, Meta(description="the runs' random seed")] = UNSET
+    cache: Annotated[bool | UnsetType, Meta(description="reuse identical earlier steps")] = UNSET
+    priority: Annotated[int | UnsetType, Meta(description="higher runs first")] = UNSET
+    promote: Annotated[
+        str | UnsetType | None, Meta(description="alias to point at the models it registers")
+    ] = UNSET
+
+
+class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A run of the saved pipeline: per-step parameter overrides, whether to reuse earlier
+    identical steps (`cache`) and a queue `priority` instead of the pipeline's."""
+
+    params: Annotated[
+        dict[str, dict[str, Any]] | None, Meta(examples=[{"train": {"max_depth": 4}}])
+    ] = None
+    cache: bool | None = None
+    priority: int | None = None
+
+
+def save_pipeline(hub: Hub, who: Principal, project: str, data: PipelineSpec) -> dict:
+    name = check_name("pipeline", data.name)
+    spec = {k: v for k, v in msgspec.to_builtins(data).items() if k != "name"}
     hub.orchestrator.planner.plan(project, spec, who)  # refuse a pipeline that could not run
     created = hub.runs.save_pipeline(hub.projects.get(project).id, name, spec, who.name)
     hub.audit.record(
@@ -34,12 +66,10 @@ def save_pipeline(hub: Hub, who: Principal, project: str, data: Any) -> dict:
     return {"name": name, "created": created, **spec}
 
 
-def with_params(spec: dict, overrides: Any) -> dict:
+def with_params(spec: dict, overrides: dict[str, dict[str, Any]] | None) -> dict:
     """The spec with per-step parameter overrides ({step: {param: value}}) applied."""
     if overrides is None:
         return spec
-    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-        raise InvalidInput("'params' must map step names to objects of parameter values")
     names = {s["name"] for s in spec["steps"]}
     if unknown := set(overrides) - names:
         raise InvalidInput(f"no step(s) named {', '.join(sorted(unknown))} in this pipeline")
@@ -55,9 +85,9 @@ def start_run(
     who: Principal,
     project: str,
     name: str,
-    overrides: Any,
-    cache: Any = None,
-    priority: Any = None,
+    overrides: dict[str, dict[str, Any]] | None,
+    cache: bool | None = None,
+    priority: int | None = None,
 ) -> int:
     """Run a saved pipeline, with per-step parameter overrides; `cache=False` runs every step
     even where an earlier identical step could be reused; `priority` overrides the
@@ -121,16 +151,15 @@ def form_int(text: str, what: str) -> int:
         raise InvalidInput(f"{what} must be a whole number, not {text!r}") from None
 
 
-def parse_spec(body: bytes, content_type: str) -> Any:
+def parse_spec(body: bytes, content_type: str) -> PipelineSpec:
     """A pipeline spec from a JSON or YAML request body."""
-    text = body.decode(errors="replace")
+    if "yaml" not in content_type:
+        return decode(body, PipelineSpec)
     try:
-        if "yaml" in content_type:
-            return yaml.safe_load(text)
-        return json.loads(text or "null")
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        kind = "YAML" if "yaml" in content_type else "JSON"
-        raise InvalidInput(f"the pipeline is not valid {kind}: {e}") from None
+        data = yaml.safe_load(body.decode(errors="replace"))
+    except yaml.YAMLError as e:
+        raise InvalidInput(f"the pipeline is not valid YAML: {e}") from None
+    return convert(data, PipelineSpec)
 
 
 def to_yaml(name: str, spec: dict) -> str:
@@ -159,7 +188,12 @@ def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     return hub.runs.pipelines(hub.projects.get(project).id)
 
 
-@post("/api/projects/{project:str}/pipelines", access="developer", status_code=201)
+@post(
+    "/api/projects/{project:str}/pipelines",
+    access="developer",
+    status_code=201,
+    operation_class=documented({JSON: PipelineSpec, YAML: PipelineSpec}),
+)
 async def save_pipeline_api(request: Request, project: FromPath[str]) -> dict:
     """Create or replace a pipeline, sent as JSON or as YAML (Content-Type: application/yaml)."""
     data = parse_spec(await request.body(), request.headers.get("content-type", ""))
@@ -184,20 +218,11 @@ def run_pipeline_api(
     hub: HubDep,
     project: FromPath[str],
     name: FromPath[str],
-    data: JSONBody[Any] = None,
+    data: JSONBody[RunRequest | None] = None,
 ) -> dict:
-    data = data if isinstance(data, dict) else {}
-    return {
-        "id": start_run(
-            hub,
-            request.user,
-            project,
-            name,
-            data.get("params"),
-            data.get("cache"),
-            data.get("priority"),
-        )
-    }
+    asked = data or RunRequest()
+    run_id = start_run(hub, request.user, project, name, asked.params, asked.cache, asked.priority)
+    return {"id": run_id}
 
 
 # pages -------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request
 from litestar.response import Redirect, Template
 
-from reef.errors import Conflict, InvalidInput, PermissionDenied
+from reef.errors import Conflict, PermissionDenied
 from reef.hub import Hub
 from reef.runtime.monitoring import alerts
 from reef.server.members import members_context
@@ -34,12 +36,25 @@ def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
     }
 
 
-def create_project(hub: Hub, who: Principal, data: dict) -> Any:
-    if not isinstance(data, dict):
-        raise InvalidInput("send a JSON object with 'name' (and optional 'description')")
-    name, description = data.get("name"), data.get("description") or ""
-    if not isinstance(description, str):
-        raise InvalidInput("'description' must be a string")
+Description = Annotated[
+    str, msgspec.Meta(description="what the project is for", examples=["Churn models for sales"])
+]
+
+
+class NewProject(msgspec.Struct, forbid_unknown_fields=True):
+    """A project: a URL-safe name and an optional description."""
+
+    name: Annotated[str, msgspec.Meta(examples=["churn"])]
+    description: Description = ""
+
+
+class ProjectChange(msgspec.Struct, forbid_unknown_fields=True):
+    description: Description
+
+
+def create_project(hub: Hub, who: Principal, data: Mapping[str, str]) -> Any:
+    """`data`: the name and description (from a NewProject, a form or the MLflow API)."""
+    name, description = data.get("name", ""), data.get("description") or ""
     if not hub.site.may_create_projects(who):
         raise PermissionDenied(
             "an administrator has limited who may create projects: ask one to allow you"
@@ -56,8 +71,8 @@ def list_projects_api(request: Request, hub: HubDep) -> list[dict]:
 
 
 @post("/api/projects", access="user", status_code=201)
-def create_project_api(request: Request, hub: HubDep, data: JSONBody[dict]) -> Any:
-    return create_project(hub, request.user, data)
+def create_project_api(request: Request, hub: HubDep, data: JSONBody[NewProject]) -> Any:
+    return create_project(hub, request.user, msgspec.structs.asdict(data))
 
 
 @get("/api/projects/{project:str}", access="reporter")
@@ -67,12 +82,10 @@ def project_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
 
 @patch("/api/projects/{project:str}", access="maintainer")
 def update_project_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[ProjectChange]
 ) -> Any:
-    if not isinstance(data.get("description"), str):
-        raise InvalidInput("send 'description' (a string)")
     hub.audit.record(request.user.name, "project.update", f"project {project}", project)
-    return hub.projects.update(project, data["description"])
+    return hub.projects.update(project, data.description)
 
 
 @delete("/api/projects/{project:str}", access="owner", status_code=204)

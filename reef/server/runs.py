@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response
-from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from litestar.response import Redirect, Stream, Template
 
-from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from reef.errors import Conflict, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
-from reef.server.comments import post_comment
+from reef.server.comments import NewComment, post_comment
 from reef.server.disposition import attachment, inline
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
@@ -24,18 +26,23 @@ from reef.server.routes import (
     FromQuery,
     HubDep,
     JSONBody,
-    Multipart,
     Offset,
     get,
     post,
 )
+from reef.server.run_reports import (
+    ArtifactUpload,
+    MetricPost,
+    NewRun,
+    ParamsPost,
+    RunEnd,
+    metric_columns,
+)
 from reef.store.db import now
-from reef.store.metric_ingest import rows_as_columns
 from reef.store.people import Principal
 from reef.store.projects import rank
 
 LOG_TAIL_BYTES = 64_000
-MAX_POINTS = 100_000
 
 
 def run_dag(steps: list) -> str:
@@ -119,26 +126,6 @@ def rerun(hub: Hub, who: Principal, project: str, run_id: int) -> int:
     return hub.orchestrator.start(project, run.pipeline, spec, who, rerun_of=run.id)
 
 
-def metric_points(data: Any) -> tuple[str, dict[str, list]]:
-    """A metric post's step name ('' for a script run) and its points as columns. Points
-    come as columns ({"columns": {"key": [...], "value": [...], "step": [...], "ts": [...]}},
-    what the SDK sends) or as rows ({"points": [{"key", "value", "step"?, "ts"?}, ...]})."""
-    if not isinstance(data, dict) or not (
-        isinstance(data.get("points"), list) or isinstance(data.get("columns"), dict)
-    ):
-        raise InvalidInput(
-            "send {'step': NAME, 'columns': {'key': [...], 'value': [...], 'step'?: [...], "
-            "'ts'?: [...]}} or {'step': NAME, 'points': [{'key', 'value', 'step'?, 'ts'?}]}"
-        )
-    rows = data.get("points")
-    keys = rows if isinstance(rows, list) else data["columns"].get("key")
-    if isinstance(keys, list) and len(keys) > MAX_POINTS:
-        raise InvalidInput(f"at most {MAX_POINTS} points per request")
-    columns = rows_as_columns(rows) if isinstance(rows, list) else data["columns"]
-    step = data.get("step")  # the step that logged them; '' (or absent): a script run
-    return "" if step is None else str(step), columns
-
-
 def as_own_step(who: Principal, step: str) -> str:
     """The step a report is filed under; a step's token files only under its own step (a
     version's metrics are its training and evaluator steps': no other step may add to them)."""
@@ -147,14 +134,9 @@ def as_own_step(who: Principal, step: str) -> str:
     return step
 
 
-def start_script_run(hub: Hub, who: Principal, project: str, data: dict) -> int:
+def start_script_run(hub: Hub, who: Principal, project: str, data: NewRun) -> int:
     """A run that a script or notebook reports to through the SDK (no steps to execute)."""
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise InvalidInput("'name' must be a string")
-    params = data.get("params") or {}
-    if not isinstance(params, dict):
-        raise InvalidInput("'params' must be an object")
+    name, params = data.name, data.params
     return hub.runs.create_script_run(
         hub.projects.id_of(project),
         name,
@@ -178,30 +160,27 @@ def require_run_writer(hub: Hub, who: Principal, project: str, run_id: int) -> N
         )
 
 
-def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
+def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: RunEnd) -> dict:
     require_run_writer(hub, who, project, run_id)
     run = hub.runs.run_in(project, run_id)
-    status = (data or {}).get("status", "succeeded") if isinstance(data, dict) else "succeeded"
-    if status not in ("succeeded", "failed"):
-        raise InvalidInput("'status' must be succeeded or failed")
+    status = data.status
     if run.spec.get("steps"):  # the pinned spec lists a pipeline's steps; a script's is empty
         raise Conflict(f"run {run_id} runs a pipeline; it finishes by itself")
     if run.finished:
         raise Conflict(f"run {run_id} already {run.status}")
-    if isinstance(data, dict) and ("columns" in data or "points" in data):
-        step, columns = metric_points(data)  # the SDK's last points come with the finish
-        hub.runs.log_metric_columns(run_id, step, columns)
+    if data.columns is not None or data.points is not None:  # the SDK's last points
+        hub.runs.log_metric_columns(run_id, data.step or "", metric_columns(data))
     hub.runs.update_run(
         run_id,
         status=status,
         finished_at=now(),
-        error=(data or {}).get("error") if status == "failed" else None,
+        error=data.error if status == "failed" else None,
     )
     return {"id": run_id, "status": status}
 
 
-def add_comment(hub: Hub, who: Principal, project: str, run_id: int, data: Any) -> dict:
-    return post_comment(hub, who, project, "run", str(run_id), data)
+def add_comment(hub: Hub, who: Principal, project: str, run_id: int, text: str) -> dict:
+    return post_comment(hub, who, project, "run", str(run_id), text)
 
 
 def record(hub: Hub, project: str, run_id: int) -> dict:
@@ -223,13 +202,11 @@ def record(hub: Hub, project: str, run_id: int) -> dict:
 # API ---------------------------------------------------------------------------------
 @post("/api/projects/{project:str}/runs", access="developer", status_code=201)
 def create_run_api(
-    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[dict]
+    request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[NewRun]
 ) -> dict:
     """With `module`: run that module (one step). Without: a run a script reports to."""
-    if not isinstance(data, dict):
-        raise InvalidInput("send a JSON object")
-    if "module" in data:
-        return {"id": start_module_run(hub, request.user, project, data)}
+    if data.module is not None:
+        return {"id": start_module_run(hub, request.user, project, msgspec.structs.asdict(data))}
     run_id = start_script_run(hub, request.user, project, data)
     hub.script_runs.touch(run_id)
     return {"id": run_id, "heartbeat_s": hub.script_runs.interval}
@@ -250,9 +227,9 @@ def finish_api(
     hub: HubDep,
     project: FromPath[str],
     run_id: FromPath[int],
-    data: JSONBody[Any] = None,
+    data: JSONBody[RunEnd | None] = None,
 ) -> dict:
-    return finish_script_run(hub, request.user, project, run_id, data)
+    return finish_script_run(hub, request.user, project, run_id, data or RunEnd())
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter")
@@ -267,9 +244,9 @@ def comment_api(
     hub: HubDep,
     project: FromPath[str],
     run_id: FromPath[int],
-    data: JSONBody[Any],
+    data: JSONBody[NewComment],
 ) -> dict:
-    return add_comment(hub, request.user, project, run_id, data)
+    return add_comment(hub, request.user, project, run_id, data.text)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/record", access="reporter")
@@ -307,12 +284,12 @@ def log_metrics_api(
     hub: HubDep,
     project: FromPath[str],
     run_id: FromPath[int],
-    data: JSONBody[Any],
+    data: JSONBody[MetricPost],
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
     hub.script_runs.touch(run_id)
-    step, columns = metric_points(data)
-    step = as_own_step(request.user, step)
+    columns = metric_columns(data)
+    step = as_own_step(request.user, data.step or "")
     return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
 
 
@@ -327,15 +304,13 @@ def log_params_api(
     hub: HubDep,
     project: FromPath[str],
     run_id: FromPath[int],
-    data: JSONBody[Any],
+    data: JSONBody[ParamsPost],
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
     hub.script_runs.touch(run_id)
-    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
-        raise InvalidInput("send {'step': NAME, 'params': {...}}")
-    step = as_own_step(request.user, str(data.get("step") or "script"))
-    hub.runs.log_params(run_id, step, data["params"])
-    return {"stored": len(data["params"])}
+    step = as_own_step(request.user, data.step or "script")
+    hub.runs.log_params(run_id, step, data.params)
+    return {"stored": len(data.params)}
 
 
 @post(
@@ -346,16 +321,18 @@ def log_params_api(
     request_max_body_size=None,
 )
 def upload_artifact_api(
-    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Multipart
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    run_id: FromPath[int],
+    data: Annotated[ArtifactUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> dict:
     require_run_writer(hub, request.user, project, run_id)
-    step = as_own_step(request.user, str(data.get("step") or "script"))
-    file = data.get("file")
-    if not isinstance(file, UploadFile):
-        raise InvalidInput("send the file in multipart field 'file'")
+    step = as_own_step(request.user, data.step or "script")
+    file = data.file
     file.file.seek(0)
     digest, size = hub.artifacts.put_stream(file.file)
-    name = str(data.get("name") or file.filename)
+    name = data.name or file.filename
     hub.runs.add_artifact(run_id, step, name, digest, size)
     return {"name": name, "digest": digest, "size": size}
 
@@ -433,7 +410,7 @@ def rerun_api(request: Request, hub: HubDep, project: FromPath[str], run_id: Fro
 def comment_page(
     request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int], data: Form
 ) -> Redirect:
-    add_comment(hub, request.user, project, run_id, data)
+    add_comment(hub, request.user, project, run_id, data.get("text", ""))
     return Redirect(f"/projects/{project}/runs/{run_id}#comments")
 
 

@@ -4,43 +4,59 @@ against each parameter, link the best run."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request
 from litestar.response import Redirect, Template
+from msgspec import UNSET, Meta, UnsetType
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.runtime.sweeps import ranked, scoring, trials
+from reef.server.bodies import convert
 from reef.server.pipelines import form_int, with_params
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
 from reef.store import sweeps
 from reef.store.people import Principal
 
 
-def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Any) -> dict:
-    """{step, grid | random + trials, metric, test_metric?, goal: max|min} -> the sweep and
-    its runs. `metric` ranks the trials (a validation score); `test_metric` is reported beside
-    it (see reef.runtime.sweeps.scoring). Every trial is planned (so checked) before the first
-    one is queued."""
-    if not isinstance(data, dict) or not isinstance(data.get("metric"), str):
-        raise InvalidInput("send {step, grid or random, metric, goal}")
-    goal = data.get("goal", "max")
-    if goal not in ("max", "min"):
-        raise InvalidInput("'goal' must be max or min")
+class Sweep(msgspec.Struct, forbid_unknown_fields=True):
+    """Trials of one step's parameters: every combination of `grid`'s values, or `trials`
+    random draws from `random` (per parameter a list or {min, max, log?, int?}). `metric`
+    ranks them (a validation score: `goal` max or min); `test_metric` is reported beside it."""
+
+    step: Annotated[str, Meta(examples=["train"])]
+    metric: Annotated[str, Meta(examples=["evaluate/val_accuracy"])]
+    goal: Literal["max", "min"] = "max"
+    grid: Annotated[dict[str, list[Any]] | UnsetType, Meta(examples=[{"max_depth": [2, 4, 8]}])] = (
+        UNSET
+    )
+    random: Annotated[
+        dict[str, Any] | UnsetType, Meta(examples=[{"lr": {"min": 1e-4, "max": 0.1, "log": True}}])
+    ] = UNSET
+    trials: int | UnsetType = UNSET
+    seed: int | UnsetType = UNSET
+    test_metric: str | None = None
+
+
+def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Sweep) -> dict:
+    """The sweep and its runs (see reef.runtime.sweeps.scoring for the metrics). Every
+    trial is planned (so checked) before the first one is queued."""
     p = hub.projects.get(project)
     spec = hub.runs.pipeline(p.id, pipeline)["spec"]
-    step = data.get("step")
+    step = data.step
     if step not in {s["name"] for s in spec["steps"]}:
         raise InvalidInput(f"pipeline '{pipeline}' has no step {step!r}")
-    test_metric = scoring(spec["steps"], data["metric"], data.get("test_metric"))
-    specs = [with_params(spec, {step: params}) for params in trials(data)]
+    test_metric = scoring(spec["steps"], data.metric, data.test_metric)
+    asked = msgspec.to_builtins(data)
+    specs = [with_params(spec, {step: params}) for params in trials(asked)]
     for i, trial in enumerate(specs):
         try:
             hub.orchestrator.planner.plan(project, trial, who)
         except InvalidInput as e:
             raise InvalidInput(f"trial {i + 1}: {e.message}") from None
-    stored = {**data, "goal": goal, "test_metric": test_metric}
+    stored = {**asked, "test_metric": test_metric}
     sweep_id = sweeps.create(hub.db, p.id, pipeline, stored, who.name)
     run_ids = []
     for trial in specs:
@@ -78,7 +94,11 @@ def sweep_context(hub: Hub, project: str, sweep_id: int) -> dict[str, Any]:
     "/api/projects/{project:str}/pipelines/{name:str}/sweeps", access="developer", status_code=201
 )
 def sweep_api(
-    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: JSONBody[Any]
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    name: FromPath[str],
+    data: JSONBody[Sweep],
 ) -> dict:
     return start_sweep(hub, request.user, project, name, data)
 
@@ -103,7 +123,7 @@ def sweep_form(
     request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str], data: Form
 ) -> Redirect:
     """The pipeline page's sweep form: a step, a grid or random search, `PARAM = ...` lines."""
-    sweep = start_sweep(hub, request.user, project, name, form_sweep(data))
+    sweep = start_sweep(hub, request.user, project, name, convert(form_sweep(data), Sweep))
     return Redirect(f"/projects/{project}/sweeps/{sweep['id']}")
 
 

@@ -11,17 +11,28 @@ task is refused with the detector's reason before anything is saved or run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response
 from litestar.response import Redirect, Template
+from msgspec import Meta
 
-from reef.errors import InvalidInput, NotFound
+from reef.errors import NotFound
 from reef.hub import Hub
-from reef.server.pipelines import save_pipeline, start_run
+from reef.server.bodies import convert
+from reef.server.pipelines import PipelineSpec, save_pipeline, start_run
 from reef.server.routes import FromPath, FromQuery, HubDep, JSONBody, get, post
 from reef.store.people import Principal
-from reef.tasks import KINDS, Column, Task, TaskMismatch, check_task, column_roles, detect_task
+from reef.tasks import (
+    Column,
+    Task,
+    TaskKind,
+    TaskMismatch,
+    check_task,
+    column_roles,
+    detect_task,
+)
 from reef.train_flow import Plan, pipeline_for
 
 PAGE = "/projects/{project:str}/datasets/{dataset:str}/train"
@@ -57,16 +68,18 @@ def choice_from_form(data: dict[str, Any], columns: list[str]) -> Choice:
     return Choice(target, str(data.get("task") or ""), exclude)
 
 
-def choice_from_json(data: Any) -> Choice:
-    if not isinstance(data, dict) or not isinstance(data.get("target"), str):
-        raise InvalidInput('send {"target": COLUMN, "task"?: TASK, "exclude"?: [COLUMN, ...]}')
-    exclude = data.get("exclude") or []
-    if not isinstance(exclude, list) or not all(isinstance(c, str) for c in exclude):
-        raise InvalidInput("'exclude' must be a list of column names")
-    task = data.get("task") or ""
-    if task not in ("", "auto", *KINDS):
-        raise InvalidInput(f"unknown task {task!r}; choose one of auto, {', '.join(KINDS)}")
-    return Choice(data["target"], "" if task == "auto" else task, tuple(exclude))
+class TrainRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The column to predict, the kind of task (auto: the one the data suggests) and the
+    columns to leave out."""
+
+    target: Annotated[str, Meta(examples=["churned"])]
+    task: Annotated[Literal["", "auto"] | TaskKind | None, Meta(examples=["auto"])] = None
+    exclude: Annotated[list[str], Meta(examples=[["customer_id"]])] = []
+
+
+def choice_from_json(data: TrainRequest) -> Choice:
+    task = data.task or ""
+    return Choice(data.target, "" if task == "auto" else task, tuple(data.exclude))
 
 
 def decide(table: Any, choice: Choice) -> Task:
@@ -118,7 +131,7 @@ def train(hub: Hub, who: Principal, project: str, dataset: str, choice: Choice) 
     task = decide(hub.datasets.open(project, dataset).to_table(), choice)
     plan = pipeline_for(dataset, task, set(hub.modules.list_modules("library")))
     plan = Plan(_free_name(hub, project, plan.name), plan.model_module, plan.spec, plan.summary)
-    save_pipeline(hub, who, project, {"name": plan.name, **plan.spec})
+    save_pipeline(hub, who, project, convert({"name": plan.name, **plan.spec}, PipelineSpec))
     run_id = start_run(hub, who, project, plan.name, None)
     return {
         "run_id": run_id,
@@ -180,7 +193,11 @@ def detect_api(
 
 @post(API, access="developer", status_code=201)
 def train_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str], data: JSONBody
+    request: Request,
+    hub: HubDep,
+    project: FromPath[str],
+    dataset: FromPath[str],
+    data: JSONBody[TrainRequest],
 ) -> dict:
     """Save and run the flow's pipeline: {"target", "task"?, "exclude"?} -> the run."""
     return train(hub, request.user, project, dataset, choice_from_json(data))

@@ -4,17 +4,19 @@ is a developer of the step's project; a run's step token is refused."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
+import msgspec
 from litestar import Request
 from litestar.response import Stream
 
 import reef
-from reef.errors import InvalidInput, PermissionDenied
+from reef.errors import PermissionDenied
 from reef.runtime.transfer import MEDIA_TYPES
+from reef.server.bodies import BYTES, documented
 from reef.server.routes import FromPath, HubDep, JSONBody, Offset, get, post, put
-from reef.server.runs import metric_points
+from reef.server.run_reports import MetricPost, metric_columns
 from reef.store.people import Principal
 
 BASE = "/api/worker/steps/{step_id:int}"
@@ -33,14 +35,29 @@ def hello(request: Request) -> dict:
     return {"user": worker_principal(request).name, "version": reef.__version__}
 
 
+class Claim(msgspec.Struct, forbid_unknown_fields=True):
+    """The worker's name and what it has (Python, GPUs, sandbox): the step's record keeps it."""
+
+    worker: Annotated[str, msgspec.Meta(examples=["gpu-box-2"])]
+    facts: Annotated[
+        dict[str, Any], msgspec.Meta(examples=[{"python": "3.11.7", "gpus": ["H100"]}])
+    ] = {}
+
+
+class StepEnd(msgspec.Struct, forbid_unknown_fields=True):
+    """A step's end: `error` null (it succeeded) or why it failed; `final` true when a retry
+    would fail the same way."""
+
+    error: str | None
+    exit_code: int | None = None
+    final: bool = False
+
+
 @post(f"{BASE}/claim", access="user", status_code=200)
-def claim(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
+def claim(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Claim]) -> dict:
     """Take a queued step: {"run": false} when it is not to run, else all a worker needs."""
     who = worker_principal(request)
-    if not isinstance(data, dict) or not isinstance(data.get("worker"), str):
-        raise InvalidInput("send {'worker': NAME, 'facts': {...}}")
-    facts = data.get("facts") if isinstance(data.get("facts"), dict) else {}
-    job = hub.remote.claim(step_id, who, data["worker"][:200], facts)
+    job = hub.remote.claim(step_id, who, data.worker[:200], data.facts)
     return {"run": False} if job is None else {"run": True, **job}
 
 
@@ -62,7 +79,12 @@ def input_download(
     )
 
 
-@put(f"{BASE}/outputs/{{name:str}}", access="user", request_max_body_size=None)
+@put(
+    f"{BASE}/outputs/{{name:str}}",
+    access="user",
+    request_max_body_size=None,
+    operation_class=documented(BYTES, "a Parquet file, or a tar of a model dir"),
+)
 async def output_upload(
     request: Request, hub: HubDep, step_id: FromPath[int], name: FromPath[str]
 ) -> dict:
@@ -93,7 +115,7 @@ def _blocking(receive: Any) -> Any:
             return
 
 
-@post(f"{BASE}/log", access="user", status_code=200)
+@post(f"{BASE}/log", access="user", status_code=200, operation_class=documented(BYTES))
 async def log_append(
     request: Request, hub: HubDep, step_id: FromPath[int], offset: Offset = 0
 ) -> dict:
@@ -103,27 +125,18 @@ async def log_append(
 
 
 @post(f"{BASE}/samples", access="user", status_code=200)
-def samples(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
-    _, columns = metric_points(data)
-    return hub.remote.samples(step_id, worker_principal(request), columns)
+def samples(
+    request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[MetricPost]
+) -> dict:
+    """System samples (GPU, memory) as metric points."""
+    return hub.remote.samples(step_id, worker_principal(request), metric_columns(data))
 
 
 @post(f"{BASE}/finish", access="user", status_code=200)
-def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
-    """The step's end: {"error": null or why, "exit_code": N, "final": true when a retry
-    would fail the same way}."""
-    if not isinstance(data, dict) or "error" not in data:
-        raise InvalidInput("'error' is missing: send {'error': null or a message, 'exit_code': N}")
-    if not isinstance(data["error"], str | None):
-        raise InvalidInput("'error' must be null or a message (text)")
-    code = data.get("exit_code")
-    status = hub.remote.finish(
-        step_id,
-        worker_principal(request),
-        data["error"],
-        code if isinstance(code, int) else None,
-        bool(data.get("final")),
-    )
+def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[StepEnd]) -> dict:
+    """The step's end (see StepEnd)."""
+    who = worker_principal(request)
+    status = hub.remote.finish(step_id, who, data.error, data.exit_code, data.final)
     return {"status": status}
 
 
