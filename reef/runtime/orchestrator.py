@@ -32,6 +32,7 @@ from reef.runtime.steps import (
 from reef.store.db import now
 from reef.store.people import Principal
 from reef.store.runs import Run, Step
+from reef.store.status import ACTIVE, UNSUCCESSFUL, Status, settled_status
 
 if TYPE_CHECKING:
     from reef.hub import Hub
@@ -65,7 +66,7 @@ class Orchestrator:
     ) -> int:
         planned = self.planner.plan(project, spec, who)
         seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
-        pinned = {**spec, "seed": seed, "steps": [_pinned_spec(p) for p in planned]}
+        pinned = {**spec, "seed": seed, "steps": [p.pinned_spec() for p in planned]}
         project_id = self.hub.projects.get(project).id
         run_id = self.hub.runs.create_run(project_id, pipeline, pinned, planned, who.name, rerun_of)
         self.hub.audit.record(who.name, "run.create", f"run {run_id}", project, pipeline=pipeline)
@@ -81,38 +82,37 @@ class Orchestrator:
             if run.finished or not steps:  # a script's run is finished by the script
                 return
             for s in steps:
-                if s.status != "pending":
+                if s.status != Status.PENDING:
                     continue
                 needs = [state[n] for n in upstream(s.inputs)]
-                if any(st in ("failed", "skipped", "cancelled") for st in needs):
-                    self.hub.runs.update_step(s.id, status="skipped", finished_at=now())
-                    state[s.name] = "skipped"
-                elif all(st == "succeeded" for st in needs):
-                    self.hub.runs.update_step(s.id, status="queued")
+                if any(st in UNSUCCESSFUL for st in needs):
+                    self.hub.runs.update_step(s.id, status=Status.SKIPPED, finished_at=now())
+                    state[s.name] = Status.SKIPPED
+                elif all(st == Status.SUCCEEDED for st in needs):
+                    self.hub.runs.update_step(s.id, status=Status.QUEUED)
                     self._queue(run, s.id)
-                    state[s.name] = "queued"
+                    state[s.name] = Status.QUEUED
             self._settle(run, state)
 
-    def _settle(self, run: Run, state: dict[str, str]) -> None:
+    def _settle(self, run: Run, state: dict[str, Status]) -> None:
         statuses = set(state.values())
-        if statuses & {"pending", "queued", "running"}:
-            if "running" in statuses and run.status == "queued":
-                self.hub.runs.update_run(run.id, status="running", started_at=now())
+        if statuses & set(ACTIVE):
+            if Status.RUNNING in statuses and run.status == Status.QUEUED:
+                self.hub.runs.update_run(run.id, status=Status.RUNNING, started_at=now())
             return
-        failed = statuses - {"succeeded"}
-        status = "succeeded" if not failed else ("cancelled" if "cancelled" in failed else "failed")
-        if status == "succeeded":
+        status = settled_status(statuses)
+        if status == Status.SUCCEEDED:
             try:
                 registered = self.hub.model_service.register_run(run)
             except Exception as e:  # a failed registration fails the run, visibly
                 log.exception("registering the models of run %s failed", run.id)
-                status, run_error = "failed", f"model registration failed: {e}"
+                status, run_error = Status.FAILED, f"model registration failed: {e}"
                 self.hub.runs.update_run(run.id, error=run_error)
             else:
                 approvals.after_run(self.hub, run, registered)  # `promote`: gates or a person
         status, run = settle_publish(self.hub, run, status)  # step outputs -> dataset versions
-        if status == "failed" and self.hub.runs.run(run.id).error is None:
-            bad = next((s for s in self.hub.runs.steps(run.id) if s.status == "failed"), None)
+        if status == Status.FAILED and self.hub.runs.run(run.id).error is None:
+            bad = next((s for s in self.hub.runs.steps(run.id) if s.status == Status.FAILED), None)
             error = f"step '{bad.name}' {bad.error or 'failed'}" if bad else "failed"
             self.hub.runs.update_run(run.id, error=error)
         self.hub.runs.update_run(run.id, status=status, finished_at=now())
@@ -152,7 +152,8 @@ class Orchestrator:
             outcome, error = None, f"could not start: {e}"
         ended = now()  # stamped before the GPUs go back, so the next holder starts after it
         self.hub.gpu_pool.release(step_id)
-        self.finish(run, step, error, outcome.exit_code if outcome else None, ended)
+        code, cancelled = (outcome.exit_code, outcome.cancelled) if outcome else (None, False)
+        self.finish(run, step, error, code, ended, cancelled=cancelled)
 
     def _lacks_gpus(self, run: Run, step: Step) -> None:
         """A step needing more GPUs than this server lends: with a Redis queue a remote worker
@@ -170,11 +171,11 @@ class Orchestrator:
         finished from the cache."""
         runs = self.hub.runs
         step = runs.step(step_id)
-        if not runs.move_step(step_id, "queued", "running", started_at=now()):
+        if not runs.move_step(step_id, Status.QUEUED, Status.RUNNING, started_at=now()):
             return None
         run = runs.run(step.run_id)
-        if run.status == "queued":
-            runs.update_run(run.id, status="running", started_at=now())
+        if run.status == Status.QUEUED:
+            runs.update_run(run.id, status=Status.RUNNING, started_at=now())
         if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
             self.advance(step.run_id)
             return None
@@ -182,7 +183,7 @@ class Orchestrator:
 
     def requeue(self, run: Run, step_id: int) -> None:
         """A claimed step whose GPUs are busy goes back in the queue, to be tried shortly."""
-        self.hub.runs.move_step(step_id, "running", "queued", started_at=None)
+        self.hub.runs.move_step(step_id, Status.RUNNING, Status.QUEUED, started_at=None)
         self._queue(run, step_id, delay=GPU_WAIT_S)
 
     def finish(
@@ -192,16 +193,21 @@ class Orchestrator:
         error: str | None,
         exit_code: int | None,
         ended: datetime | None = None,
+        cancelled: bool = False,
     ) -> None:
         """Settle a step that ran (here or on a worker): its status or an automatic retry,
-        then the DAG goes on. `ended` is when it stopped (default: now)."""
-        status = (
-            "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
-        )
-        if status == "failed" and self._again(run, step, error or "failed"):
+        then the DAG goes on. `ended` is when it stopped (default: now). A cancelled step
+        keeps the error `cancel` gave it (who cancelled it)."""
+        if cancelled:
+            self.hub.runs.update_step(step.id, status=Status.CANCELLED,
+                                      finished_at=ended or now(), exit_code=exit_code)  # fmt: skip
+            self.advance(step.run_id)
             return
-        if status == "failed" and step.retries:
-            error = f"{error} (attempt {(step.attempt or 0) + 1} of {step.retries + 1})"
+        status = Status.SUCCEEDED if error is None else Status.FAILED
+        if status == Status.FAILED and self._again(run, step, error or "failed"):
+            return
+        if status == Status.FAILED and step.retries:
+            error = f"{error} (attempt {step.attempt + 1} of {step.retries + 1})"
         self.hub.runs.update_step(
             step.id, status=status, error=error, finished_at=ended or now(), exit_code=exit_code
         )
@@ -214,8 +220,8 @@ class Orchestrator:
 
     def _again(self, run: Run, step: Step, error: str) -> bool:
         """Queue a failed step again while it has automatic retries left; the log says why."""
-        attempt = (step.attempt or 0) + 1
-        if attempt > (step.retries or 0):
+        attempt = step.attempt + 1
+        if attempt > step.retries:
             return False
         log_file = self.log_path(run.id, step.name)
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +230,7 @@ class Orchestrator:
             f.write(f"reef: retrying ({attempt} of {step.retries} retries)\n")
         self.hub.runs.update_step(
             step.id,
-            status="queued",
+            status=Status.QUEUED,
             attempt=attempt,
             error=None,
             exit_code=None,
@@ -267,7 +273,11 @@ class Orchestrator:
             },
         )
         self.hub.runs.update_step(
-            step.id, status="succeeded", finished_at=now(), cached_from=original.id, exit_code=0
+            step.id,
+            status=Status.SUCCEEDED,
+            finished_at=now(),
+            cached_from=original.id,
+            exit_code=0,
         )
         return True
 
@@ -280,17 +290,17 @@ class Orchestrator:
         target = steps.get(step_name)
         if target is None:
             raise NotFound(f"run {run_id} has no step '{step_name}'")
-        if target.status not in ("failed", "cancelled"):
+        if target.status not in (Status.FAILED, Status.CANCELLED):
             raise Conflict(
                 f"step '{step_name}' {target.status}: only a failed or cancelled "
                 "step can be retried"
             )
         again = {step_name} | downstream(steps, step_name)
         for name in again:
-            if steps[name].status != "succeeded":
+            if steps[name].status != Status.SUCCEEDED:
                 self.hub.runs.update_step(
                     steps[name].id,
-                    status="pending",
+                    status=Status.PENDING,
                     error=None,
                     exit_code=None,
                     pid=None,
@@ -300,7 +310,7 @@ class Orchestrator:
                     cached_from=None,
                     attempt=0,
                 )
-        self.hub.runs.update_run(run_id, status="queued", error=None, finished_at=None)
+        self.hub.runs.update_run(run_id, status=Status.QUEUED, error=None, finished_at=None)
         self.hub.audit.record(
             who.name,
             "run.retry",
@@ -409,18 +419,21 @@ class Orchestrator:
         run = self.hub.runs.run(run_id)
         if run.finished:
             raise Conflict(f"run {run_id} already {run.status}")
-        steps = self.hub.runs.steps(run_id)
+        steps, why = self.hub.runs.steps(run_id), f"cancelled by {who.name}"
         for s in steps:  # first what has not started, so nothing downstream starts meanwhile
             if (
-                s.status in ("pending", "queued")
+                s.status in (Status.PENDING, Status.QUEUED)
                 and self.hub.runs.move_step(
-                    s.id, s.status, "cancelled", finished_at=now(), error="cancelled"
+                    s.id, s.status, Status.CANCELLED, finished_at=now(), error=why
                 )
                 and s.task_id
             ):
                 self.hub.queue.revoke(s.task_id)
         for s in steps:
-            if s.status == "running" and not self.procs.cancel(s.id):
+            if s.status != Status.RUNNING:
+                continue
+            self.hub.runs.update_step(s.id, error=why)  # kept when it ends cancelled
+            if not self.procs.cancel(s.id):
                 self.hub.remote.cancel(s.id)  # a worker's step: it learns on its next call
         self.hub.audit.record(
             who.name, "run.cancel", f"run {run_id}", self.hub.project_name(run.project_id)
@@ -431,14 +444,16 @@ class Orchestrator:
         """After a crash: queued steps are queued again; steps that were running failed, or
         are queued again when they have automatic retries left."""
         self.hub.queue.flush()
-        for s in self.hub.runs.steps_in(("queued",)):
+        for s in self.hub.runs.steps_in((Status.QUEUED,)):
             self._queue(self.hub.runs.run(s.run_id), s.id)
-        for s in self.hub.runs.steps_in(("running",)):
+        for s in self.hub.runs.steps_in((Status.RUNNING,)):
             killed = kill_orphans(s.id, self.hub.settings.data_dir)
             error = STOPPED + (f" (killed {killed} leftover process(es))" if killed else "")
             if not self._again(self.hub.runs.run(s.run_id), s, error):
-                self.hub.runs.update_step(s.id, status="failed", finished_at=now(), error=error)
-        for run in self.hub.runs.runs_in(("queued", "running")):
+                self.hub.runs.update_step(
+                    s.id, status=Status.FAILED, finished_at=now(), error=error
+                )
+        for run in self.hub.runs.runs_in((Status.QUEUED, Status.RUNNING)):
             self.advance(run.id)
 
     def shutdown(self) -> None:
@@ -492,14 +507,6 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _pinned_spec(planned: dict) -> dict:
-    """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
-    keep = ("name", "params", "inputs", "register", "publish", "timeout_s", "gpus", "memory_mb",
-            "retries")  # fmt: skip
-    pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
-    return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 
 
 def _output_path(out_dir: Path, name: str, kind: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,30 @@ from reef.runtime.target_check import check_targets
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 from reef.store.rules import require_valid
+from reef.store.runs import StepPlan
 
 if TYPE_CHECKING:
     from reef.hub import Hub
 
 NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
 KnownColumns = dict[str, dict[str, Columns | None]]  # step -> dataset output -> its columns
+PINNED = ("params", "inputs", "timeout_s", "gpus", "memory_mb", "retries")  # kept in the spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedStep(StepPlan):
+    """A step's plan (what `steps` stores) and what the run's pinned spec keeps beside it."""
+
+    register: str | None = None  # the model name its `model` output is registered as
+    publish: dict[str, str] = field(default_factory=dict)  # output -> dataset made from it
+
+    def pinned_spec(self) -> dict:
+        """The step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
+        keep = {k: getattr(self, k) for k in PINNED}
+        extra = {"register": self.register, "publish": self.publish}
+        pinned = {"name": self.name, **keep, **extra}
+        return {**{k: v for k, v in pinned.items() if v is not None},
+                "module": f"{self.module}@{self.commit_sha}"}  # fmt: skip
 
 
 class Planner:
@@ -35,25 +54,27 @@ class Planner:
         self.hub = hub
         self._fingerprint: str | None = None
 
-    def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
+    def plan(self, project: str, spec: dict, who: Principal) -> list[PlannedStep]:
         """Validate a spec and pin it: module commits, parameters, dataset versions."""
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
         keys: dict[str, str] = {}
         known: KnownColumns = {}
-        planned: list[dict] = []
+        planned: list[PlannedStep] = []
         manifests: dict = {}
         for s in steps:
             module_project = self._module_project(project, s, who)
             step = self._plan_step(project, module_project, s, outputs, known)
-            step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
-            planned.append(step)
-            outputs[s.name] = step["outputs"]
-            manifests[s.name] = self.hub.modules.manifest(module_project, s.module, step["commit"])
+            keys[s.name] = self.cache_key(project, step, keys)
+            planned.append(replace(step, cache_key=keys[s.name]))
+            outputs[s.name] = step.outputs
+            manifests[s.name] = self.hub.modules.manifest(
+                module_project, s.module_name, step.commit_sha
+            )
         check_targets(self.hub, project, planned, manifests)  # a target that fits the task
         return planned
 
-    def cache_key(self, project: str, step: dict, upstream_keys: dict[str, str]) -> str:
+    def cache_key(self, project: str, step: StepPlan, upstream_keys: dict[str, str]) -> str:
         """Same module commit, parameters, inputs and environment -> same key. An input from
         another step is identified by that step's own key, so keys chain through the DAG."""
         if self._fingerprint is None:
@@ -62,14 +83,14 @@ class Planner:
             k: v
             if v.startswith("dataset:")
             else f"{upstream_keys[v.split('.', 1)[0]]}.{v.split('.', 1)[1]}"
-            for k, v in step["inputs"].items()
+            for k, v in step.inputs.items()
         }
         text = json.dumps(
             {
                 "project": project,
-                "commit": step["commit"],
-                "module": step["module"],
-                "params": step["params"],
+                "commit": step.commit_sha,
+                "module": step.module,
+                "params": step.params,
                 "inputs": inputs,
                 "env": self._fingerprint,
             },
@@ -82,7 +103,7 @@ class Planner:
         if s.project:
             self.hub.projects.require(s.project, who, "reporter")
             return s.project
-        return project if self.hub.modules.exists(project, s.module) else LIBRARY
+        return project if self.hub.modules.exists(project, s.module_name) else LIBRARY
 
     def _plan_step(
         self,
@@ -91,15 +112,15 @@ class Planner:
         s: StepSpec,
         outputs: dict[str, dict[str, str]],
         known: KnownColumns,
-    ) -> dict:
-        where = f"step '{s.name}'"
-        if not self.hub.modules.exists(module_project, s.module):
-            raise InvalidInput(f"{where}: no module '{s.module}' in project '{module_project}'")
+    ) -> PlannedStep:
+        where, module = f"step '{s.name}'", s.module_name
+        if not self.hub.modules.exists(module_project, module):
+            raise InvalidInput(f"{where}: no module '{module}' in project '{module_project}'")
         try:
-            sha = self.hub.modules.resolve(module_project, s.module, s.rev)
+            sha = self.hub.modules.resolve(module_project, module, s.rev)
         except NotFound as e:
-            raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
-        manifest = self.hub.modules.manifest(module_project, s.module, sha)
+            raise InvalidInput(f"{where}: module {module}: {e.message}") from e
+        manifest = self.hub.modules.manifest(module_project, module, sha)
         try:
             params = manifest.resolve_params(s.params)
         except InvalidInput as e:
@@ -110,22 +131,20 @@ class Planner:
             require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
         self._check_columns(project, where, manifest, params, inputs, known)
         known[s.name] = self._output_columns(project, manifest, params, inputs, known)
-        return {
-            "name": s.name,
-            "module": f"{module_project}/{s.module}",
-            "commit": sha,
-            "params": params,
-            "inputs": inputs,
-            "outputs": dict(manifest.outputs),
-            "entrypoint": manifest.entrypoint,
-            "requirements": manifest.requirements,
-            "register": s.register,
-            "publish": s.publish,
-            "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
-            "gpus": self._gpus(where, s.gpus),
-            "memory_mb": self._memory(where, s.memory_mb),
-            "retries": s.retries,
-        }
+        return PlannedStep(
+            name=s.name,
+            module=f"{module_project}/{module}",
+            commit_sha=sha,
+            params=params,
+            inputs=inputs,
+            outputs=dict(manifest.outputs),
+            timeout_s=s.timeout_s or self.hub.settings.step_timeout,
+            gpus=self._gpus(where, s.gpus),
+            memory_mb=self._memory(where, s.memory_mb),
+            retries=s.retries,
+            register=s.register,
+            publish=s.publish,
+        )
 
     def _memory(self, where: str, mb: int | None) -> int | None:
         have = psutil.virtual_memory().total // 2**20
@@ -154,7 +173,7 @@ class Planner:
         if missing := set(wanted) - set(s.inputs):
             raise InvalidInput(f"{where}: input(s) {', '.join(sorted(missing))} not connected")
         pinned = {}
-        for key, ref in s.inputs.items():
+        for key, ref in s.refs.items():
             kind = self._ref_kind(ref, outputs, f"{where}, input '{key}'")
             if kind != wanted[key]:
                 raise InvalidInput(

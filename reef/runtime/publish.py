@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reef.errors import InvalidInput
 from reef.runtime.dataset_versions import new_version
 from reef.store.runs import Run
+from reef.store.status import Status
 
 if TYPE_CHECKING:
     from reef.hub import Hub
@@ -38,10 +39,10 @@ def check_publish(where: str, publish: dict[str, str], outputs: dict[str, str]) 
             )
 
 
-def settle_publish(hub: Hub, run: Run, status: str) -> tuple[str, Run]:
+def settle_publish(hub: Hub, run: Run, status: Status) -> tuple[Status, Run]:
     """Publish the run's outputs if it succeeded: the run's status and record afterwards
     (a failed publish fails the run, with the reason as its error)."""
-    if status != "succeeded":
+    if status != Status.SUCCEEDED:
         return status, run
     try:
         publish_run(hub, run)
@@ -49,7 +50,7 @@ def settle_publish(hub: Hub, run: Run, status: str) -> tuple[str, Run]:
         log.exception("publishing the outputs of run %s failed", run.id)
         reason = e.message if isinstance(e, InvalidInput) else str(e)
         hub.runs.update_run(run.id, error=f"publishing outputs failed: {reason}")
-        return "failed", hub.runs.run(run.id)
+        return Status.FAILED, hub.runs.run(run.id)
     return status, run
 
 

@@ -22,6 +22,7 @@ from reef.runtime.orchestrator import _output_path, step_description, step_ident
 from reef.runtime.transfer import ARROW, PARQUET, TAR, arrow_chunks, file_chunks, save, tar_chunks
 from reef.store.people import Principal
 from reef.store.runs import Run, Step
+from reef.store.status import Status
 from reef.store.workers import WorkerLeases
 
 if TYPE_CHECKING:
@@ -111,10 +112,13 @@ class RemoteSteps:
         return self.hub.runs.step(step_id).status
 
     def _settle(self, run: Run, step: Step, error: str | None, exit_code: int | None) -> None:
+        """A step that stopped with an error after a cancel was asked for is cancelled (the
+        server decides that, not the worker's error text)."""
         self.leases.end(step.id)
         with self._lock:
+            cancelled = step.id in self._cancelled and error is not None
             self._cancelled.discard(step.id)
-        self.orchestrator.finish(run, step, error, exit_code)
+        self.orchestrator.finish(run, step, error, exit_code, cancelled=cancelled)
 
     def cancel(self, step_id: int) -> bool:
         """Ask the worker running `step_id` to kill it (it learns on its next call)."""
@@ -132,7 +136,7 @@ class RemoteSteps:
         project = self.hub.project_name(run.project_id)
         self.hub.projects.require(project, who, "developer")
         lease = self.leases.get(step_id)
-        if step.status != "running" or lease is None or not lease.active:
+        if step.status != Status.RUNNING or lease is None or not lease.active:
             raise Conflict(f"step {step_id} is not running on a worker (it is {step.status})")
         self.leases.beat(step_id)
         return Held(run, step, project)

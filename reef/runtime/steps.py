@@ -53,6 +53,7 @@ class Launch:
 class Outcome:
     exit_code: int | None
     error: str | None  # None when the step succeeded
+    cancelled: bool = False  # someone cancelled it (the error text only describes that)
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -126,8 +127,10 @@ class ProcessTable:
                 self._procs.pop(launch.step_id, None)
                 cancelled = launch.step_id in self._cancelled
                 self._cancelled.discard(launch.step_id)
+        if cancelled and self._stopping:
+            return Outcome(code, STOPPED)
         if cancelled:
-            return Outcome(code, STOPPED if self._stopping else "cancelled")
+            return Outcome(code, "cancelled", cancelled=True)
         if code != 0:
             return Outcome(code, f"exited with code {code}: {log_tail(launch.log_path)}")
         return Outcome(0, None)

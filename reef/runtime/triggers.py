@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from reef.errors import Conflict, InvalidInput, ReefError
 from reef.store.db import now
 from reef.store.people import Principal
+from reef.store.status import Status
 from reef.store.triggers import KINDS, Event, Trigger, Triggers
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class TriggerService:
 
     def _used_module(self, project: str, spec: dict, who: Principal, target: str) -> str:
         """`target` (MODULE or PROJECT/MODULE) as the PROJECT/MODULE one of the steps runs."""
-        used = {s["module"] for s in self.hub.orchestrator.planner.plan(project, spec, who)}
+        used = {s.module for s in self.hub.orchestrator.planner.plan(project, spec, who)}
         found = [m for m in sorted(used) if target in (m, m.split("/", 1)[1])]
         if not target or not found:
             raise InvalidInput(f"target: the pipeline does not use module '{target}' "
@@ -337,13 +338,14 @@ class TriggerService:
         self.store.record_origin(run_id, kind, trigger_id, ref, events, self.clock())
         return run_id
 
-    def run_settled(self, run: Any, status: str) -> None:
+    def run_settled(self, run: Any, status: Status) -> None:
         """A run ended: note in the audit log how a run that a trigger started ended
         (`run.failed_after_trigger` / `run.finished_after_trigger`, for the inbox)."""
         origin = self.store.origin(run.id)
         if origin is None or origin["kind"] == "manual":
             return
-        action = "run.failed_after_trigger" if status == "failed" else "run.finished_after_trigger"
+        failed = status == Status.FAILED
+        action = "run.failed_after_trigger" if failed else "run.finished_after_trigger"
         self.hub.webhooks.notify("reef", action, f"run {run.id}", self.hub.project_name(
             run.project_id), pipeline=run.pipeline, status=status, trigger=origin["kind"],
             ref=origin["ref"], owner=run.created_by)  # fmt: skip
