@@ -26,7 +26,8 @@ from reef.store.rules import require_valid
 from reef.store.runs import StepPlan
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
+    from reef.runtime.gpus import GpuPool
 
 NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
 KnownColumns = dict[str, dict[str, Columns | None]]  # step -> dataset output -> its columns
@@ -50,8 +51,8 @@ class PlannedStep(StepPlan):
 
 
 class Planner:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, stores: Stores, gpu_pool: GpuPool) -> None:
+        self.stores, self.gpu_pool = stores, gpu_pool
         self._fingerprint: str | None = None
 
     def plan(self, project: str, spec: dict, who: Principal) -> list[PlannedStep]:
@@ -68,10 +69,10 @@ class Planner:
             keys[s.name] = self.cache_key(project, step, keys)
             planned.append(replace(step, cache_key=keys[s.name]))
             outputs[s.name] = step.outputs
-            manifests[s.name] = self.hub.modules.manifest(
+            manifests[s.name] = self.stores.modules.manifest(
                 module_project, s.module_name, step.commit_sha
             )
-        check_targets(self.hub, project, planned, manifests)  # a target that fits the task
+        check_targets(self.stores, project, planned, manifests)  # a target that fits the task
         return planned
 
     def cache_key(self, project: str, step: StepPlan, upstream_keys: dict[str, str]) -> str:
@@ -101,9 +102,9 @@ class Planner:
 
     def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
         if s.project:
-            self.hub.projects.require(s.project, who, "reporter")
+            self.stores.projects.require(s.project, who, "reporter")
             return s.project
-        return project if self.hub.modules.exists(project, s.module_name) else LIBRARY
+        return project if self.stores.modules.exists(project, s.module_name) else LIBRARY
 
     def _plan_step(
         self,
@@ -114,13 +115,13 @@ class Planner:
         known: KnownColumns,
     ) -> PlannedStep:
         where, module = f"step '{s.name}'", s.module_name
-        if not self.hub.modules.exists(module_project, module):
+        if not self.stores.modules.exists(module_project, module):
             raise InvalidInput(f"{where}: no module '{module}' in project '{module_project}'")
         try:
-            sha = self.hub.modules.resolve(module_project, module, s.rev)
+            sha = self.stores.modules.resolve(module_project, module, s.rev)
         except NotFound as e:
             raise InvalidInput(f"{where}: module {module}: {e.message}") from e
-        manifest = self.hub.modules.manifest(module_project, module, sha)
+        manifest = self.stores.modules.manifest(module_project, module, sha)
         try:
             params = manifest.resolve_params(s.params)
         except InvalidInput as e:
@@ -128,7 +129,7 @@ class Planner:
         inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
         check_publish(where, s.publish, manifest.outputs)
         if s.require_valid:  # dataset inputs must have passed their rules
-            require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
+            require_valid(self.stores.catalog, self.stores.projects.get(project).id, where, inputs)
         self._check_columns(project, where, manifest, params, inputs, known)
         known[s.name] = self._output_columns(project, manifest, params, inputs, known)
         return PlannedStep(
@@ -138,7 +139,7 @@ class Planner:
             params=params,
             inputs=inputs,
             outputs=dict(manifest.outputs),
-            timeout_s=s.timeout_s or self.hub.settings.step_timeout,
+            timeout_s=s.timeout_s or self.stores.settings.step_timeout,
             gpus=self._gpus(where, s.gpus),
             memory_mb=self._memory(where, s.memory_mb),
             retries=s.retries,
@@ -148,7 +149,7 @@ class Planner:
 
     def _memory(self, where: str, mb: int | None) -> int | None:
         have = psutil.virtual_memory().total // 2**20
-        remote = self.hub.settings.queue != "sqlite"  # a worker may have more than this box
+        remote = self.stores.settings.queue != "sqlite"  # a worker may have more than this box
         if mb is not None and mb > have and not remote:
             raise InvalidInput(f"{where}: needs {mb} MiB of memory; this machine has {have} MiB")
         return mb
@@ -156,8 +157,8 @@ class Planner:
     def _gpus(self, where: str, count: int) -> int:
         """At most what this server lends; with a Redis queue a remote worker may lend more
         (the pipeline format caps it at 64), and the step waits in the queue for one."""
-        have = len(self.hub.gpu_pool.devices)
-        if count > have and self.hub.settings.queue == "sqlite":
+        have = len(self.gpu_pool.devices)
+        if count > have and self.stores.settings.queue == "sqlite":
             raise InvalidInput(f"{where}: needs {count} GPU(s); this server has {have}")
         return count
 
@@ -199,7 +200,7 @@ class Planner:
     def _pin_ref(self, project: str, ref: Any) -> str:
         if isinstance(ref, OutputRef):
             return str(ref)
-        info = self.hub.datasets.info(project, ref.name, ref.version)
+        info = self.stores.datasets.info(project, ref.name, ref.version)
         return f"dataset:{ref.name}@{info.version}"
 
     def _check_columns(
@@ -239,7 +240,7 @@ class Planner:
         """The columns (name -> type) a pinned input will hold; None when unknown."""
         if ref.startswith("dataset:"):
             dataset, version = ref.removeprefix("dataset:").split("@")
-            return dict(self.hub.datasets.info(project, dataset, int(version)).columns)
+            return dict(self.stores.datasets.info(project, dataset, int(version)).columns)
         step, _, output = ref.partition(".")
         return known.get(step, {}).get(output)
 

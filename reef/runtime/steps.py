@@ -19,11 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 import reef
 from reef.runtime.sampler import Sampler
+
+if TYPE_CHECKING:
+    from reef.settings import Settings
 
 STEP_FILE = "reef-step.json"
 KILL_GRACE_S = 3.0
@@ -54,6 +58,11 @@ class Outcome:
     exit_code: int | None
     error: str | None  # None when the step succeeded
     cancelled: bool = False  # someone cancelled it (the error text only describes that)
+
+
+def step_dir(settings: Settings, run_id: int, step_name: str) -> Path:
+    """Where a run's step works: its module checkout, inputs, outputs and log."""
+    return settings.path("runs", str(run_id), step_name)
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from reef.tasks import TaskMismatch, check_task, detect_task
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
     from reef.manifest import Manifest
     from reef.store.runs import StepPlan
 
@@ -29,7 +29,7 @@ TARGET_PARAMS = ("target", "label")
 
 
 def check_targets(
-    hub: Hub, project: str, planned: Sequence[StepPlan], manifests: dict[str, Manifest]
+    hub: Stores, project: str, planned: Sequence[StepPlan], manifests: dict[str, Manifest]
 ) -> None:
     """TaskMismatch (a 400) naming the step when a learner's target does not fit its task."""
     by_name = {s.name: s for s in planned}
@@ -85,7 +85,7 @@ def _root_dataset(
     return None
 
 
-def _sample(hub: Hub, project: str, ref: str, target: str) -> pa.Table | None:
+def _sample(hub: Stores, project: str, ref: str, target: str) -> pa.Table | None:
     """The first SAMPLE_ROWS rows of the dataset's non-binary columns; None without `target`."""
     name, version = ref.removeprefix("dataset:").split("@")
     ds = hub.datasets.open(project, name, int(version))
