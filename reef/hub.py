@@ -11,15 +11,18 @@ import os
 import secrets
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
+from reef.runtime.events import Events
 from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
 from reef.runtime.query_pool import QueryPool
 from reef.runtime.queue import StepQueue
 from reef.runtime.registry import ModelService
-from reef.runtime.remote import RemoteSteps
+from reef.runtime.remote import RemoteSteps, WorkerCancels
 from reef.runtime.script_runs import ScriptRunWatch
 from reef.runtime.triggers import TriggerService
 from reef.runtime.webhooks import WebhookService
@@ -43,6 +46,7 @@ from reef.store.projects import LIBRARY, Projects
 from reef.store.run_views import RunViews
 from reef.store.runs import Runs
 from reef.store.site_settings import SiteSettings
+from reef.store.workers import WorkerLeases
 
 log = logging.getLogger("reef")
 SYSTEM = "reef"
@@ -50,8 +54,11 @@ BUILTIN_AUTHOR = "reef <reef@localhost>"
 BUILTIN_TAG = "reef-builtin"  # the last commit reef made of a built-in module
 
 
-@dataclass
-class Hub:
+@dataclass(frozen=True)
+class Stores:
+    """Every store, opened together: what the runtime services are built from. Stores hold
+    no service, so a service that takes them cannot reach another service through them."""
+
     settings: Settings
     db: Database
     people: People
@@ -68,26 +75,17 @@ class Hub:
     mlflow: MlflowTracking
     logged_models: LoggedModels
     mlflow_registry: MlflowRegistry
+    inbox: Inbox
+    events: Events  # run settled, dataset version made: services subscribe when built
     secret: str
-    initial_password: str | None = None
-    queue: StepQueue = field(init=False)
-    orchestrator: Orchestrator = field(init=False)
-    model_service: ModelService = field(init=False)
-    gpu_pool: GpuPool = field(init=False)
-    remote: RemoteSteps = field(init=False)
-    inbox: Inbox = field(init=False)
-    script_runs: ScriptRunWatch = field(init=False)
-    queries: QueryPool = field(init=False)  # user SQL and downloads run here
-    triggers: TriggerService = field(init=False)
-    webhooks: WebhookService = field(init=False)
 
     @classmethod
-    def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
+    def open(cls, settings: Settings) -> Stores:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(settings.path("uploads"), ignore_errors=True)  # left by a crash
         db = Database(settings.path("reef.duckdb"))
         db.migrate(MIGRATIONS)
-        hub = cls(
+        return cls(
             settings=settings,
             db=db,
             people=People(db),
@@ -106,55 +104,10 @@ class Hub:
             mlflow=MlflowTracking(db),
             logged_models=LoggedModels(db),
             mlflow_registry=MlflowRegistry(db),
+            inbox=Inbox(db),
+            events=Events(),
             secret=cls.secret_for(settings),
         )
-        hub.inbox = Inbox(db)
-        hub.queries = QueryPool(settings.query_workers, settings.query_per_person)
-        hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
-        hub.orchestrator = Orchestrator(hub)
-        hub.model_service = ModelService(hub)
-        hub.remote = RemoteSteps(hub, hub.orchestrator)
-        hub.script_runs = ScriptRunWatch(hub)
-        hub.triggers = TriggerService(hub)
-        hub.webhooks = WebhookService(hub)
-        hub.queue = StepQueue(
-            settings.path("queue.sqlite"),
-            settings.workers,
-            hub.orchestrator.execute,
-            url=settings.queue,
-        )
-        hub.repair()
-        hub.initial_password = hub._bootstrap_admin()
-        hub._install_builtin_modules()
-        hub.runs.ingest.reconcile()
-        hub.runs.ingest.start()
-        hub.orchestrator.recover()
-        if start_queue:
-            # the record's machine facts probe torch in a child process (~5 s on a busy box):
-            # gather them now, not inside the first step's time (as `reef worker` does)
-            threading.Thread(
-                target=hub.orchestrator.environment.facts, name="reef-environment", daemon=True
-            ).start()
-            hub.queue.start()
-            hub.remote.start()
-            hub.script_runs.start()
-            hub.triggers.start_thread()
-            hub.webhooks.start_thread()
-            hub.model_service.batches.resume()  # batch predictions queued before a restart
-        return hub
-
-    def close(self) -> None:
-        self.queries.close()
-        self.datasets.imports.close()
-        self.triggers.stop()
-        self.webhooks.stop()
-        self.orchestrator.shutdown()
-        self.remote.stop()
-        self.script_runs.stop()
-        self.queue.stop()
-        self.model_service.close()  # flushes the prediction log
-        self.runs.ingest.close()  # folds the last points into run_metrics
-        self.db.close()
 
     @staticmethod
     def secret_for(settings: Settings) -> str:
@@ -165,6 +118,9 @@ class Hub:
             path.write_text(secrets.token_hex(32))
             os.chmod(path, 0o600)
         return path.read_text().strip()
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(Stores)}
 
     def project_name(self, project_id: int) -> str:
         return self.projects.name_of(project_id)
@@ -186,7 +142,7 @@ class Hub:
                 garbage.bytes / 2**20,
             )
 
-    def _bootstrap_admin(self) -> str | None:
+    def bootstrap_admin(self) -> str | None:
         """Create `admin` on first start; returns the password when reef chose it."""
         if self.people.count_users():
             return None
@@ -196,7 +152,7 @@ class Hub:
         self.audit.record(SYSTEM, "user.create", "user admin")
         return None if given else password
 
-    def _install_builtin_modules(self) -> None:
+    def install_builtin_modules(self) -> None:
         """Commit every folder of the built-in modules dir into project `library`, unless
         someone pushed to that module since reef's last built-in commit (theirs is kept)."""
         if not self.projects.exists(LIBRARY):
@@ -220,6 +176,80 @@ class Hub:
         self.modules.set_tag(LIBRARY, name, BUILTIN_TAG, sha)
         if sha != head:
             self.audit.record(SYSTEM, "module.commit", f"module {name}", LIBRARY, sha=sha)
+
+
+@dataclass(frozen=True)
+class Hub(Stores):
+    """The stores and the runtime services, built in one pass in dependency order (see
+    `open`); each service takes only the stores and services it uses."""
+
+    gpu_pool: GpuPool
+    queries: QueryPool  # user SQL and downloads run here
+    webhooks: WebhookService
+    model_service: ModelService
+    orchestrator: Orchestrator
+    queue: StepQueue  # the orchestrator's
+    remote: RemoteSteps
+    script_runs: ScriptRunWatch
+    triggers: TriggerService
+    initial_password: str | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, start_queue: bool = True) -> Hub:  # type: ignore[override]
+        stores = Stores.open(settings)
+        stores.repair()
+        initial_password = stores.bootstrap_admin()
+        stores.install_builtin_modules()
+        gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
+        webhooks = WebhookService(stores)
+        model_service = ModelService(stores, webhooks)
+        cancels = WorkerCancels(WorkerLeases(stores.db))
+        orchestrator = Orchestrator(stores, gpu_pool, model_service, webhooks, cancels.ask)
+        hub = cls(
+            **stores.fields(),
+            gpu_pool=gpu_pool,
+            queries=QueryPool(settings.query_workers, settings.query_per_person),
+            webhooks=webhooks,
+            model_service=model_service,
+            orchestrator=orchestrator,
+            queue=orchestrator.queue,
+            remote=RemoteSteps(stores, orchestrator, cancels),
+            script_runs=ScriptRunWatch(stores),
+            triggers=TriggerService(stores, orchestrator, webhooks),
+            initial_password=initial_password,
+        )
+        hub.runs.ingest.reconcile()
+        hub.runs.ingest.start()
+        orchestrator.recover()
+        if start_queue:
+            hub.start()
+        return hub
+
+    def start(self) -> None:
+        # the record's machine facts probe torch in a child process (~5 s on a busy box):
+        # gather them now, not inside the first step's time (as `reef worker` does)
+        threading.Thread(
+            target=self.orchestrator.environment.facts, name="reef-environment", daemon=True
+        ).start()
+        self.queue.start()
+        self.remote.start()
+        self.script_runs.start()
+        self.triggers.start_thread()
+        self.webhooks.start_thread()
+        self.model_service.batches.resume()  # batch predictions queued before a restart
+
+    def close(self) -> None:
+        self.queries.close()
+        self.datasets.imports.close()
+        self.triggers.stop()
+        self.webhooks.stop()
+        self.orchestrator.shutdown()
+        self.remote.stop()
+        self.script_runs.stop()
+        self.queue.stop()
+        self.model_service.close()  # flushes the prediction log
+        self.runs.ingest.close()  # folds the last points into run_metrics
+        self.db.close()
 
 
 def import_limits(settings: Settings) -> ImportLimits:

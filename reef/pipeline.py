@@ -27,8 +27,11 @@ approve when they fail (see reef/runtime/approvals.py).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
 
 from reef.errors import InvalidInput
 
@@ -39,6 +42,7 @@ DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 OUTPUT_REF = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
 MAX_RETRIES = 10
 MAX_PRIORITY = 100  # runs with a higher priority start their steps first
+MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
@@ -59,21 +63,80 @@ class OutputRef:
         return f"{self.step}.{self.output}"
 
 
-@dataclass(frozen=True)
-class StepSpec:
-    name: str
-    project: str | None  # None: the pipeline's own project, then the library
-    module: str
-    rev: str | None
-    params: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, DatasetRef | OutputRef] = field(default_factory=dict)
-    register: str | None = None
-    timeout_s: float | None = None
+class StepSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A step as its pipeline spec says it; msgspec checks each field (the constraints below),
+    `parse_pipeline` what spans fields and steps (references, the DAG)."""
+
+    name: Annotated[str, Meta(pattern=STEP_NAME.pattern)]
+    module: Annotated[str, Meta(pattern=MODULE_REF.pattern)]  # [PROJECT/]MODULE[@REV]
+    params: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}  # name -> 'dataset:NAME[@V|@TAG]' or 'STEP.OUTPUT'
+    register: str | None = None  # the model name its `model` output is registered as
+    timeout_s: Annotated[float, Meta(gt=0)] | None = None
     require_valid: bool = False  # refuse dataset inputs that failed their rules
-    gpus: int = 0  # GPUs the step needs; it waits in the queue until they are free
-    memory_mb: int | None = None  # the step is killed when its processes hold more
-    retries: int = 0  # times a failed step is started again automatically
-    publish: dict[str, str] = field(default_factory=dict)  # output -> dataset made from it
+    gpus: Annotated[int, Meta(ge=0, le=MAX_GPUS)] = 0  # it waits in the queue until free
+    memory_mb: Annotated[int, Meta(ge=16, le=2**24)] | None = None  # killed above this
+    retries: Annotated[int, Meta(ge=0, le=MAX_RETRIES)] = 0  # automatic restarts when it fails
+    publish: dict[str, str] = {}  # output -> dataset made from it
+
+    @property
+    def project(self) -> str | None:
+        """The module's project; None: the pipeline's own project, then the library."""
+        return _module_ref(self.module)[1]
+
+    @property
+    def module_name(self) -> str:
+        return str(_module_ref(self.module)[2])
+
+    @property
+    def rev(self) -> str | None:
+        return _module_ref(self.module)[3]
+
+    @property
+    def refs(self) -> dict[str, DatasetRef | OutputRef]:
+        """Its inputs, parsed (InvalidInput names the first one that is no reference)."""
+        where = f"step '{self.name}'"
+        return {k: parse_ref(v, f"{where}, input '{k}'") for k, v in self.inputs.items()}
+
+
+class PipelineSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A whole spec (JSON or YAML), as the pipeline editor and the API take it."""
+
+    steps: Annotated[list[StepSpec], Meta(min_length=1)]
+    seed: Annotated[int, Meta(ge=0, lt=2**32)] | None = None  # pinned on each run
+    description: Any = None
+    cache: bool = True  # reuse the outputs of an identical earlier step
+    priority: Annotated[int, Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
+    promote: Annotated[str, Meta(pattern=STEP_NAME.pattern)] | None = None  # an alias
+
+
+HINTS = {  # what a field must be, in the words the pipeline docs use
+    "name": "step name {value} must be lower-case letters, digits, - or _",
+    "module": "module {value} must be [PROJECT/]MODULE[@REV]",
+    "params": "params and inputs must be objects",
+    "inputs": "params and inputs must be objects",
+    "timeout_s": "timeout_s must be a positive number of seconds",
+    "gpus": "gpus must be a whole number of GPUs (0 for none)",
+    "memory_mb": "memory_mb must be a whole number of MiB, at least 16",
+    "retries": f"retries must be a whole number from 0 to {MAX_RETRIES}",
+    "require_valid": "require_valid must be true or false",
+    "register": "register must be a model name",
+    "publish": 'publish must be an object like {{"train": "dataset-name"}}',
+    "steps": "a pipeline needs a non-empty list 'steps'",
+    "seed": "'seed' must be an integer from 0 to 2**32 - 1",
+    "priority": f"'priority' must be a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}",
+    "cache": "'cache' must be true or false",
+    "promote": "'promote' must be an alias name such as 'production'",
+}
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(.+)`")
+_MISSING = re.compile(r"Object missing required field `(.+)`")
+
+
+def _module_ref(text: str) -> re.Match[str]:
+    m = MODULE_REF.match(text)
+    assert m is not None, text  # the field's pattern was checked when the spec was decoded
+    return m
 
 
 def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
@@ -88,122 +151,85 @@ def parse_ref(text: Any, where: str) -> DatasetRef | OutputRef:
     )
 
 
-def parse_step(data: Any, index: int) -> StepSpec:
-    where = f"step {index + 1}"
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{where}: expected an object with name, module, params and inputs")
-    fields = {
-        "name",
-        "module",
-        "params",
-        "inputs",
-        "register",
-        "timeout_s",
-        "require_valid",
-        "gpus",
-        "memory_mb",
-        "retries",
-        "publish",
-    }
-    unknown = set(data) - fields
-    if unknown:
-        raise InvalidInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    name = data.get("name")
-    if not isinstance(name, str) or not STEP_NAME.match(name):
-        raise InvalidInput(
-            f"{where}: step name {name!r} must be lower-case letters, digits, - or _"
-        )
-    where = f"step '{name}'"
-    m = MODULE_REF.match(data.get("module") or "")
-    if not m:
-        raise InvalidInput(f"{where}: module {data.get('module')!r} must be [PROJECT/]MODULE[@REV]")
-    params, inputs = data.get("params") or {}, data.get("inputs") or {}
-    if not isinstance(params, dict) or not isinstance(inputs, dict):
-        raise InvalidInput(f"{where}: params and inputs must be objects")
-    timeout = data.get("timeout_s")
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise InvalidInput(f"{where}: timeout_s must be a positive number of seconds")
-    gpus = data.get("gpus", 0)
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 0 <= gpus <= 64:
-        raise InvalidInput(f"{where}: gpus must be a whole number of GPUs (0 for none)")
-    memory_mb = data.get("memory_mb")
-    if memory_mb is not None and not _whole(memory_mb, 16, 2**24):
-        raise InvalidInput(f"{where}: memory_mb must be a whole number of MiB, at least 16")
-    retries = data.get("retries", 0)
-    if not _whole(retries, 0, MAX_RETRIES):
-        raise InvalidInput(f"{where}: retries must be a whole number from 0 to {MAX_RETRIES}")
-    if not isinstance(data.get("require_valid", False), bool):
-        raise InvalidInput(f"{where}: require_valid must be true or false")
-    refs = {k: parse_ref(v, f"{where}, input '{k}'") for k, v in inputs.items()}
-    return StepSpec(
-        name, m[1], m[2], m[3], params, refs, data.get("register"), timeout,
-        require_valid=data.get("require_valid", False), gpus=gpus, memory_mb=memory_mb,
-        retries=retries, publish=parse_publish(data.get("publish"), where),
-    )  # fmt: skip
+def decode(data: Any) -> PipelineSpec:
+    """The spec as typed structs; InvalidInput says which step and field is wrong and why."""
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        steps = [_without_nulls(s) for s in data["steps"]]
+        data = {**data, "steps": steps}
+    try:
+        return msgspec.convert(data, PipelineSpec)
+    except msgspec.ValidationError as e:
+        raise explain(str(e), data) from e
 
 
-def parse_publish(value: Any, where: str) -> dict[str, str]:
+def _without_nulls(step: Any) -> Any:
+    """`"params": null` and the like mean the default, as they always have."""
+    return {k: v for k, v in step.items() if v is not None} if isinstance(step, dict) else step
+
+
+def explain(error: str, data: Any) -> InvalidInput:
+    """msgspec's `Expected int <= 64 - at $.steps[0].gpus` in the pipeline docs' words:
+    `step 'train': gpus must be a whole number of GPUs (0 for none) (expected int <= 64)`."""
+    m = _AT.match(error)
+    assert m is not None
+    msg, path = m["msg"], re.findall(r"\.(\w+)|\[(\d+|\.\.\.)\]", m["path"] or "")
+    keys = [key or index for key, index in path]
+    where, value, field = "", None, keys[0] if keys else "steps"
+    if keys[:1] == ["steps"] and len(keys) > 1:
+        index = int(keys[1])
+        step = data["steps"][index]
+        name = step.get("name") if isinstance(step, dict) else None
+        named = isinstance(name, str) and STEP_NAME.match(name)
+        where = f"step '{name}'" if named else f"step {index + 1}"
+        field = keys[2] if len(keys) > 2 else ""
+        value = repr(step.get(field)) if isinstance(step, dict) else None
+    if unknown := _UNKNOWN.match(msg):
+        kind = "field(s)" if where else "pipeline field(s)"
+        return InvalidInput(f"{where + ': ' if where else ''}unknown {kind} {unknown[1]}")
+    if missing := _MISSING.match(msg):
+        return InvalidInput(f"{where}: '{missing[1]}' is missing" if where else HINTS["steps"])
+    if where and not field:
+        hint = "expected an object with name, module, params and inputs"
+    else:
+        hint = HINTS.get(field, f"{field}: invalid").format(value=value)
+    if "matching regex" in msg:  # the hint says what the pattern allows, in words
+        return InvalidInput(f"{where + ': ' if where else ''}{hint}")
+    detail = msg[0].lower() + msg[1:]
+    return InvalidInput(f"{where + ': ' if where else ''}{hint} ({detail})")
+
+
+def parse_pipeline(data: Any) -> list[StepSpec]:
+    """A spec's steps, checked completely, in an order where inputs come first."""
+    spec = decode(data)
+    for s in spec.steps:
+        s.refs  # noqa: B018 -- raises InvalidInput for a bad reference
+        check_publish(s)
+    if spec.promote is not None and not any(s.register for s in spec.steps):
+        raise InvalidInput("'promote' needs a step that registers a model ('register': NAME)")
+    names = [s.name for s in spec.steps]
+    if dupes := {n for n in names if names.count(n) > 1}:
+        raise InvalidInput(f"step names must be unique; repeated: {', '.join(sorted(dupes))}")
+    return topological(spec.steps)
+
+
+def check_publish(s: StepSpec) -> None:
     """`{OUTPUT: DATASET}`: the outputs to publish as versions of the named datasets."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidInput(f'{where}: publish must be an object like {{"train": "dataset-name"}}')
-    for output, dataset in value.items():
+    where = f"step '{s.name}'"
+    for output, dataset in s.publish.items():
         if not DATASET_NAME.match(dataset) or ".." in dataset:
             raise InvalidInput(
                 f"{where}: publish: {dataset!r} (for output '{output}') is not a valid dataset "
                 "name: use 1-63 lowercase letters, digits, '_', '.' or '-'"
             )
-    if len(set(value.values())) < len(value):
+    if len(set(s.publish.values())) < len(s.publish):
         raise InvalidInput(f"{where}: publish: each output needs a dataset of its own")
-    return dict(value)
-
-
-def _whole(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def parse_pipeline(data: Any) -> list[StepSpec]:
-    """Structural checks of a spec; returns its steps in an order where inputs come first."""
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-        raise InvalidInput("a pipeline needs a non-empty list 'steps'")
-    if unknown := set(data) - {"steps", "seed", "description", "cache", "priority", "promote"}:
-        raise InvalidInput(f"unknown pipeline field(s) {', '.join(sorted(unknown))}")
-    seed = data.get("seed")
-    if seed is not None and (
-        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32
-    ):
-        raise InvalidInput("'seed' must be an integer from 0 to 2**32 - 1")
-    if not _whole(data.get("priority", 0), -MAX_PRIORITY, MAX_PRIORITY):
-        raise InvalidInput(
-            f"'priority' must be a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}"
-        )
-    if not isinstance(data.get("cache", True), bool):
-        raise InvalidInput("'cache' must be true or false")
-    steps = [parse_step(s, i) for i, s in enumerate(data["steps"])]
-    _check_promote(data.get("promote"), steps)
-    names = [s.name for s in steps]
-    if dupes := {n for n in names if names.count(n) > 1}:
-        raise InvalidInput(f"step names must be unique; repeated: {', '.join(sorted(dupes))}")
-    return topological(steps)
-
-
-def _check_promote(alias: Any, steps: list[StepSpec]) -> None:
-    """`"promote": ALIAS`: point ALIAS at every model the run registers if its gates pass
-    (else a maintainer approves or rejects; reef/runtime/approvals.py)."""
-    if alias is None:
-        return
-    if not isinstance(alias, str) or not STEP_NAME.match(alias):
-        raise InvalidInput("'promote' must be an alias name such as 'production'")
-    if not any(s.register for s in steps):
-        raise InvalidInput("'promote' needs a step that registers a model ('register': NAME)")
 
 
 def topological(steps: list[StepSpec]) -> list[StepSpec]:
     """Order steps so each comes after the steps it reads from; refuse unknown steps and cycles."""
     by_name = {s.name: s for s in steps}
     for s in steps:
-        for key, ref in s.inputs.items():
+        for key, ref in s.refs.items():
             if isinstance(ref, OutputRef) and ref.step not in by_name:
                 raise InvalidInput(f"step '{s.name}', input '{key}': no step named '{ref.step}'")
     done: list[StepSpec] = []
@@ -215,7 +241,7 @@ def topological(steps: list[StepSpec]) -> list[StepSpec]:
         if s.name in visiting:
             raise InvalidInput(f"the pipeline has a cycle: {' -> '.join([*path, s.name])}")
         visiting.add(s.name)
-        for ref in s.inputs.values():
+        for ref in s.refs.values():
             if isinstance(ref, OutputRef):
                 visit(by_name[ref.step], [*path, s.name])
         visiting.discard(s.name)

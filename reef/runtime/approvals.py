@@ -16,12 +16,21 @@ from reef.store.people import Principal
 from reef.store.runs import Run
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Hub, Stores
+    from reef.runtime.registry import ModelService
+    from reef.runtime.webhooks import WebhookService
+    from reef.store.db import Database
 
 log = logging.getLogger("reef.approvals")
 
 
-def after_run(hub: Hub, run: Run, registered: list[tuple[str, int]]) -> None:
+def after_run(
+    hub: Stores,
+    models: ModelService,
+    webhooks: WebhookService,
+    run: Run,
+    registered: list[tuple[str, int]],
+) -> None:
     """Promote what the run registered, or ask for approval; never fails the run."""
     alias = run.spec.get("promote")
     if not alias:
@@ -31,23 +40,25 @@ def after_run(hub: Hub, run: Run, registered: list[tuple[str, int]]) -> None:
     project = hub.project_name(run.project_id)
     for model, version in registered:
         try:
-            _promote_or_ask(hub, who, project, run, model, version, alias)
+            _promote_or_ask(hub.db, models, webhooks, who, project, run, (model, version), alias)
         except Exception:  # the run's models are registered: a failed promotion is logged
             log.exception("promoting %s v%s after run %s failed", model, version, run.id)
 
 
 def _promote_or_ask(
-    hub: Hub, who: Principal, project: str, run: Run, model: str, version: int, alias: str
-) -> None:
+    db: Database, models: ModelService, webhooks: WebhookService, who: Principal, project: str,
+    run: Run, registered: tuple[str, int], alias: str,
+) -> None:  # fmt: skip
+    model, version = registered
     try:
-        promotion.promote(hub.model_service, who, project, model, version, alias)
+        promotion.promote(models, who, project, model, version, alias)
     except promotion.GateRefused as refused:
-        model_id = hub.model_service.model_id(project, model)
-        request = Approvals(hub.db).request(
+        model_id = models.model_id(project, model)
+        request = Approvals(db).request(
             run.project_id, model_id, version, alias, run.id, refused.checks
         )
         failed = [c["detail"] for c in refused.checks if not c["ok"]]
-        hub.webhooks.notify("reef", "approval.requested", f"model {model} v{version}", project,
+        webhooks.notify("reef", "approval.requested", f"model {model} v{version}", project,
                          approval=request, alias=alias, run=run.id, failed=failed)  # fmt: skip
 
 

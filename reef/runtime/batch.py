@@ -35,10 +35,10 @@ def prepare(service: ModelService, project: str, name: str, data: Any) -> dict[s
     column = str(data.get("column") or "prediction")
     alias = data.get("model_version")
     model_id = service.model_id(project, name)
-    version = service.hub.models.serving_version(model_id, None if alias is None else str(alias))
-    schema = ModelSchema(service.hub.models.version(model_id, version)["schema"])
+    version = service.stores.models.serving_version(model_id, None if alias is None else str(alias))
+    schema = ModelSchema(service.stores.models.version(model_id, version)["schema"])
     features = schema.names
-    source = service.hub.datasets.open(project, dataset, data.get("version"))
+    source = service.stores.datasets.open(project, dataset, data.get("version"))
     missing = [f for f in features if f not in source.schema.names]
     if missing:
         raise InvalidInput(f"dataset {dataset} lacks the model's features {missing[:5]}")
@@ -57,7 +57,7 @@ def scores_name(service: ModelService, project: str, model: str, kind: str = "sc
     """`<model>-scores-<n>`, the first n not taken: batch scores go to a new dataset unless
     the person names one (never, by default, a version of the data the model learned from)."""
     n = 1
-    while service.hub.datasets.exists(project, f"{model}-{kind}-{n}"):
+    while service.stores.datasets.exists(project, f"{model}-{kind}-{n}"):
         n += 1
     return f"{model}-{kind}-{n}"
 
@@ -71,16 +71,16 @@ def run(
     a missing or non-finite feature get nulls."""
     dataset, column = request["dataset"], request["column"]
     predictor = service.predictor(service.model_id(project, name), request["model_version"])
-    source = service.hub.datasets.open(project, dataset, request["version"])
+    source = service.stores.datasets.open(project, dataset, request["version"])
     keep = [n for n in source.schema.names if n not in (column, f"{column}_probability")]
     batches = _scored(source.to_batches(columns=keep, batch_size=BATCH_ROWS), predictor, column)
     first = next(batches, None)
     if first is None:
         raise InvalidInput(f"dataset {dataset} has no rows")
     reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
-    info = service.hub.datasets.write_table(project, request["output"], reader)
+    info = service.stores.datasets.write_table(project, request["output"], reader)
     message = version_message(name, request)
-    new_version(service.hub, author, project, request["output"], info, message, source=message)
+    new_version(service.stores, author, project, request["output"], info, message, source=message)
     return {
         "dataset": request["output"],
         "version": info.version,

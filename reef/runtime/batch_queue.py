@@ -28,7 +28,7 @@ log = logging.getLogger("reef.batch")
 class BatchQueue:
     def __init__(self, service: ModelService) -> None:
         self.service = service
-        self.jobs = BatchJobs(service.hub.db)
+        self.jobs = BatchJobs(service.stores.db)
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -39,7 +39,7 @@ class BatchQueue:
         model_id = self.service.model_id(project, name)
         job_id = self.jobs.create(model_id, request, author)
         target = f"model {name} batch {job_id}"
-        self.service.hub.audit.record(author, "model.batch", target, project, **request)
+        self.service.stores.audit.record(author, "model.batch", target, project, **request)
         self._put(job_id)
         return self.jobs.get(job_id)
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reef.errors import InvalidInput
+from reef.runtime.events import DATASET_VERSION
 from reef.store.datasets import VersionInfo
 from reef.store.rules import check_version
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
 
 
 def new_version(
-    hub: Hub,
+    hub: Stores,
     author: str,
     project: str,
     name: str,
@@ -42,7 +43,7 @@ def new_version(
     hub.audit.record(author, "dataset.version", target, project, rows=info.num_rows,
                      message=message, source=source)  # fmt: skip
     validation = check_rules(hub, project, name, dataset_id, info.version)
-    hub.triggers.on_dataset_version(project, name, info.version, produced_by, validation)
+    hub.events.emit(DATASET_VERSION, project, name, info.version, produced_by, validation)
     return {
         "dataset": name,
         "version": info.version,
@@ -63,7 +64,7 @@ def _produced(run_id: int, step: str) -> dict[str, Any]:
 
 
 def check_rules(
-    hub: Hub, project: str, name: str, dataset_id: int, version: int
+    hub: Stores, project: str, name: str, dataset_id: int, version: int
 ) -> dict[str, Any] | None:
     """Check the dataset's rules on `version` and store the result (None: no rules)."""
     rules = hub.catalog.rules(dataset_id)

@@ -95,7 +95,7 @@ def evaluate(
     service: ModelService, project: str, model_id: int, version: int, alias: str
 ) -> list[dict[str, Any]]:
     """Run every check that gates `alias` (the model's and the project's) for `version`."""
-    hub = service.hub
+    hub = service.stores
     declared = [
         hub.models.settings(model_id)["gates"],
         hub.models.project_gates(hub.projects.get(project).id),
@@ -112,7 +112,7 @@ def evaluate(
 def _run(
     service: ModelService, project: str, model_id: int, version: int, check: dict
 ) -> dict[str, Any]:
-    row = service.hub.models.version(model_id, version)
+    row = service.stores.models.version(model_id, version)
     try:
         if check["type"] == "metric":
             ok, value, detail = _metric(row, check)
@@ -180,7 +180,7 @@ def _latency(predictor: Predictor, check: dict) -> tuple[bool, Any, str]:
 def _better_than(
     service: ModelService, project: str, model_id: int, version: int, check: dict
 ) -> tuple[bool, Any, str]:
-    current = service.hub.models.aliases(model_id).get(check["alias"])
+    current = service.stores.models.aliases(model_id).get(check["alias"])
     if current is None or current == version:
         return True, None, f"no other version behind '{check['alias']}' to beat"
     name, _, ref = check["dataset"].partition("@")
@@ -205,7 +205,7 @@ def score(
     """The version's accuracy (classifiers) or RMSE on a dataset version with labels."""
     predictor = service.predictor(model_id, version)
     label = check["label"]
-    ds = service.hub.datasets.open(project, dataset, ref)
+    ds = service.stores.datasets.open(project, dataset, ref)
     missing = [c for c in [*predictor.columns, label] if c not in set(ds.schema.names)]
     if missing:
         raise InvalidInput(f"dataset {dataset} lacks columns {missing[:5]}")

@@ -27,7 +27,7 @@ from reef.store.db import now
 from reef.store.predictions import Feedback, ModelKey, PredictionLog
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Hub, Stores
 
 DEFAULTS: dict[str, Any] = {
     "psi_threshold": 0.2,  # PSI above this on any feature raises a drift alert
@@ -73,7 +73,7 @@ class Monitor:
     """Statistics over a model's prediction log, and the alerts they raise."""
 
     def __init__(
-        self, hub: Hub, log: PredictionLog, feedback: Feedback, check_every_s: float = 5.0
+        self, hub: Stores, log: PredictionLog, feedback: Feedback, check_every_s: float = 5.0
     ) -> None:
         self.hub, self.log, self.feedback = hub, log, feedback
         self.check_every_s = check_every_s

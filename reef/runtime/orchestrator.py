@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,10 @@ from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
 from reef.runtime import approvals
 from reef.runtime.environment import Environment
+from reef.runtime.events import RUN_SETTLED
 from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.publish import settle_publish
+from reef.runtime.queue import StepQueue
 from reef.runtime.sandbox import Sandbox
 from reef.runtime.steps import (
     STOPPED,
@@ -27,14 +30,19 @@ from reef.runtime.steps import (
     ShuttingDown,
     child_env,
     kill_orphans,
+    step_dir,
     write_step_file,
 )
 from reef.store.db import now
 from reef.store.people import Principal
 from reef.store.runs import Run, Step
+from reef.store.status import ACTIVE, UNSUCCESSFUL, Status, settled_status
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
+    from reef.runtime.gpus import GpuPool
+    from reef.runtime.registry import ModelService
+    from reef.runtime.webhooks import WebhookService
 
 log = logging.getLogger("reef.runs")
 GPU_WAIT_S = 1.0  # how soon a step waiting for GPUs asks again
@@ -46,13 +54,29 @@ class StepRefused(Exception):
 
 
 class Orchestrator:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.planner = Planner(hub)
+    """Plans runs, queues their steps, runs them here, and settles each run. It registers
+    a succeeded run's models (`models`), asks a worker to stop a step it runs
+    (`cancel_remote`), and tells `stores.events` that a run settled (RUN_SETTLED)."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        gpu_pool: GpuPool,
+        models: ModelService,
+        webhooks: WebhookService,
+        cancel_remote: Callable[[int], bool],
+    ) -> None:
+        self.stores, self.gpu_pool, self.models, self.webhooks = stores, gpu_pool, models, webhooks
+        self.cancel_remote = cancel_remote
+        self.planner = Planner(stores, gpu_pool)
         self.environment = Environment()
         self.procs = ProcessTable()
-        self.sandbox = Sandbox(unsafe=hub.settings.unsafe_steps)
+        self.sandbox = Sandbox(unsafe=stores.settings.unsafe_steps)
         self._advance_lock = threading.Lock()
+        settings = stores.settings
+        self.queue = StepQueue(
+            settings.path("queue.sqlite"), settings.workers, self.execute, url=settings.queue
+        )
 
     # starting --------------------------------------------------------------------
     def start(
@@ -65,59 +89,64 @@ class Orchestrator:
     ) -> int:
         planned = self.planner.plan(project, spec, who)
         seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
-        pinned = {**spec, "seed": seed, "steps": [_pinned_spec(p) for p in planned]}
-        project_id = self.hub.projects.get(project).id
-        run_id = self.hub.runs.create_run(project_id, pipeline, pinned, planned, who.name, rerun_of)
-        self.hub.audit.record(who.name, "run.create", f"run {run_id}", project, pipeline=pipeline)
+        pinned = {**spec, "seed": seed, "steps": [p.pinned_spec() for p in planned]}
+        project_id = self.stores.projects.get(project).id
+        run_id = self.stores.runs.create_run(
+            project_id, pipeline, pinned, planned, who.name, rerun_of
+        )
+        self.stores.audit.record(
+            who.name, "run.create", f"run {run_id}", project, pipeline=pipeline
+        )
         self.advance(run_id)
         return run_id
 
     def advance(self, run_id: int) -> None:
         """Queue every pending step whose inputs are ready; settle the run when nothing is left."""
         with self._advance_lock:
-            run = self.hub.runs.run(run_id)
-            steps = self.hub.runs.steps(run_id)
+            run = self.stores.runs.run(run_id)
+            steps = self.stores.runs.steps(run_id)
             state = {s.name: s.status for s in steps}
             if run.finished or not steps:  # a script's run is finished by the script
                 return
             for s in steps:
-                if s.status != "pending":
+                if s.status != Status.PENDING:
                     continue
                 needs = [state[n] for n in upstream(s.inputs)]
-                if any(st in ("failed", "skipped", "cancelled") for st in needs):
-                    self.hub.runs.update_step(s.id, status="skipped", finished_at=now())
-                    state[s.name] = "skipped"
-                elif all(st == "succeeded" for st in needs):
-                    self.hub.runs.update_step(s.id, status="queued")
+                if any(st in UNSUCCESSFUL for st in needs):
+                    self.stores.runs.update_step(s.id, status=Status.SKIPPED, finished_at=now())
+                    state[s.name] = Status.SKIPPED
+                elif all(st == Status.SUCCEEDED for st in needs):
+                    self.stores.runs.update_step(s.id, status=Status.QUEUED)
                     self._queue(run, s.id)
-                    state[s.name] = "queued"
+                    state[s.name] = Status.QUEUED
             self._settle(run, state)
 
-    def _settle(self, run: Run, state: dict[str, str]) -> None:
+    def _settle(self, run: Run, state: dict[str, Status]) -> None:
         statuses = set(state.values())
-        if statuses & {"pending", "queued", "running"}:
-            if "running" in statuses and run.status == "queued":
-                self.hub.runs.update_run(run.id, status="running", started_at=now())
+        if statuses & set(ACTIVE):
+            if Status.RUNNING in statuses and run.status == Status.QUEUED:
+                self.stores.runs.update_run(run.id, status=Status.RUNNING, started_at=now())
             return
-        failed = statuses - {"succeeded"}
-        status = "succeeded" if not failed else ("cancelled" if "cancelled" in failed else "failed")
-        if status == "succeeded":
+        status = settled_status(statuses)
+        if status == Status.SUCCEEDED:
             try:
-                registered = self.hub.model_service.register_run(run)
+                registered = self.models.register_run(run)
             except Exception as e:  # a failed registration fails the run, visibly
                 log.exception("registering the models of run %s failed", run.id)
-                status, run_error = "failed", f"model registration failed: {e}"
-                self.hub.runs.update_run(run.id, error=run_error)
+                status, run_error = Status.FAILED, f"model registration failed: {e}"
+                self.stores.runs.update_run(run.id, error=run_error)
             else:
-                approvals.after_run(self.hub, run, registered)  # `promote`: gates or a person
-        status, run = settle_publish(self.hub, run, status)  # step outputs -> dataset versions
-        if status == "failed" and self.hub.runs.run(run.id).error is None:
-            bad = next((s for s in self.hub.runs.steps(run.id) if s.status == "failed"), None)
+                approvals.after_run(self.stores, self.models, self.webhooks, run, registered)
+        status, run = settle_publish(self.stores, run, status)  # step outputs -> dataset versions
+        if status == Status.FAILED and self.stores.runs.run(run.id).error is None:
+            bad = next(
+                (s for s in self.stores.runs.steps(run.id) if s.status == Status.FAILED), None
+            )
             error = f"step '{bad.name}' {bad.error or 'failed'}" if bad else "failed"
-            self.hub.runs.update_run(run.id, error=error)
-        self.hub.runs.update_run(run.id, status=status, finished_at=now())
-        self.hub.people.revoke_run_tokens(run.id)
-        self.hub.triggers.run_settled(run, status)
+            self.stores.runs.update_run(run.id, error=error)
+        self.stores.runs.update_run(run.id, status=status, finished_at=now())
+        self.stores.people.revoke_run_tokens(run.id)
+        self.stores.events.emit(RUN_SETTLED, run, status)
 
     # executing (on a queue consumer thread) -------------------------------------
     def execute(self, step_id: int) -> None:
@@ -125,11 +154,11 @@ class Orchestrator:
         if claimed is None:
             return
         run, step = claimed
-        runs = self.hub.runs
-        if (step.gpus or 0) > len(self.hub.gpu_pool.devices):
+        runs = self.stores.runs
+        if (step.gpus or 0) > len(self.gpu_pool.devices):
             self._lacks_gpus(run, step)
             return
-        devices = self.hub.gpu_pool.acquire(step_id, step.gpus or 0)
+        devices = self.gpu_pool.acquire(step_id, step.gpus or 0)
         if devices is None:  # its GPUs are busy: back in the queue, try again shortly
             self.requeue(run, step_id)
             return
@@ -151,16 +180,17 @@ class Orchestrator:
             log.exception("step %s could not start", step_id)
             outcome, error = None, f"could not start: {e}"
         ended = now()  # stamped before the GPUs go back, so the next holder starts after it
-        self.hub.gpu_pool.release(step_id)
-        self.finish(run, step, error, outcome.exit_code if outcome else None, ended)
+        self.gpu_pool.release(step_id)
+        code, cancelled = (outcome.exit_code, outcome.cancelled) if outcome else (None, False)
+        self.finish(run, step, error, code, ended, cancelled=cancelled)
 
     def _lacks_gpus(self, run: Run, step: Step) -> None:
         """A step needing more GPUs than this server lends: with a Redis queue a remote worker
         may lend them (back in the queue); with SQLite none will, so it fails."""
-        if self.hub.settings.queue != "sqlite":
+        if self.stores.settings.queue != "sqlite":
             self.requeue(run, step.id)
             return
-        have = len(self.hub.gpu_pool.devices)
+        have = len(self.gpu_pool.devices)
         error = f"needs {step.gpus} GPU(s); this server lends {have}"
         self.finish(run, replace(step, retries=0), error, None)
 
@@ -168,13 +198,13 @@ class Orchestrator:
         """Move a step queued -> running for whoever runs it (a consumer thread here or a
         remote worker); None when it is not to run: cancelled, taken by another consumer, or
         finished from the cache."""
-        runs = self.hub.runs
+        runs = self.stores.runs
         step = runs.step(step_id)
-        if not runs.move_step(step_id, "queued", "running", started_at=now()):
+        if not runs.move_step(step_id, Status.QUEUED, Status.RUNNING, started_at=now()):
             return None
         run = runs.run(step.run_id)
-        if run.status == "queued":
-            runs.update_run(run.id, status="running", started_at=now())
+        if run.status == Status.QUEUED:
+            runs.update_run(run.id, status=Status.RUNNING, started_at=now())
         if run.spec.get("cache", True) and step.cache_key and self._reuse(run, step):
             self.advance(step.run_id)
             return None
@@ -182,7 +212,7 @@ class Orchestrator:
 
     def requeue(self, run: Run, step_id: int) -> None:
         """A claimed step whose GPUs are busy goes back in the queue, to be tried shortly."""
-        self.hub.runs.move_step(step_id, "running", "queued", started_at=None)
+        self.stores.runs.move_step(step_id, Status.RUNNING, Status.QUEUED, started_at=None)
         self._queue(run, step_id, delay=GPU_WAIT_S)
 
     def finish(
@@ -192,39 +222,44 @@ class Orchestrator:
         error: str | None,
         exit_code: int | None,
         ended: datetime | None = None,
+        cancelled: bool = False,
     ) -> None:
         """Settle a step that ran (here or on a worker): its status or an automatic retry,
-        then the DAG goes on. `ended` is when it stopped (default: now)."""
-        status = (
-            "succeeded" if error is None else ("cancelled" if error == "cancelled" else "failed")
-        )
-        if status == "failed" and self._again(run, step, error or "failed"):
+        then the DAG goes on. `ended` is when it stopped (default: now). A cancelled step
+        keeps the error `cancel` gave it (who cancelled it)."""
+        if cancelled:
+            self.stores.runs.update_step(step.id, status=Status.CANCELLED,
+                                      finished_at=ended or now(), exit_code=exit_code)  # fmt: skip
+            self.advance(step.run_id)
             return
-        if status == "failed" and step.retries:
-            error = f"{error} (attempt {(step.attempt or 0) + 1} of {step.retries + 1})"
-        self.hub.runs.update_step(
+        status = Status.SUCCEEDED if error is None else Status.FAILED
+        if status == Status.FAILED and self._again(run, step, error or "failed"):
+            return
+        if status == Status.FAILED and step.retries:
+            error = f"{error} (attempt {step.attempt + 1} of {step.retries + 1})"
+        self.stores.runs.update_step(
             step.id, status=status, error=error, finished_at=ended or now(), exit_code=exit_code
         )
         self.advance(step.run_id)
 
     def _queue(self, run: Run, step_id: int, delay: float = 0) -> None:
         priority = int(run.spec.get("priority", 0))
-        task_id = self.hub.queue.enqueue(step_id, delay=delay, priority=priority)
-        self.hub.runs.update_step(step_id, task_id=task_id)
+        task_id = self.queue.enqueue(step_id, delay=delay, priority=priority)
+        self.stores.runs.update_step(step_id, task_id=task_id)
 
     def _again(self, run: Run, step: Step, error: str) -> bool:
         """Queue a failed step again while it has automatic retries left; the log says why."""
-        attempt = (step.attempt or 0) + 1
-        if attempt > (step.retries or 0):
+        attempt = step.attempt + 1
+        if attempt > step.retries:
             return False
         log_file = self.log_path(run.id, step.name)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("a") as f:
             f.write(f"\nreef: attempt {attempt} failed: {error}\n")
             f.write(f"reef: retrying ({attempt} of {step.retries} retries)\n")
-        self.hub.runs.update_step(
+        self.stores.runs.update_step(
             step.id,
-            status="queued",
+            status=Status.QUEUED,
             attempt=attempt,
             error=None,
             exit_code=None,
@@ -237,7 +272,7 @@ class Orchestrator:
 
     def _reuse(self, run: Run, step: Step) -> bool:
         """Finish `step` with the outputs of an earlier step that had the same cache key."""
-        original = self.hub.runs.cached_original(step.cache_key or "", exclude_run=run.id)
+        original = self.stores.runs.cached_original(step.cache_key or "", exclude_run=run.id)
         if original is None:
             return False
         src = self.step_dir(original.run_id, original.name) / "outputs"
@@ -254,8 +289,8 @@ class Orchestrator:
             f"reef: cached: reused the outputs of run {original.run_id}, step "
             f"'{original.name}' (same module commit, parameters, inputs and environment)\n"
         )
-        self.hub.runs.copy_reports(original, step)
-        self.hub.runs.set_record(
+        self.stores.runs.copy_reports(original, step)
+        self.stores.runs.set_record(
             step.id,
             {
                 **(original.record or {}),
@@ -266,31 +301,35 @@ class Orchestrator:
                 },
             },
         )
-        self.hub.runs.update_step(
-            step.id, status="succeeded", finished_at=now(), cached_from=original.id, exit_code=0
+        self.stores.runs.update_step(
+            step.id,
+            status=Status.SUCCEEDED,
+            finished_at=now(),
+            cached_from=original.id,
+            exit_code=0,
         )
         return True
 
     def retry(self, run_id: int, step_name: str, who: Principal) -> None:
         """Run a failed or cancelled step again, with the steps it held back."""
-        run = self.hub.runs.run(run_id)
+        run = self.stores.runs.run(run_id)
         if not run.finished:
             raise Conflict(f"run {run_id} is still {run.status}; retry once it has finished")
-        steps = {s.name: s for s in self.hub.runs.steps(run_id)}
+        steps = {s.name: s for s in self.stores.runs.steps(run_id)}
         target = steps.get(step_name)
         if target is None:
             raise NotFound(f"run {run_id} has no step '{step_name}'")
-        if target.status not in ("failed", "cancelled"):
+        if target.status not in (Status.FAILED, Status.CANCELLED):
             raise Conflict(
                 f"step '{step_name}' {target.status}: only a failed or cancelled "
                 "step can be retried"
             )
         again = {step_name} | downstream(steps, step_name)
         for name in again:
-            if steps[name].status != "succeeded":
-                self.hub.runs.update_step(
+            if steps[name].status != Status.SUCCEEDED:
+                self.stores.runs.update_step(
                     steps[name].id,
-                    status="pending",
+                    status=Status.PENDING,
                     error=None,
                     exit_code=None,
                     pid=None,
@@ -300,19 +339,19 @@ class Orchestrator:
                     cached_from=None,
                     attempt=0,
                 )
-        self.hub.runs.update_run(run_id, status="queued", error=None, finished_at=None)
-        self.hub.audit.record(
+        self.stores.runs.update_run(run_id, status=Status.QUEUED, error=None, finished_at=None)
+        self.stores.audit.record(
             who.name,
             "run.retry",
             f"run {run_id}",
-            self.hub.project_name(run.project_id),
+            self.stores.project_name(run.project_id),
             step=step_name,
         )
         self.advance(run_id)
 
     def _prepare(self, run: Run, step: Step, devices: list[str]) -> Launch:
         """Work dir with the module at its commit, inputs, the step file; env; the record."""
-        hub = self.hub
+        stores = self.stores
         if refusal := self.sandbox.refusal():
             raise StepRefused(refusal)
         base = self.step_dir(run.id, step.name)
@@ -320,15 +359,15 @@ class Orchestrator:
         for d in (work, inputs_dir, out_dir):
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
-        project = hub.project_name(run.project_id)
+        project = stores.project_name(run.project_id)
         module_project, module = step.module.split("/", 1)
-        manifest = hub.modules.manifest(module_project, module, step.commit_sha)
+        manifest = stores.modules.manifest(module_project, module, step.commit_sha)
         if missing := missing_requirements(manifest.requirements):
             raise StepRefused(
                 f"requirements not met in this environment: {'; '.join(missing)}. reef does "
                 "not install packages at run time: install them where steps run"
             )
-        hub.modules.checkout(module_project, module, step.commit_sha, work)
+        stores.modules.checkout(module_project, module, step.commit_sha, work)
         inputs = {
             k: self._materialize(project, run.id, v, inputs_dir, k) for k, v in step.inputs.items()
         }
@@ -336,14 +375,14 @@ class Orchestrator:
         step_file = write_step_file(
             work, {**step_description(project, run, step), "inputs": inputs, "outputs": outputs}
         )
-        policy, sandbox_env = self.sandbox.policy(base, list(inputs.values()), hub.settings.port)
+        policy, sandbox_env = self.sandbox.policy(base, list(inputs.values()), stores.settings.port)
         env = child_env(
             {**self.run_env(run, step, project), "REEF_STEP_FILE": str(step_file), **sandbox_env}
         )
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)  # "" hides every GPU from a CPU step
         command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
         identity = {**step_identity(run, step, command), "sandbox": self.sandbox.describe()}
-        hub.runs.set_record(step.id, self.environment.record(identity, env))
+        stores.runs.set_record(step.id, self.environment.record(identity, env))
         return Launch(
             step.id,
             work,
@@ -357,8 +396,8 @@ class Orchestrator:
 
     def run_env(self, run: Run, step: Step, project: str) -> dict[str, str]:
         """What reef adds to a step's environment, with a token valid for this run only."""
-        owner = self.hub.people.user(run.created_by)
-        token = self.hub.people.issue_token(
+        owner = self.stores.people.user(run.created_by)
+        token = self.stores.people.issue_token(
             owner["id"],
             "run",
             f"run {run.id} step {step.name}",
@@ -367,24 +406,24 @@ class Orchestrator:
             step=step.name,  # its metrics are what a model version records: no other step's
         )
         return {
-            "REEF_URL": self.hub.settings.url,
+            "REEF_URL": self.stores.settings.url,
             "REEF_TOKEN": token,
             "REEF_PROJECT": project,
             "REEF_RUN_ID": str(run.id),
             "REEF_STEP": step.name,
             "REEF_STEP_ID": str(step.id),
             "REEF_SEED": str(run.spec.get("seed", 0)),
-            "REEF_DATA": str(self.hub.settings.data_dir.resolve()),  # whose step it is
+            "REEF_DATA": str(self.stores.settings.data_dir.resolve()),  # whose step it is
         }
 
     def _materialize(self, project: str, run_id: int, ref: str, inputs_dir: Path, key: str) -> str:
         if ref.startswith("dataset:"):
             name, version = ref.removeprefix("dataset:").split("@")
             dest = inputs_dir / f"{key}.parquet"
-            self.hub.datasets.write_parquet(project, name, int(version), dest)
+            self.stores.datasets.write_parquet(project, name, int(version), dest)
             return str(dest)
         step_name, output = ref.split(".", 1)
-        producer = next(s for s in self.hub.runs.steps(run_id) if s.name == step_name)
+        producer = next(s for s in self.stores.runs.steps(run_id) if s.name == step_name)
         return _output_path(
             self.step_dir(run_id, step_name) / "outputs", output, producer.outputs[output]
         )
@@ -399,46 +438,51 @@ class Orchestrator:
         return f"did not write its output(s) {', '.join(missing)}" if missing else None
 
     def step_dir(self, run_id: int, step_name: str) -> Path:
-        return self.hub.settings.path("runs", str(run_id), step_name)
+        return step_dir(self.stores.settings, run_id, step_name)
 
     def log_path(self, run_id: int, step_name: str) -> Path:
         return self.step_dir(run_id, step_name) / "log.txt"
 
     # control ---------------------------------------------------------------------
     def cancel(self, run_id: int, who: Principal) -> None:
-        run = self.hub.runs.run(run_id)
+        run = self.stores.runs.run(run_id)
         if run.finished:
             raise Conflict(f"run {run_id} already {run.status}")
-        steps = self.hub.runs.steps(run_id)
+        steps, why = self.stores.runs.steps(run_id), f"cancelled by {who.name}"
         for s in steps:  # first what has not started, so nothing downstream starts meanwhile
             if (
-                s.status in ("pending", "queued")
-                and self.hub.runs.move_step(
-                    s.id, s.status, "cancelled", finished_at=now(), error="cancelled"
+                s.status in (Status.PENDING, Status.QUEUED)
+                and self.stores.runs.move_step(
+                    s.id, s.status, Status.CANCELLED, finished_at=now(), error=why
                 )
                 and s.task_id
             ):
-                self.hub.queue.revoke(s.task_id)
+                self.queue.revoke(s.task_id)
         for s in steps:
-            if s.status == "running" and not self.procs.cancel(s.id):
-                self.hub.remote.cancel(s.id)  # a worker's step: it learns on its next call
-        self.hub.audit.record(
-            who.name, "run.cancel", f"run {run_id}", self.hub.project_name(run.project_id)
+            if s.status != Status.RUNNING:
+                continue
+            self.stores.runs.update_step(s.id, error=why)  # kept when it ends cancelled
+            if not self.procs.cancel(s.id):
+                self.cancel_remote(s.id)  # a worker's step: it learns on its next call
+        self.stores.audit.record(
+            who.name, "run.cancel", f"run {run_id}", self.stores.project_name(run.project_id)
         )
         self.advance(run_id)
 
     def recover(self) -> None:
         """After a crash: queued steps are queued again; steps that were running failed, or
         are queued again when they have automatic retries left."""
-        self.hub.queue.flush()
-        for s in self.hub.runs.steps_in(("queued",)):
-            self._queue(self.hub.runs.run(s.run_id), s.id)
-        for s in self.hub.runs.steps_in(("running",)):
-            killed = kill_orphans(s.id, self.hub.settings.data_dir)
+        self.queue.flush()
+        for s in self.stores.runs.steps_in((Status.QUEUED,)):
+            self._queue(self.stores.runs.run(s.run_id), s.id)
+        for s in self.stores.runs.steps_in((Status.RUNNING,)):
+            killed = kill_orphans(s.id, self.stores.settings.data_dir)
             error = STOPPED + (f" (killed {killed} leftover process(es))" if killed else "")
-            if not self._again(self.hub.runs.run(s.run_id), s, error):
-                self.hub.runs.update_step(s.id, status="failed", finished_at=now(), error=error)
-        for run in self.hub.runs.runs_in(("queued", "running")):
+            if not self._again(self.stores.runs.run(s.run_id), s, error):
+                self.stores.runs.update_step(
+                    s.id, status=Status.FAILED, finished_at=now(), error=error
+                )
+        for run in self.stores.runs.runs_in((Status.QUEUED, Status.RUNNING)):
             self.advance(run.id)
 
     def shutdown(self) -> None:
@@ -492,14 +536,6 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _pinned_spec(planned: dict) -> dict:
-    """A step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
-    keep = ("name", "params", "inputs", "register", "publish", "timeout_s", "gpus", "memory_mb",
-            "retries")  # fmt: skip
-    pinned = {k: planned[k] for k in keep if planned.get(k) is not None}
-    return {**pinned, "module": f"{planned['module']}@{planned['commit']}"}
 
 
 def _output_path(out_dir: Path, name: str, kind: str) -> str:

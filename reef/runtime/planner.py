@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -22,38 +23,59 @@ from reef.runtime.target_check import check_targets
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
 from reef.store.rules import require_valid
+from reef.store.runs import StepPlan
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
+    from reef.runtime.gpus import GpuPool
 
 NUMERIC = ("int", "uint", "float", "double", "decimal", "halffloat")
 KnownColumns = dict[str, dict[str, Columns | None]]  # step -> dataset output -> its columns
+PINNED = ("params", "inputs", "timeout_s", "gpus", "memory_mb", "retries")  # kept in the spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedStep(StepPlan):
+    """A step's plan (what `steps` stores) and what the run's pinned spec keeps beside it."""
+
+    register: str | None = None  # the model name its `model` output is registered as
+    publish: dict[str, str] = field(default_factory=dict)  # output -> dataset made from it
+
+    def pinned_spec(self) -> dict:
+        """The step as pinned on its run: still a valid spec, so a re-run reads exactly this."""
+        keep = {k: getattr(self, k) for k in PINNED}
+        extra = {"register": self.register, "publish": self.publish}
+        pinned = {"name": self.name, **keep, **extra}
+        return {**{k: v for k, v in pinned.items() if v is not None},
+                "module": f"{self.module}@{self.commit_sha}"}  # fmt: skip
 
 
 class Planner:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, stores: Stores, gpu_pool: GpuPool) -> None:
+        self.stores, self.gpu_pool = stores, gpu_pool
         self._fingerprint: str | None = None
 
-    def plan(self, project: str, spec: dict, who: Principal) -> list[dict]:
+    def plan(self, project: str, spec: dict, who: Principal) -> list[PlannedStep]:
         """Validate a spec and pin it: module commits, parameters, dataset versions."""
         steps = parse_pipeline(spec)
         outputs: dict[str, dict[str, str]] = {}
         keys: dict[str, str] = {}
         known: KnownColumns = {}
-        planned: list[dict] = []
+        planned: list[PlannedStep] = []
         manifests: dict = {}
         for s in steps:
             module_project = self._module_project(project, s, who)
             step = self._plan_step(project, module_project, s, outputs, known)
-            step["cache_key"] = keys[s.name] = self.cache_key(project, step, keys)
-            planned.append(step)
-            outputs[s.name] = step["outputs"]
-            manifests[s.name] = self.hub.modules.manifest(module_project, s.module, step["commit"])
-        check_targets(self.hub, project, planned, manifests)  # a target that fits the task
+            keys[s.name] = self.cache_key(project, step, keys)
+            planned.append(replace(step, cache_key=keys[s.name]))
+            outputs[s.name] = step.outputs
+            manifests[s.name] = self.stores.modules.manifest(
+                module_project, s.module_name, step.commit_sha
+            )
+        check_targets(self.stores, project, planned, manifests)  # a target that fits the task
         return planned
 
-    def cache_key(self, project: str, step: dict, upstream_keys: dict[str, str]) -> str:
+    def cache_key(self, project: str, step: StepPlan, upstream_keys: dict[str, str]) -> str:
         """Same module commit, parameters, inputs and environment -> same key. An input from
         another step is identified by that step's own key, so keys chain through the DAG."""
         if self._fingerprint is None:
@@ -62,14 +84,14 @@ class Planner:
             k: v
             if v.startswith("dataset:")
             else f"{upstream_keys[v.split('.', 1)[0]]}.{v.split('.', 1)[1]}"
-            for k, v in step["inputs"].items()
+            for k, v in step.inputs.items()
         }
         text = json.dumps(
             {
                 "project": project,
-                "commit": step["commit"],
-                "module": step["module"],
-                "params": step["params"],
+                "commit": step.commit_sha,
+                "module": step.module,
+                "params": step.params,
                 "inputs": inputs,
                 "env": self._fingerprint,
             },
@@ -80,9 +102,9 @@ class Planner:
 
     def _module_project(self, project: str, s: StepSpec, who: Principal) -> str:
         if s.project:
-            self.hub.projects.require(s.project, who, "reporter")
+            self.stores.projects.require(s.project, who, "reporter")
             return s.project
-        return project if self.hub.modules.exists(project, s.module) else LIBRARY
+        return project if self.stores.modules.exists(project, s.module_name) else LIBRARY
 
     def _plan_step(
         self,
@@ -91,15 +113,15 @@ class Planner:
         s: StepSpec,
         outputs: dict[str, dict[str, str]],
         known: KnownColumns,
-    ) -> dict:
-        where = f"step '{s.name}'"
-        if not self.hub.modules.exists(module_project, s.module):
-            raise InvalidInput(f"{where}: no module '{s.module}' in project '{module_project}'")
+    ) -> PlannedStep:
+        where, module = f"step '{s.name}'", s.module_name
+        if not self.stores.modules.exists(module_project, module):
+            raise InvalidInput(f"{where}: no module '{module}' in project '{module_project}'")
         try:
-            sha = self.hub.modules.resolve(module_project, s.module, s.rev)
+            sha = self.stores.modules.resolve(module_project, module, s.rev)
         except NotFound as e:
-            raise InvalidInput(f"{where}: module {s.module}: {e.message}") from e
-        manifest = self.hub.modules.manifest(module_project, s.module, sha)
+            raise InvalidInput(f"{where}: module {module}: {e.message}") from e
+        manifest = self.stores.modules.manifest(module_project, module, sha)
         try:
             params = manifest.resolve_params(s.params)
         except InvalidInput as e:
@@ -107,29 +129,27 @@ class Planner:
         inputs = self._pin_inputs(project, s, manifest.inputs, outputs)
         check_publish(where, s.publish, manifest.outputs)
         if s.require_valid:  # dataset inputs must have passed their rules
-            require_valid(self.hub.catalog, self.hub.projects.get(project).id, where, inputs)
+            require_valid(self.stores.catalog, self.stores.projects.get(project).id, where, inputs)
         self._check_columns(project, where, manifest, params, inputs, known)
         known[s.name] = self._output_columns(project, manifest, params, inputs, known)
-        return {
-            "name": s.name,
-            "module": f"{module_project}/{s.module}",
-            "commit": sha,
-            "params": params,
-            "inputs": inputs,
-            "outputs": dict(manifest.outputs),
-            "entrypoint": manifest.entrypoint,
-            "requirements": manifest.requirements,
-            "register": s.register,
-            "publish": s.publish,
-            "timeout_s": s.timeout_s or self.hub.settings.step_timeout,
-            "gpus": self._gpus(where, s.gpus),
-            "memory_mb": self._memory(where, s.memory_mb),
-            "retries": s.retries,
-        }
+        return PlannedStep(
+            name=s.name,
+            module=f"{module_project}/{module}",
+            commit_sha=sha,
+            params=params,
+            inputs=inputs,
+            outputs=dict(manifest.outputs),
+            timeout_s=s.timeout_s or self.stores.settings.step_timeout,
+            gpus=self._gpus(where, s.gpus),
+            memory_mb=self._memory(where, s.memory_mb),
+            retries=s.retries,
+            register=s.register,
+            publish=s.publish,
+        )
 
     def _memory(self, where: str, mb: int | None) -> int | None:
         have = psutil.virtual_memory().total // 2**20
-        remote = self.hub.settings.queue != "sqlite"  # a worker may have more than this box
+        remote = self.stores.settings.queue != "sqlite"  # a worker may have more than this box
         if mb is not None and mb > have and not remote:
             raise InvalidInput(f"{where}: needs {mb} MiB of memory; this machine has {have} MiB")
         return mb
@@ -137,8 +157,8 @@ class Planner:
     def _gpus(self, where: str, count: int) -> int:
         """At most what this server lends; with a Redis queue a remote worker may lend more
         (the pipeline format caps it at 64), and the step waits in the queue for one."""
-        have = len(self.hub.gpu_pool.devices)
-        if count > have and self.hub.settings.queue == "sqlite":
+        have = len(self.gpu_pool.devices)
+        if count > have and self.stores.settings.queue == "sqlite":
             raise InvalidInput(f"{where}: needs {count} GPU(s); this server has {have}")
         return count
 
@@ -154,7 +174,7 @@ class Planner:
         if missing := set(wanted) - set(s.inputs):
             raise InvalidInput(f"{where}: input(s) {', '.join(sorted(missing))} not connected")
         pinned = {}
-        for key, ref in s.inputs.items():
+        for key, ref in s.refs.items():
             kind = self._ref_kind(ref, outputs, f"{where}, input '{key}'")
             if kind != wanted[key]:
                 raise InvalidInput(
@@ -180,7 +200,7 @@ class Planner:
     def _pin_ref(self, project: str, ref: Any) -> str:
         if isinstance(ref, OutputRef):
             return str(ref)
-        info = self.hub.datasets.info(project, ref.name, ref.version)
+        info = self.stores.datasets.info(project, ref.name, ref.version)
         return f"dataset:{ref.name}@{info.version}"
 
     def _check_columns(
@@ -220,7 +240,7 @@ class Planner:
         """The columns (name -> type) a pinned input will hold; None when unknown."""
         if ref.startswith("dataset:"):
             dataset, version = ref.removeprefix("dataset:").split("@")
-            return dict(self.hub.datasets.info(project, dataset, int(version)).columns)
+            return dict(self.stores.datasets.info(project, dataset, int(version)).columns)
         step, _, output = ref.partition(".")
         return known.get(step, {}).get(output)
 

@@ -35,7 +35,7 @@ def promote(
 ) -> dict[str, Any]:
     """Point `alias` at `version` if it passes the gates; an owner may override failures, and
     a maintainer's approval of a pipeline's request (`approval`, its id) lets it through."""
-    hub, model_id = service.hub, service.model_id(project, name)
+    hub, model_id = service.stores, service.model_id(project, name)
     hub.models.version(model_id, version)  # 404 before any check runs
     checks = gates.evaluate(service, project, model_id, version, alias)
     failed = [c["detail"] for c in checks if not c["ok"]]
@@ -62,7 +62,7 @@ def promote(
     detail: dict[str, Any] = {"alias": alias, "previous": previous, "override": bool(failed)}
     if failed:
         detail.update(failed=failed, reason=reason, approval=approval)
-    hub.webhooks.notify(who.name, "model.promote", target, project, **detail)
+    service.webhooks.notify(who.name, "model.promote", target, project, **detail)
     service.refresh(model_id)
     return {"model": name, "version": version, "checks": checks, **detail}
 
@@ -72,7 +72,7 @@ def rollback(
 ) -> dict[str, Any]:
     """Point `alias` back at the version it had before its latest change (no gates: this is
     the way back). A second rollback undoes the first."""
-    hub, model_id = service.hub, service.model_id(project, name)
+    hub, model_id = service.stores, service.model_id(project, name)
     target = hub.models.rollback_target(model_id, alias)
     if target is None:
         raise Conflict(f"'{alias}' has no earlier version to roll back to")
@@ -100,10 +100,10 @@ def set_traffic(
     setting = traffic.parse(data)
     model_id = service.model_id(project, name)
     if setting is not None:
-        service.hub.models.version(model_id, setting["version"])
+        service.stores.models.version(model_id, setting["version"])
         service.predictor(model_id, setting["version"])
-    service.hub.models.set_setting(model_id, "traffic", setting)
-    service.hub.audit.record(
+    service.stores.models.set_setting(model_id, "traffic", setting)
+    service.stores.audit.record(
         who.name, "model.traffic", f"model {name}", project, **(setting or {"mode": "off"})
     )
     service.refresh(model_id)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from reef.errors import InvalidInput
 from reef.runtime.dataset_versions import new_version
+from reef.runtime.steps import step_dir
 from reef.store.runs import Run
+from reef.store.status import Status
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
 
 log = logging.getLogger("reef.publish")
 
@@ -38,10 +40,10 @@ def check_publish(where: str, publish: dict[str, str], outputs: dict[str, str]) 
             )
 
 
-def settle_publish(hub: Hub, run: Run, status: str) -> tuple[str, Run]:
+def settle_publish(hub: Stores, run: Run, status: Status) -> tuple[Status, Run]:
     """Publish the run's outputs if it succeeded: the run's status and record afterwards
     (a failed publish fails the run, with the reason as its error)."""
-    if status != "succeeded":
+    if status != Status.SUCCEEDED:
         return status, run
     try:
         publish_run(hub, run)
@@ -49,11 +51,11 @@ def settle_publish(hub: Hub, run: Run, status: str) -> tuple[str, Run]:
         log.exception("publishing the outputs of run %s failed", run.id)
         reason = e.message if isinstance(e, InvalidInput) else str(e)
         hub.runs.update_run(run.id, error=f"publishing outputs failed: {reason}")
-        return "failed", hub.runs.run(run.id)
+        return Status.FAILED, hub.runs.run(run.id)
     return status, run
 
 
-def publish_run(hub: Hub, run: Run) -> list[dict[str, Any]]:
+def publish_run(hub: Stores, run: Run) -> list[dict[str, Any]]:
     """Write each published output of `run` as a new dataset version; the versions made."""
     project = hub.project_name(run.project_id)
     done = {(p["dataset"], p["step"]) for p in hub.catalog.published(run.id)}
@@ -67,9 +69,9 @@ def publish_run(hub: Hub, run: Run) -> list[dict[str, Any]]:
 
 
 def _publish(
-    hub: Hub, run: Run, project: str, step: str, output: str, dataset: str
+    hub: Stores, run: Run, project: str, step: str, output: str, dataset: str
 ) -> dict[str, Any]:
-    path = hub.orchestrator.step_dir(run.id, step) / "outputs" / f"{output}.parquet"
+    path = step_dir(hub.settings, run.id, step) / "outputs" / f"{output}.parquet"
     if not Path(path).is_file():
         raise InvalidInput(f"step '{step}' wrote no output '{output}' to publish")
     info = hub.datasets.import_file(project, dataset, path, "parquet")

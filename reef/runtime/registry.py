@@ -24,6 +24,7 @@ from reef.errors import InvalidInput, ReefError
 from reef.model_io import ModelSchema
 from reef.runtime import drift, monitoring
 from reef.runtime.batch_queue import BatchQueue
+from reef.runtime.steps import step_dir
 from reef.runtime.traffic import Arm, Plan
 from reef.store.db import now
 from reef.store.models import DEFAULT_ALIAS
@@ -31,24 +32,28 @@ from reef.store.predictions import Entry, Feedback, ModelKey, PredictionLog
 from reef.store.runs import Run
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
     from reef.runtime.serving import Predictor
+    from reef.runtime.webhooks import WebhookService
 
 log = logging.getLogger("reef.models")
 MAX_SHADOW_PENDING = 256
 
 
 class ModelService:
-    def __init__(self, hub: Hub, flush_s: float = 1.0) -> None:
-        self.hub = hub
+    """Registers a run's models and serves registered versions; a promotion is announced
+    through `webhooks`."""
+
+    def __init__(self, stores: Stores, webhooks: WebhookService, flush_s: float = 1.0) -> None:
+        self.stores, self.webhooks = stores, webhooks
         self._predictors: dict[tuple[int, int], Predictor] = {}
         self._plans: dict[tuple[int, str], Plan] = {}
         self._ids: dict[ModelKey, int] = {}
         self._lock = threading.Lock()  # loading predictors
         self._plan_lock = threading.Lock()  # building and swapping plans
-        self.feedback = Feedback(hub.db)
-        self.log = PredictionLog(hub.settings.path("predictions"), flush_s=flush_s)
-        self.monitor = monitoring.Monitor(hub, self.log, self.feedback)
+        self.feedback = Feedback(stores.db)
+        self.log = PredictionLog(stores.settings.path("predictions"), flush_s=flush_s)
+        self.monitor = monitoring.Monitor(stores, self.log, self.feedback)
         self.log.on_flush = self.monitor.on_flush
         self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="reef-shadow")
         self._shadow_pending = 0
@@ -103,11 +108,11 @@ class ModelService:
         they came from)."""
         sources = [step_name] + [
             s.name
-            for s in self.hub.runs.steps(run.id)
+            for s in self.stores.runs.steps(run.id)
             if str(s.inputs.get("model", "")).startswith(f"{step_name}.")
             and "model" not in s.outputs.values()
         ]
-        values = self.hub.runs.step_metrics(run.id, sources)
+        values = self.stores.runs.step_metrics(run.id, sources)
         merged: dict[str, float] = {}
         for source in sources:
             merged.update({key: v for (step, key), v in values.items() if step == source})
@@ -130,10 +135,10 @@ class ModelService:
         """Register an exported model directory (model.onnx + schema.json) as the next
         version; `metrics_from` names the steps `metrics` came from (default: `step_name`);
         `train` (the training inputs) gives the reference that drift compares with."""
-        onnx_digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
+        onnx_digest, _ = self.stores.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
         reference = None if train is None else self._reference(train, ModelSchema(schema))
-        version = self.hub.models.register(
+        version = self.stores.models.register(
             project_id,
             name,
             run_id=run_id,
@@ -146,10 +151,10 @@ class ModelService:
             author=author,
             reference=reference,
         )
-        project = self.hub.project_name(project_id)
+        project = self.stores.project_name(project_id)
         target = f"model {name} v{version}"
-        self.hub.audit.record(author, "model.register", target, project, run_id=run_id)
-        self.refresh(self.hub.models.model_id(project_id, name))  # "latest" may have moved
+        self.stores.audit.record(author, "model.register", target, project, run_id=run_id)
+        self.refresh(self.stores.models.model_id(project_id, name))  # "latest" may have moved
         return version
 
     def _reference(self, train: np.ndarray, schema: ModelSchema) -> dict[str, Any]:
@@ -161,16 +166,16 @@ class ModelService:
         buffer = io.BytesIO()
         np.save(buffer, sample, allow_pickle=False)
         buffer.seek(0)
-        digest, _ = self.hub.artifacts.put_stream(buffer)
+        digest, _ = self.stores.artifacts.put_stream(buffer)
         return {**reference, "sample": {"digest": digest, "rows": len(sample)}}
 
     def _model_dir(self, run: Run, step: dict) -> Path:
-        steps = {s.name: s for s in self.hub.runs.steps(run.id)}
+        steps = {s.name: s for s in self.stores.runs.steps(run.id)}
         outputs = steps[step["name"]].outputs
         name = next((k for k, kind in outputs.items() if kind == "model"), None)
         if name is None:
             raise ValueError(f"step '{step['name']}' has no model output to register")
-        return self.hub.orchestrator.step_dir(run.id, step["name"]) / "outputs" / name
+        return step_dir(self.stores.settings, run.id, step["name"]) / "outputs" / name
 
     def _training_inputs(self, run: Run, step: dict, model_dir: Path) -> np.ndarray | None:
         """The feature columns of the step's first Parquet input that has them all."""
@@ -189,21 +194,17 @@ class ModelService:
 
     def _input_files(self, run: Run, step: dict) -> list[Path]:
         """Where the step's table inputs lie: copied datasets, or upstream steps' outputs."""
-        orchestrator, files = self.hub.orchestrator, []
+        settings, files = self.stores.settings, []
         for key, ref in sorted(step.get("inputs", {}).items()):
             if ref.startswith("dataset:"):
-                files.append(
-                    orchestrator.step_dir(run.id, step["name"]) / "inputs" / f"{key}.parquet"
-                )
+                files.append(step_dir(settings, run.id, step["name"]) / "inputs" / f"{key}.parquet")
             elif "." in ref:
                 upstream, output = ref.split(".", 1)
-                files.append(
-                    orchestrator.step_dir(run.id, upstream) / "outputs" / f"{output}.parquet"
-                )
+                files.append(step_dir(settings, run.id, upstream) / "outputs" / f"{output}.parquet")
         return files
 
     def lineage(self, run: Run) -> dict[str, Any]:
-        steps = self.hub.runs.steps(run.id)
+        steps = self.stores.runs.steps(run.id)
         inputs = [v for s in steps for v in s.inputs.values()]
         return {
             "run_id": run.id,
@@ -229,13 +230,13 @@ class ModelService:
             return self._predictors[model_id, version]
 
     def _materialize(self, model_id: int, version: int) -> Path:
-        row = self.hub.models.version(model_id, version)
-        dest = self.hub.settings.path("serving", str(model_id), str(version))
+        row = self.stores.models.version(model_id, version)
+        dest = self.stores.settings.path("serving", str(model_id), str(version))
         if not (dest / "model.onnx").exists():
             tmp = dest.with_name(dest.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            self.hub.artifacts.copy_to(row["onnx_digest"], tmp / "model.onnx")
+            self.stores.artifacts.copy_to(row["onnx_digest"], tmp / "model.onnx")
             (tmp / "schema.json").write_text(json.dumps(row["schema"]))
             shutil.rmtree(dest, ignore_errors=True)
             tmp.rename(dest)
@@ -245,7 +246,7 @@ class ModelService:
         """The id of model `project/name` (remembered: models are never renamed)."""
         key = (project, name)
         if key not in self._ids:
-            self._ids[key] = self.hub.models.model_id(self.hub.projects.get(project).id, name)
+            self._ids[key] = self.stores.models.model_id(self.stores.projects.get(project).id, name)
         return self._ids[key]
 
     def is_warm(self, project: str, name: str, alias: str | None) -> bool:
@@ -278,9 +279,9 @@ class ModelService:
                     del self._plans[key]  # e.g. the alias is gone: the next request says so
 
     def _build(self, model_id: int, route: str) -> Plan:
-        version = self.hub.models.serving_version(model_id, route or None)
+        version = self.stores.models.serving_version(model_id, route or None)
         main = Arm(version, self.predictor(model_id, version))
-        traffic = self.hub.models.settings(model_id)["traffic"]
+        traffic = self.stores.models.settings(model_id)["traffic"]
         if route not in ("", DEFAULT_ALIAS) or not traffic or traffic["version"] == version:
             return Plan(main)
         name = "shadow" if traffic["mode"] == "shadow" else "candidate"

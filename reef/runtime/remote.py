@@ -22,10 +22,11 @@ from reef.runtime.orchestrator import _output_path, step_description, step_ident
 from reef.runtime.transfer import ARROW, PARQUET, TAR, arrow_chunks, file_chunks, save, tar_chunks
 from reef.store.people import Principal
 from reef.store.runs import Run, Step
+from reef.store.status import Status
 from reef.store.workers import WorkerLeases
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
     from reef.runtime.orchestrator import Orchestrator
 
 log = logging.getLogger("reef.remote")
@@ -41,12 +42,40 @@ class Held:
     project: str
 
 
-class RemoteSteps:
-    def __init__(self, hub: Hub, orchestrator: Orchestrator) -> None:
-        self.hub, self.orchestrator = hub, orchestrator
-        self.leases = WorkerLeases(hub.db)
-        self._cancelled: set[int] = set()
+class WorkerCancels:
+    """Steps whose worker is asked to stop them: the orchestrator asks (`ask`), the worker
+    learns on its next call, and the step's end settles it (`settle`)."""
+
+    def __init__(self, leases: WorkerLeases) -> None:
+        self.leases = leases
+        self._asked: set[int] = set()
         self._lock = threading.Lock()
+
+    def ask(self, step_id: int) -> bool:
+        """Ask the worker running `step_id` to kill it; False when no worker holds it."""
+        lease = self.leases.get(step_id)
+        if lease is None or not lease.active:
+            return False
+        with self._lock:
+            self._asked.add(step_id)
+        return True
+
+    def asked(self, step_id: int) -> bool:
+        with self._lock:
+            return step_id in self._asked
+
+    def settle(self, step_id: int) -> bool:
+        """Forget the step (it ended); whether a cancel had been asked for."""
+        with self._lock:
+            asked = step_id in self._asked
+            self._asked.discard(step_id)
+        return asked
+
+
+class RemoteSteps:
+    def __init__(self, stores: Stores, orchestrator: Orchestrator, cancels: WorkerCancels) -> None:
+        self.stores, self.orchestrator, self.cancels = stores, orchestrator, cancels
+        self.leases = cancels.leases
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
 
@@ -54,9 +83,9 @@ class RemoteSteps:
     def claim(self, step_id: int, who: Principal, worker: str, facts: dict) -> dict | None:
         """Take a queued step for `worker`; None when it is not to run (cancelled, taken, or
         finished from the cache)."""
-        step = self.hub.runs.step(step_id)
-        project = self.hub.project_name(self.hub.runs.run(step.run_id).project_id)
-        self.hub.projects.require(project, who, "developer")  # before anything moves
+        step = self.stores.runs.step(step_id)
+        project = self.stores.project_name(self.stores.runs.run(step.run_id).project_id)
+        self.stores.projects.require(project, who, "developer")  # before anything moves
         claimed = self.orchestrator.claim(step_id)
         if claimed is None:
             return None
@@ -71,10 +100,10 @@ class RemoteSteps:
 
     def _assignment(self, run: Run, step: Step, project: str, worker: str, facts: dict) -> dict:
         module_project, module = step.module.split("/", 1)
-        manifest = self.hub.modules.manifest(module_project, module, step.commit_sha)
+        manifest = self.stores.modules.manifest(module_project, module, step.commit_sha)
         command = ["python", "-m", "reef.runtime.launch", manifest.entrypoint]
         record = {**step_identity(run, step, command), **facts, "worker": worker}
-        self.hub.runs.set_record(step.id, record)
+        self.stores.runs.set_record(step.id, record)
         env = self.orchestrator.run_env(run, step, project)
         env.pop("REEF_URL")  # the worker's own URL of this server
         return {
@@ -108,31 +137,23 @@ class RemoteSteps:
             error = self.orchestrator._check_outputs(held.step)
         step = replace(held.step, retries=0) if final else held.step
         self._settle(held.run, step, error, exit_code)
-        return self.hub.runs.step(step_id).status
+        return self.stores.runs.step(step_id).status
 
     def _settle(self, run: Run, step: Step, error: str | None, exit_code: int | None) -> None:
+        """A step that stopped with an error after a cancel was asked for is cancelled (the
+        server decides that, not the worker's error text)."""
         self.leases.end(step.id)
-        with self._lock:
-            self._cancelled.discard(step.id)
-        self.orchestrator.finish(run, step, error, exit_code)
-
-    def cancel(self, step_id: int) -> bool:
-        """Ask the worker running `step_id` to kill it (it learns on its next call)."""
-        lease = self.leases.get(step_id)
-        if lease is None or not lease.active:
-            return False
-        with self._lock:
-            self._cancelled.add(step_id)
-        return True
+        cancelled = self.cancels.settle(step.id) and error is not None
+        self.orchestrator.finish(run, step, error, exit_code, cancelled=cancelled)
 
     def held(self, step_id: int, who: Principal) -> Held:
         """The step of a worker's call: running, held by a worker, and `who` may run it."""
-        step = self.hub.runs.step(step_id)
-        run = self.hub.runs.run(step.run_id)
-        project = self.hub.project_name(run.project_id)
-        self.hub.projects.require(project, who, "developer")
+        step = self.stores.runs.step(step_id)
+        run = self.stores.runs.run(step.run_id)
+        project = self.stores.project_name(run.project_id)
+        self.stores.projects.require(project, who, "developer")
         lease = self.leases.get(step_id)
-        if step.status != "running" or lease is None or not lease.active:
+        if step.status != Status.RUNNING or lease is None or not lease.active:
             raise Conflict(f"step {step_id} is not running on a worker (it is {step.status})")
         self.leases.beat(step_id)
         return Held(run, step, project)
@@ -162,7 +183,7 @@ class RemoteSteps:
         held = self._still_held(step_id, who)
         if held is None:
             return {"cancel": True}
-        self.hub.runs.log_metric_columns(held.run.id, held.step.name, columns)
+        self.stores.runs.log_metric_columns(held.run.id, held.step.name, columns)
         return {"cancel": self.cancel_requested(step_id)}
 
     def _still_held(self, step_id: int, who: Principal) -> Held | None:
@@ -173,15 +194,14 @@ class RemoteSteps:
             return None
 
     def cancel_requested(self, step_id: int) -> bool:
-        with self._lock:
-            return step_id in self._cancelled
+        return self.cancels.asked(step_id)
 
     # inputs and outputs ----------------------------------------------------------
     def _input_format(self, run: Run, ref: str) -> str:
         if ref.startswith("dataset:"):
             return ARROW
         step_name, output = ref.split(".", 1)
-        producer = next(s for s in self.hub.runs.steps(run.id) if s.name == step_name)
+        producer = next(s for s in self.stores.runs.steps(run.id) if s.name == step_name)
         return TAR if producer.outputs[output] == "model" else PARQUET
 
     def input_stream(self, step_id: int, who: Principal, name: str) -> tuple[str, Iterator]:
@@ -193,10 +213,10 @@ class RemoteSteps:
             raise NotFound(f"step '{held.step.name}' has no input '{name}'")
         if ref.startswith("dataset:"):
             dataset, version = ref.removeprefix("dataset:").split("@")
-            ds = self.hub.datasets.open(held.project, dataset, int(version))
+            ds = self.stores.datasets.open(held.project, dataset, int(version))
             return ARROW, arrow_chunks(ds.scanner().to_reader())
         step_name, output = ref.split(".", 1)
-        producer = next(s for s in self.hub.runs.steps(held.run.id) if s.name == step_name)
+        producer = next(s for s in self.stores.runs.steps(held.run.id) if s.name == step_name)
         kind = producer.outputs[output]
         path = Path(_output_path(self._outputs_dir(held.run.id, step_name), output, kind))
         return (TAR, tar_chunks(path)) if kind == "model" else (PARQUET, file_chunks(path))
@@ -230,7 +250,7 @@ class RemoteSteps:
             self._watchdog = None
 
     def _watch(self) -> None:
-        limit = self.hub.settings.worker_timeout
+        limit = self.stores.settings.worker_timeout
         while not self._stop.wait(min(5.0, limit / 4)):
             try:
                 self.fail_silent(limit)
@@ -239,8 +259,8 @@ class RemoteSteps:
 
     def fail_silent(self, limit: float) -> None:
         for lease in self.leases.silent(limit):
-            step = self.hub.runs.step(lease.step_id)
-            run = self.hub.runs.run(step.run_id)
+            step = self.stores.runs.step(lease.step_id)
+            run = self.stores.runs.run(step.run_id)
             log.warning("worker %s stopped answering about step %s", lease.worker, step.id)
             error = f"worker {lease.worker} stopped answering (silent for over {limit:g} s)"
             self._settle(run, step, error, None)

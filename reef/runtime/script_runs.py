@@ -14,17 +14,18 @@ import time
 from typing import TYPE_CHECKING
 
 from reef.store.db import now
+from reef.store.status import Status
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
 
 log = logging.getLogger("reef.runs")
 
 
 class ScriptRunWatch:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.timeout = hub.settings.script_run_timeout
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.timeout = stores.settings.script_run_timeout
         self._seen: dict[int, float] = {}
         self._started = time.monotonic()
         self._stop = threading.Event()
@@ -57,7 +58,7 @@ class ScriptRunWatch:
     def fail_silent(self) -> list[int]:
         """Mark failed every running script run silent for longer than the timeout."""
         failed = []
-        for run in self.hub.runs.runs_in(("running",)):
+        for run in self.stores.runs.runs_in((Status.RUNNING,)):
             if run.spec.get("steps"):  # a pipeline's run: its steps are watched instead
                 continue
             silent = time.monotonic() - self._seen.get(run.id, self._started)
@@ -66,7 +67,9 @@ class ScriptRunWatch:
                     f"its script stopped reporting: no heartbeat or report for over "
                     f"{self.timeout:g} s"
                 )
-                self.hub.runs.update_run(run.id, status="failed", finished_at=now(), error=error)
+                self.stores.runs.update_run(
+                    run.id, status=Status.FAILED, finished_at=now(), error=error
+                )
                 self._seen.pop(run.id, None)
                 log.warning("script run %s failed: %s", run.id, error)
                 failed.append(run.id)

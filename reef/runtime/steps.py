@@ -19,11 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 import reef
 from reef.runtime.sampler import Sampler
+
+if TYPE_CHECKING:
+    from reef.settings import Settings
 
 STEP_FILE = "reef-step.json"
 KILL_GRACE_S = 3.0
@@ -53,6 +57,12 @@ class Launch:
 class Outcome:
     exit_code: int | None
     error: str | None  # None when the step succeeded
+    cancelled: bool = False  # someone cancelled it (the error text only describes that)
+
+
+def step_dir(settings: Settings, run_id: int, step_name: str) -> Path:
+    """Where a run's step works: its module checkout, inputs, outputs and log."""
+    return settings.path("runs", str(run_id), step_name)
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -126,8 +136,10 @@ class ProcessTable:
                 self._procs.pop(launch.step_id, None)
                 cancelled = launch.step_id in self._cancelled
                 self._cancelled.discard(launch.step_id)
+        if cancelled and self._stopping:
+            return Outcome(code, STOPPED)
         if cancelled:
-            return Outcome(code, STOPPED if self._stopping else "cancelled")
+            return Outcome(code, "cancelled", cancelled=True)
         if code != 0:
             return Outcome(code, f"exited with code {code}: {log_tail(launch.log_path)}")
         return Outcome(0, None)

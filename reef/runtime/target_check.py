@@ -12,6 +12,7 @@ non-binary columns of at most SAMPLE_ROWS rows are read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -19,37 +20,38 @@ import pyarrow as pa
 from reef.tasks import TaskMismatch, check_task, detect_task
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
     from reef.manifest import Manifest
+    from reef.store.runs import StepPlan
 
 SAMPLE_ROWS = 20_000
 TARGET_PARAMS = ("target", "label")
 
 
 def check_targets(
-    hub: Hub, project: str, planned: list[dict[str, Any]], manifests: dict[str, Manifest]
+    hub: Stores, project: str, planned: Sequence[StepPlan], manifests: dict[str, Manifest]
 ) -> None:
     """TaskMismatch (a 400) naming the step when a learner's target does not fit its task."""
-    by_name = {s["name"]: s for s in planned}
+    by_name = {s.name: s for s in planned}
     for step in planned:
-        manifest = manifests[step["name"]]
-        kind, target_param = _task(manifest, step["params"]), _target_param(manifest)
+        manifest = manifests[step.name]
+        kind, target_param = _task(manifest, step.params), _target_param(manifest)
         if kind is None or target_param is None:
             continue
         source = manifest.params[target_param].input or ""
-        ref = _root_dataset(step["inputs"].get(source), by_name, manifests)
-        target = step["params"][target_param]
+        ref = _root_dataset(step.inputs.get(source), by_name, manifests)
+        target = step.params[target_param]
         table = _sample(hub, project, ref, target) if ref else None
         if table is None:
             continue
-        exclude = [c for c in step["params"].get("exclude") or [] if c in table.column_names]
+        exclude = [c for c in step.params.get("exclude") or [] if c in table.column_names]
         try:
             if kind == "auto":
                 detect_task(table, target, exclude)
             else:
                 check_task(table, target, kind, exclude)  # type: ignore[arg-type]
         except TaskMismatch as e:
-            raise TaskMismatch(f"step '{step['name']}': {e.message}") from e
+            raise TaskMismatch(f"step '{step.name}': {e.message}") from e
 
 
 def _task(manifest: Manifest, params: dict[str, Any]) -> str | None:
@@ -69,7 +71,7 @@ def _target_param(manifest: Manifest) -> str | None:
 
 
 def _root_dataset(
-    ref: str | None, by_name: dict[str, dict[str, Any]], manifests: dict[str, Manifest]
+    ref: str | None, by_name: dict[str, StepPlan], manifests: dict[str, Manifest]
 ) -> str | None:
     """The dataset a table input comes from, following data-processor steps upstream."""
     for _ in range(len(by_name) + 1):
@@ -78,12 +80,12 @@ def _root_dataset(
         upstream = ref.split(".", 1)[0]
         if manifests[upstream].kind != "data-processor":
             return None
-        inputs = by_name[upstream]["inputs"]
+        inputs = by_name[upstream].inputs
         ref = next(iter(inputs.values()), None)
     return None
 
 
-def _sample(hub: Hub, project: str, ref: str, target: str) -> pa.Table | None:
+def _sample(hub: Stores, project: str, ref: str, target: str) -> pa.Table | None:
     """The first SAMPLE_ROWS rows of the dataset's non-binary columns; None without `target`."""
     name, version = ref.removeprefix("dataset:").split("@")
     ds = hub.datasets.open(project, name, int(version))

@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reef.errors import Conflict, InvalidInput, ReefError
+from reef.runtime.events import DATASET_VERSION, RUN_SETTLED
 from reef.store.db import now
 from reef.store.people import Principal
+from reef.store.status import Status
 from reef.store.triggers import KINDS, Event, Trigger, Triggers
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
+    from reef.runtime.orchestrator import Orchestrator
+    from reef.runtime.webhooks import WebhookService
 
 log = logging.getLogger("reef.triggers")
 MAIN = "refs/heads/main"
@@ -79,9 +83,20 @@ def input_datasets(spec: dict) -> set[str]:
 
 
 class TriggerService:
-    def __init__(self, hub: Hub, clock: Clock = now) -> None:
-        self.hub = hub
-        self.store = Triggers(hub.db)
+    """Starts runs of pipelines when their triggers fire; hears of settled runs and new
+    dataset versions through `stores.events`."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        orchestrator: Orchestrator,
+        webhooks: WebhookService,
+        clock: Clock = now,
+    ) -> None:
+        self.stores, self.orchestrator, self.webhooks = stores, orchestrator, webhooks
+        self.store = Triggers(stores.db)
+        stores.events.subscribe(RUN_SETTLED, self.run_settled)
+        stores.events.subscribe(DATASET_VERSION, self.on_dataset_version)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,13 +104,13 @@ class TriggerService:
     # managing triggers (API and pages) ----------------------------------------------------
     def add(self, project: str, pipeline: str, who: Principal, kind: str, **given: Any) -> dict:
         """Check and store a trigger; InvalidInput (nothing stored) when it could not fire."""
-        p = self.hub.projects.get(project)
-        spec = self.hub.runs.pipeline(p.id, pipeline)["spec"]
+        p = self.stores.projects.get(project)
+        spec = self.stores.runs.pipeline(p.id, pipeline)["spec"]
         if kind not in KINDS:
             raise InvalidInput(f"kind: '{kind}' is not one of {', '.join(KINDS)}")
         fields = self._fields(project, spec, who, kind, given)
         trigger_id = self.store.add(p.id, pipeline, kind, who.name, **fields)
-        self.hub.audit.record(
+        self.stores.audit.record(
             who.name, "trigger.create", f"pipeline {pipeline}", project, trigger=trigger_id,
             kind=kind, watches=fields,
         )  # fmt: skip
@@ -121,7 +136,7 @@ class TriggerService:
 
     def _used_module(self, project: str, spec: dict, who: Principal, target: str) -> str:
         """`target` (MODULE or PROJECT/MODULE) as the PROJECT/MODULE one of the steps runs."""
-        used = {s["module"] for s in self.hub.orchestrator.planner.plan(project, spec, who)}
+        used = {s.module for s in self.orchestrator.planner.plan(project, spec, who)}
         found = [m for m in sorted(used) if target in (m, m.split("/", 1)[1])]
         if not target or not found:
             raise InvalidInput(f"target: the pipeline does not use module '{target}' "
@@ -132,24 +147,26 @@ class TriggerService:
     def set_enabled(
         self, project: str, pipeline: str, trigger_id: int, enabled: bool, who: Principal
     ) -> dict:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         trigger = self.store.get(p.id, pipeline, trigger_id)
         self.store.set_enabled(trigger.id, enabled)
         action = "trigger.enable" if enabled else "trigger.disable"
-        self.hub.audit.record(who.name, action, f"pipeline {pipeline}", project, trigger=trigger.id)
+        self.stores.audit.record(
+            who.name, action, f"pipeline {pipeline}", project, trigger=trigger.id
+        )
         return self.describe(self.store.get(p.id, pipeline, trigger_id))
 
     def delete(self, project: str, pipeline: str, trigger_id: int, who: Principal) -> None:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         trigger = self.store.get(p.id, pipeline, trigger_id)
         self.store.delete(trigger.id)
-        self.hub.audit.record(who.name, "trigger.delete", f"pipeline {pipeline}", project,
+        self.stores.audit.record(who.name, "trigger.delete", f"pipeline {pipeline}", project,
                               trigger=trigger.id, kind=trigger.kind)  # fmt: skip
 
     def listing(self, project: str, pipeline: str) -> dict[str, Any]:
         """The pipeline's triggers, guards, pause state and latest events (page and API)."""
-        p = self.hub.projects.get(project)
-        self.hub.runs.pipeline(p.id, pipeline)  # NotFound for an unknown pipeline
+        p = self.stores.projects.get(project)
+        self.stores.runs.pipeline(p.id, pipeline)  # NotFound for an unknown pipeline
         guards = self.store.guards(p.id, pipeline)
         return {
             "triggers": [self.describe(t) for t in self.store.of_pipeline(p.id, pipeline)],
@@ -159,7 +176,7 @@ class TriggerService:
             "paused_at": guards.paused_at,
             "paused_reason": guards.paused_reason,
             "events": self.store.events(p.id, pipeline),
-            "history": self.hub.audit.of_target(project, f"pipeline {pipeline}"),
+            "history": self.stores.audit.of_target(project, f"pipeline {pipeline}"),
         }
 
     def describe(self, t: Trigger) -> dict[str, Any]:
@@ -173,10 +190,10 @@ class TriggerService:
         self, project: str, pipeline: str, debounce_s: float, max_row_drop: float | None,
         who: Principal,
     ) -> None:  # fmt: skip
-        p = self.hub.projects.get(project)
-        self.hub.runs.pipeline(p.id, pipeline)  # NotFound for an unknown pipeline
+        p = self.stores.projects.get(project)
+        self.stores.runs.pipeline(p.id, pipeline)  # NotFound for an unknown pipeline
         self.store.set_guards(p.id, pipeline, debounce_s, max_row_drop)
-        self.hub.audit.record(who.name, "pipeline.guards", f"pipeline {pipeline}", project,
+        self.stores.audit.record(who.name, "pipeline.guards", f"pipeline {pipeline}", project,
                               debounce_s=debounce_s, max_row_drop=max_row_drop)  # fmt: skip
 
     def pause(self, project_id: int, pipeline: str, reason: str) -> None:
@@ -184,8 +201,8 @@ class TriggerService:
         if self.store.guards(project_id, pipeline).paused:
             return
         self.store.pause(project_id, pipeline, reason)
-        project = self.hub.project_name(project_id)
-        self.hub.webhooks.notify("reef", "pipeline.paused", f"pipeline {pipeline}", project,
+        project = self.stores.project_name(project_id)
+        self.webhooks.notify("reef", "pipeline.paused", f"pipeline {pipeline}", project,
                               reason=reason)  # fmt: skip
         log.warning("pipeline %s/%s paused: %s", project, pipeline, reason)
 
@@ -193,14 +210,14 @@ class TriggerService:
         self, project: str, pipeline: str, who: Principal, comment: str, run: bool
     ) -> int | None:
         """A person resumes a paused pipeline, saying why; `run` starts a run at once."""
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         guards = self.store.guards(p.id, pipeline)
         if not guards.paused:
             raise Conflict(f"pipeline '{pipeline}' is not paused")
         if not comment.strip():
             raise InvalidInput("comment: say why the pipeline may run again")
         self.store.resume(p.id, pipeline)
-        self.hub.audit.record(who.name, "pipeline.resumed", f"pipeline {pipeline}", project,
+        self.stores.audit.record(who.name, "pipeline.resumed", f"pipeline {pipeline}", project,
                               comment=comment.strip(), was=guards.paused_reason)  # fmt: skip
         return self.run(project, pipeline, who, "resume") if run else None
 
@@ -222,9 +239,9 @@ class TriggerService:
     ) -> None:
         """A new version of a dataset was recorded: pause the pipelines it breaks, then
         enqueue the dataset triggers on it."""
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         self.guard(p.id, name, version, validation)
-        producer = self.hub.runs.run(produced_by[0]).pipeline if produced_by else None
+        producer = self.stores.runs.run(produced_by[0]).pipeline if produced_by else None
         for trigger in self.store.enabled("dataset", name):
             if trigger.project_id == p.id and trigger.pipeline != producer:  # no self-loop
                 self._enqueue(trigger, f"{name}@{version}")
@@ -234,7 +251,7 @@ class TriggerService:
         failed its validation rules or lost more rows than the pipeline allows."""
         readers = [
             pl["name"]
-            for pl in self.hub.runs.pipelines(project_id)
+            for pl in self.stores.runs.pipelines(project_id)
             if name in input_datasets(pl["spec"]) and self.store.of_pipeline(project_id, pl["name"])
         ]
         if not readers:
@@ -255,9 +272,11 @@ class TriggerService:
 
     def _drift(self, event: Event) -> str | None:
         """Why the pipeline must not run: a model it trains has an open (drift) alert."""
-        spec = self.hub.runs.pipeline(event.project_id, event.pipeline)["spec"]
+        spec = self.stores.runs.pipeline(event.project_id, event.pipeline)["spec"]
         trains = {s["register"] for s in spec.get("steps", []) if s.get("register")}
-        open_alerts = [a for a in self.hub.models.alerts(event.project_id) if a["model"] in trains]
+        open_alerts = [
+            a for a in self.stores.models.alerts(event.project_id) if a["model"] in trains
+        ]
         if not open_alerts:
             return None
         a = open_alerts[0]
@@ -265,12 +284,12 @@ class TriggerService:
 
     def _row_drop(self, project_id: int, name: str, version: int) -> float | None:
         """The share of rows `version` lost against the version before (None: no before)."""
-        dataset_id = self.hub.catalog.dataset_id(project_id, name)
-        before = self.hub.catalog.previous_version(dataset_id, version)
+        dataset_id = self.stores.catalog.dataset_id(project_id, name)
+        before = self.stores.catalog.previous_version(dataset_id, version)
         if before is None:
             return None
-        old = self.hub.catalog.version(dataset_id, before)
-        new = self.hub.catalog.version(dataset_id, version)
+        old = self.stores.catalog.version(dataset_id, before)
+        new = self.stores.catalog.version(dataset_id, version)
         if not old or not new or not old["num_rows"]:
             return None
         return max(0.0, 1 - new["num_rows"] / old["num_rows"])
@@ -306,8 +325,8 @@ class TriggerService:
             run_id = self.start(trigger, event.kind, event.ref, event.events)
         except ReefError as e:
             self.store.settle(event.id, "failed", note=e.message)
-            project = self.hub.project_name(event.project_id)
-            self.hub.webhooks.notify("reef", "trigger.failed", f"pipeline {event.pipeline}",
+            project = self.stores.project_name(event.project_id)
+            self.webhooks.notify("reef", "trigger.failed", f"pipeline {event.pipeline}",
                                   project, trigger=trigger.id, error=e.message)  # fmt: skip
             return None
         self.store.settle(event.id, "started", run_id=run_id)
@@ -315,9 +334,9 @@ class TriggerService:
 
     def start(self, trigger: Trigger, kind: str, ref: str | None, events: int = 1) -> int:
         """Start a run of the trigger's pipeline as the person who set the trigger up."""
-        row = self.hub.people.user(trigger.created_by)
+        row = self.stores.people.user(trigger.created_by)
         who = Principal(row["id"], row["name"], row["is_admin"], via="trigger")
-        return self.run(self.hub.project_name(trigger.project_id), trigger.pipeline, who,
+        return self.run(self.stores.project_name(trigger.project_id), trigger.pipeline, who,
                         kind, trigger.id, ref, events)  # fmt: skip
 
     def run(
@@ -331,33 +350,34 @@ class TriggerService:
         events: int = 1,
     ) -> int:
         """Start a run of the saved pipeline and record what started it."""
-        p = self.hub.projects.get(project)
-        spec = self.hub.runs.pipeline(p.id, pipeline)["spec"]
-        run_id = self.hub.orchestrator.start(project, pipeline, spec, who)
+        p = self.stores.projects.get(project)
+        spec = self.stores.runs.pipeline(p.id, pipeline)["spec"]
+        run_id = self.orchestrator.start(project, pipeline, spec, who)
         self.store.record_origin(run_id, kind, trigger_id, ref, events, self.clock())
         return run_id
 
-    def run_settled(self, run: Any, status: str) -> None:
+    def run_settled(self, run: Any, status: Status) -> None:
         """A run ended: note in the audit log how a run that a trigger started ended
         (`run.failed_after_trigger` / `run.finished_after_trigger`, for the inbox)."""
         origin = self.store.origin(run.id)
         if origin is None or origin["kind"] == "manual":
             return
-        action = "run.failed_after_trigger" if status == "failed" else "run.finished_after_trigger"
-        self.hub.webhooks.notify("reef", action, f"run {run.id}", self.hub.project_name(
+        failed = status == Status.FAILED
+        action = "run.failed_after_trigger" if failed else "run.finished_after_trigger"
+        self.webhooks.notify("reef", action, f"run {run.id}", self.stores.project_name(
             run.project_id), pipeline=run.pipeline, status=status, trigger=origin["kind"],
             ref=origin["ref"], owner=run.created_by)  # fmt: skip
 
     def fire(self, project: str, pipeline: str, trigger_id: int, who: Principal) -> int:
         """A person fires a manual trigger (or any trigger) now, skipping the debounce."""
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         trigger = self.store.get(p.id, pipeline, trigger_id)
         if not trigger.enabled:
             raise Conflict(f"trigger {trigger_id} is disabled; enable it first")
         guards = self.store.guards(p.id, pipeline)
         if guards.paused:
             raise Conflict(f"pipeline '{pipeline}' is paused ({guards.paused_reason}); resume it")
-        self.hub.audit.record(who.name, "trigger.fire", f"pipeline {pipeline}", project,
+        self.stores.audit.record(who.name, "trigger.fire", f"pipeline {pipeline}", project,
                               trigger=trigger.id)  # fmt: skip
         return self.run(project, pipeline, who, "manual", trigger.id)
 

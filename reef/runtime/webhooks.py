@@ -29,7 +29,7 @@ from reef.store.people import Principal
 from reef.store.webhooks import Webhooks
 
 if TYPE_CHECKING:
-    from reef.hub import Hub
+    from reef.hub import Stores
 
 log = logging.getLogger("reef.webhooks")
 EVENTS = (
@@ -79,9 +79,9 @@ INBOX_TEXT = {
 
 
 class WebhookService:
-    def __init__(self, hub: Hub, clock: Callable[[], datetime] = now) -> None:
-        self.hub = hub
-        self.store = Webhooks(hub.db)
+    def __init__(self, stores: Stores, clock: Callable[[], datetime] = now) -> None:
+        self.stores = stores
+        self.store = Webhooks(stores.db)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,7 +89,7 @@ class WebhookService:
     def notify(self, actor: str, action: str, target: str, project: str, **detail: Any) -> None:
         """Audit `action`, tell the people it concerns in their inbox, and queue it for the
         project's webhooks that want it."""
-        self.hub.audit.record(actor, action, target, project, **detail)
+        self.stores.audit.record(actor, action, target, project, **detail)
         try:
             self._to_inbox(actor, action, target, project, detail)
             self.emit(project, action, {"actor": actor, "target": target, **detail})
@@ -106,61 +106,61 @@ class WebhookService:
         if action.startswith("run."):
             users = [str(detail["owner"])] if detail.get("owner") else []
         else:
-            members = self.hub.projects.members(project)
+            members = self.stores.projects.members(project)
             users = [m["user"] for m in members if m["role"] in ("maintainer", "owner")]
         kind, _, name = target.partition(" ")
         text = INBOX_TEXT[action].format(target=target, **{"reason": "", **detail})
-        self.hub.inbox.notify(users, action, project, (kind, name.split(" v")[0]), actor, text)
+        self.stores.inbox.notify(users, action, project, (kind, name.split(" v")[0]), actor, text)
 
     def emit(self, project: str, event: str, data: dict[str, Any]) -> list[int]:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         payload = {"event": event, "project": project, "at": self.clock(), "data": data}
         hooks = self.store.listening(p.id, event)
         return [self.store.enqueue(h["id"], event, payload) for h in hooks]
 
     # managing (API and page) ---------------------------------------------------------------
     def add(self, project: str, who: Principal, url: str, events: list[str], secret: str) -> dict:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         url, events = check_url(url), check_events(events)
         secret = secret or secrets.token_hex(24)
         hook_id = self.store.add(p.id, url, events, secret, who.name)
-        self.hub.audit.record(who.name, "webhook.create", f"webhook {hook_id}", project,
+        self.stores.audit.record(who.name, "webhook.create", f"webhook {hook_id}", project,
                               url=url, events=events)  # fmt: skip
         return self.store.get(p.id, hook_id)  # the secret is shown this once
 
     def listing(self, project: str) -> list[dict[str, Any]]:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         return [public(h) for h in self.store.of_project(p.id)]
 
     def set_enabled(self, project: str, hook_id: int, enabled: bool, who: Principal) -> dict:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         self.store.get(p.id, hook_id)
         self.store.set_enabled(hook_id, enabled)
         action = "webhook.enable" if enabled else "webhook.disable"
-        self.hub.audit.record(who.name, action, f"webhook {hook_id}", project)
+        self.stores.audit.record(who.name, action, f"webhook {hook_id}", project)
         return public(self.store.get(p.id, hook_id))
 
     def delete(self, project: str, hook_id: int, who: Principal) -> None:
-        p = self.hub.projects.get(project)
+        p = self.stores.projects.get(project)
         self.store.get(p.id, hook_id)
         self.store.delete(hook_id)
-        self.hub.audit.record(who.name, "webhook.delete", f"webhook {hook_id}", project)
+        self.stores.audit.record(who.name, "webhook.delete", f"webhook {hook_id}", project)
 
     def deliveries(self, project: str, hook_id: int) -> list[dict[str, Any]]:
-        self.store.get(self.hub.projects.get(project).id, hook_id)
+        self.store.get(self.stores.projects.get(project).id, hook_id)
         return self.store.deliveries(hook_id)
 
     def send_again(self, project: str, hook_id: int, delivery_id: int, who: Principal) -> int:
         """Queue a new delivery of an earlier one's event and payload."""
-        self.store.get(self.hub.projects.get(project).id, hook_id)
+        self.store.get(self.stores.projects.get(project).id, hook_id)
         old = self.store.delivery(hook_id, delivery_id)
         new = self.store.enqueue(hook_id, old["event"], old["payload"])
-        self.hub.audit.record(who.name, "webhook.redeliver", f"webhook {hook_id}", project,
+        self.stores.audit.record(who.name, "webhook.redeliver", f"webhook {hook_id}", project,
                               delivery=delivery_id, new=new)  # fmt: skip
         return new
 
     def ping(self, project: str, hook_id: int, who: Principal) -> int:
-        self.store.get(self.hub.projects.get(project).id, hook_id)
+        self.store.get(self.stores.projects.get(project).id, hook_id)
         payload = {"event": "ping", "project": project, "at": self.clock(),
                    "data": {"actor": who.name}}  # fmt: skip
         return self.store.enqueue(hook_id, "ping", payload)

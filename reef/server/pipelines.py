@@ -109,16 +109,16 @@ def pipeline_context(hub: Hub, who: Principal, project: str, name: str) -> dict[
     planned = hub.orchestrator.planner.plan(project, pipeline["spec"], who)
     forms = []
     for step, spec in zip(planned, pipeline["spec"]["steps"], strict=False):
-        module_project, module = step["module"].split("/", 1)
-        manifest: Manifest = hub.modules.manifest(module_project, module, step["commit"])
+        module_project, module = step.module.split("/", 1)
+        manifest: Manifest = hub.modules.manifest(module_project, module, step.commit_sha)
         forms.append({"step": step, "manifest": manifest, "given": spec.get("params", {})})
     runs = [r for r in hub.runs.list_runs(p.id, limit=200) if r.pipeline == name][:20]
     drawing = dag.svg(
         [
             dag.Node(
-                f["step"]["name"],
-                f["step"]["module"].split("/", 1)[1],
-                tuple(upstream(f["step"]["inputs"])),
+                f["step"].name,
+                f["step"].module.split("/", 1)[1],
+                tuple(upstream(f["step"].inputs)),
             )
             for f in forms
         ]

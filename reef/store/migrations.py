@@ -637,4 +637,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE tokens ADD COLUMN step_name VARCHAR;  -- a step's run token reports as it only
         """,
     ),
+    (
+        "0150_step_error",
+        """
+        -- A step's status says what happened, its error why. A cancelled step's error used to
+        -- repeat its status ('cancelled'), and the orchestrator read the status back from that
+        -- text; now the error says who cancelled it, as the audit log recorded.
+        UPDATE steps SET error = 'cancelled by ' || a.actor
+        FROM (SELECT target, last(actor ORDER BY id) AS actor FROM audit
+              WHERE action = 'run.cancel' GROUP BY target) a
+        WHERE a.target = 'run ' || steps.run_id
+          AND steps.status = 'cancelled' AND steps.error = 'cancelled';
+        """,
+    ),
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +20,8 @@ from reef.store.metric_ingest import (
     rows_as_columns,
 )
 from reef.store.run_search import RunQuery
+from reef.store.status import FINISHED, Status
 from reef.store.ttl_cache import MISSING, TTLCache
-
-FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Run:
     id: int
     project_id: int
     pipeline: str | None
-    status: str
+    status: Status
     spec: dict
     created_by: str
     created_at: datetime
@@ -46,34 +46,44 @@ class Run:
         return self.status in FINISHED
 
 
-@dataclass(frozen=True)
-class Step:
+@dataclass(frozen=True, kw_only=True)
+class StepPlan:
+    """A step as planned: its spec pinned to a module commit, resolved parameters and
+    dataset versions. Every field is a column of `steps` that `create_run` writes, so a
+    field added here is stored (and read back into `Step`) without another list to edit."""
+
+    name: str
+    module: str  # project/module
+    commit_sha: str
+    params: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # name -> pinned reference
+    outputs: dict = field(default_factory=dict)  # name -> kind (dataset or model)
+    timeout_s: float
+    cache_key: str | None = None  # same key: the outputs of an earlier step can be reused
+    gpus: int = 0  # GPUs it needs; it waits in the queue until they are free
+    memory_mb: int | None = None  # it is killed when its processes hold more
+    retries: int = 0  # times a failed step is started again automatically
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(StepPlan):
+    """A run's step: its plan and what happened when it ran."""
+
     id: int
     run_id: int
-    name: str
     position: int
-    module: str
-    commit_sha: str
-    params: dict
-    inputs: dict
-    outputs: dict
-    status: str
-    timeout_s: float
-    task_id: str | None
-    pid: int | None
-    pid_started: float | None
-    exit_code: int | None
-    error: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    status: Status
+    task_id: str | None = None
+    pid: int | None = None
+    pid_started: float | None = None
+    exit_code: int | None = None
+    error: str | None = None  # why it failed: the status says that it did
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     record: dict | None = None
-    cache_key: str | None = None
     cached_from: int | None = None
-    gpus: int | None = 0
     gpu_ids: str | None = None
-    memory_mb: int | None = None
-    retries: int | None = 0
-    attempt: int | None = 0
+    attempt: int = 0
     worker: str | None = None  # the remote worker it ran on; set by the run page (step_workers)
 
     @property
@@ -83,14 +93,24 @@ class Step:
         return ((self.finished_at or now()) - self.started_at).total_seconds()
 
 
+PLAN_COLUMNS = tuple(f.name for f in dataclass_fields(StepPlan))
+JSON_COLUMNS = ("params", "inputs", "outputs")
+
+
 def _run(row: dict) -> Run:
-    return Run(**{**row, "spec": json.loads(row["spec"])})
+    return Run(**{**row, "spec": json.loads(row["spec"]), "status": Status(row["status"])})
 
 
 def _step(row: dict) -> Step:
-    decoded = {k: json.loads(row[k]) for k in ("params", "inputs", "outputs")}
+    decoded = {k: json.loads(row[k]) for k in JSON_COLUMNS}
     record = json.loads(row["record"]) if row.get("record") else None
-    return Step(**{**row, **decoded, "record": record})
+    counts = {k: row[k] or 0 for k in ("gpus", "retries", "attempt")}  # NULL in old rows
+    return Step(**{**row, **decoded, **counts, "record": record, "status": Status(row["status"])})
+
+
+def _plan_values(plan: StepPlan) -> list[Any]:
+    return [json.dumps(v) if k in JSON_COLUMNS else v for k, v in vars(plan).items()
+            if k in PLAN_COLUMNS]  # fmt: skip
 
 
 class Runs:
@@ -142,41 +162,29 @@ class Runs:
         project_id: int,
         pipeline: str | None,
         spec: dict,
-        steps: list[dict],
+        steps: list[StepPlan],
         author: str,
         rerun_of: int | None = None,
         name: str | None = None,
     ) -> int:
         """A run and its steps (all pending), in one transaction."""
+        columns = ", ".join(PLAN_COLUMNS)
+        marks = ",".join("?" * len(PLAN_COLUMNS))
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO runs (project_id, pipeline, status, spec, created_by, created_at, "
-                "rerun_of, name) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
-                [project_id, pipeline, json.dumps(spec), author, now(), rerun_of, name],
-            )
+                "rerun_of, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [project_id, pipeline, Status.QUEUED, json.dumps(spec), author, now(), rerun_of,
+                 name],
+            )  # fmt: skip
             run_id = cur.fetchone()[0]
             for pos, s in enumerate(steps):
                 cur.execute(
-                    "INSERT INTO steps (run_id, name, position, module, commit_sha, params, "
-                    "inputs, outputs, status, timeout_s, cache_key, gpus, memory_mb, retries) "
-                    "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?)",
-                    [
-                        run_id,
-                        s["name"],
-                        pos,
-                        s["module"],
-                        s["commit"],
-                        json.dumps(s["params"]),
-                        json.dumps(s["inputs"]),
-                        json.dumps(s["outputs"]),
-                        s["timeout_s"],
-                        s.get("cache_key"),
-                        s.get("gpus", 0),
-                        s.get("memory_mb"),
-                        s.get("retries", 0),
-                    ],
+                    f"INSERT INTO steps (run_id, position, status, {columns}) "
+                    f"VALUES (?, ?, ?, {marks})",
+                    [run_id, pos, Status.PENDING, *_plan_values(s)],
                 )
-                _put_params(cur, run_id, s["name"], s["params"], replace=False)  # to filter by
+                _put_params(cur, run_id, s.name, s.params, replace=False)  # to filter by
         return int(run_id)
 
     def create_script_run(
@@ -193,8 +201,8 @@ class Runs:
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO runs (project_id, pipeline, status, spec, created_by, created_at, "
-                "started_at, name) VALUES (?, NULL, 'running', ?, ?, ?, ?, ?) RETURNING id",
-                [project_id, json.dumps({"steps": []}), author, stamp, stamp, name],
+                "started_at, name) VALUES (?, NULL, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [project_id, Status.RUNNING, json.dumps({"steps": []}), author, stamp, stamp, name],
             )
             run_id = int(cur.fetchone()[0])
             _put_params(cur, run_id, "script", params, replace=False)
@@ -237,7 +245,7 @@ class Runs:
         )
         return [_run(r) for r in rows]
 
-    def runs_in(self, statuses: tuple[str, ...]) -> list[Run]:
+    def runs_in(self, statuses: tuple[Status, ...]) -> list[Run]:
         marks = ",".join("?" * len(statuses))
         rows = self.db.query(f"SELECT * FROM runs WHERE status IN ({marks})", list(statuses))
         return [_run(r) for r in rows]
@@ -257,7 +265,7 @@ class Runs:
             raise NotFound(f"step {step_id} not found")
         return _step(row)
 
-    def steps_in(self, statuses: tuple[str, ...]) -> list[Step]:
+    def steps_in(self, statuses: tuple[Status, ...]) -> list[Step]:
         marks = ",".join("?" * len(statuses))
         rows = self.db.query(f"SELECT * FROM steps WHERE status IN ({marks})", list(statuses))
         return [_step(r) for r in rows]
@@ -266,7 +274,7 @@ class Runs:
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE steps SET {sets} WHERE id = ?", [*fields.values(), step_id])
 
-    def move_step(self, step_id: int, old: str, new: str, **fields: Any) -> bool:
+    def move_step(self, step_id: int, old: Status, new: Status, **fields: Any) -> bool:
         """Compare-and-set a step's status; False when it was no longer `old`."""
         sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
         rows = self.db.execute(
@@ -278,9 +286,9 @@ class Runs:
     def cached_original(self, cache_key: str, exclude_run: int) -> Step | None:
         """The latest succeeded step with this cache key that really ran (not itself cached)."""
         row = self.db.one(
-            "SELECT * FROM steps WHERE cache_key = ? AND status = 'succeeded' "
+            "SELECT * FROM steps WHERE cache_key = ? AND status = ? "
             "AND cached_from IS NULL AND run_id <> ? ORDER BY id DESC LIMIT 1",
-            [cache_key, exclude_run],
+            [cache_key, Status.SUCCEEDED, exclude_run],
         )
         return _step(row) if row else None
 
