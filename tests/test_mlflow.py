@@ -126,6 +126,22 @@ def _mlflow(c: httpx.Client, path: str, body: dict) -> httpx.Response:
     return c.post(f"/api/2.0/mlflow/{path}", json=body)
 
 
+def test_large_artifact_streams_up_and_down(served) -> None:
+    srv, token = served
+    body = np.random.default_rng(0).bytes(3 * (1 << 20) + 123)  # several upload buffers
+    with api(srv, token) as c:
+        eid = _mlflow(c, "experiments/create", {"name": "big-files"}).json()["experiment_id"]
+        run = _mlflow(c, "runs/create", {"experiment_id": eid}).json()["run"]["info"]
+        url = f"/api/2.0/mlflow-artifacts/artifacts/{eid}/{run['run_id']}/artifacts/blob.bin"
+
+        def pieces() -> Iterator[bytes]:
+            for i in range(0, len(body), 64 * 1024):
+                yield body[i : i + 64 * 1024]
+
+        assert c.put(url, content=pieces()).status_code == 200
+        assert c.get(url).content == body
+
+
 def test_bad_input_in_mlflow_shape_and_nothing_stored(served) -> None:
     srv, token = served
     with api(srv, token) as c:
