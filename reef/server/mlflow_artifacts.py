@@ -58,11 +58,15 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
     request_max_body_size=None,
 )
 async def upload(request: Request, hub: HubDep, path: FromPath[str]) -> dict:
-    """The body goes to disk in pieces of up to BUFFER bytes, so a small file (most MLflow
-    artifacts) costs two hops to a worker thread, not one per chunk; a large one streams."""
-    run_id, rel = await anyio.to_thread.run_sync(_place, hub, request.user, path, True)
-    if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
-        raise InvalidInput("give the artifact's path after /artifacts/")
+    """A small file (most MLflow artifacts) is read, checked, written and recorded in one hop
+    to a worker thread; a larger one goes to disk in pieces of up to BUFFER bytes, so it
+    streams with bounded memory and a hop per piece, not per chunk."""
+    length = request.headers.get("content-length") or ""
+    if length.isdigit() and int(length) <= BUFFER:
+        body = await request.body()
+        await anyio.to_thread.run_sync(_store_whole, hub, request.user, path, body)
+        return {}
+    run_id, rel = await anyio.to_thread.run_sync(_writable, hub, request.user, path)
     incoming = hub.artifacts.incoming()  # a temp file in the store: no thread needed
     try:
         pending, size = [], 0
@@ -77,6 +81,18 @@ async def upload(request: Request, hub: HubDep, path: FromPath[str]) -> dict:
         raise
     await anyio.to_thread.run_sync(_store, hub, incoming, b"".join(pending), run_id, rel)
     return {}
+
+
+def _writable(hub: Hub, who: Principal, path: str) -> tuple[int, str]:
+    run_id, rel = _place(hub, who, path, True)
+    if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
+        raise InvalidInput("give the artifact's path after /artifacts/")
+    return run_id, rel
+
+
+def _store_whole(hub: Hub, who: Principal, path: str, body: bytes) -> None:
+    run_id, rel = _writable(hub, who, path)
+    _store(hub, hub.artifacts.incoming(), body, run_id, rel)
 
 
 def _store(hub: Hub, incoming: Incoming, rest: bytes, run_id: int, rel: str) -> None:
