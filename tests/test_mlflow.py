@@ -103,8 +103,43 @@ def test_log_model_register_alias_then_reef_serves_it(served, tmp_path: Path) ->
     assert np.allclose(got, np.array(out["proba"]), atol=1e-5)
 
 
+def test_pytorch_models_exported_in_the_sandbox_and_served(served, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    srv, token = served
+    out = run_script(srv, token, "pytorch.py", tmp_path)
+    assert out["version"] == out["alias"] == out["reg_version"] == "1"
+    assert out["refused"] == "not servable: no input example or signature"
+    with api(srv, token) as c:
+        model = c.get("/api/projects/torch-models/models/iris-torch").json()
+        assert model["aliases"] == {"production": 1}
+        for name, key in (("iris-torch", "logits"), ("petal-width", "values")):
+            url = f"/api/projects/torch-models/models/{name}/predict"
+            answer = c.post(url, json={"rows": out["rows"]})
+            assert answer.status_code == 200, answer.text
+            got = np.array([p["outputs"] for p in answer.json()["predictions"]])
+            assert np.allclose(got, np.array(out[key]), atol=1e-4), (got, out[key])
+        missing = c.get("/api/projects/torch-models/models/bare-torch")
+        assert missing.status_code == 404, missing.text
+
+
 def _mlflow(c: httpx.Client, path: str, body: dict) -> httpx.Response:
     return c.post(f"/api/2.0/mlflow/{path}", json=body)
+
+
+def test_large_artifact_streams_up_and_down(served) -> None:
+    srv, token = served
+    body = np.random.default_rng(0).bytes(3 * (1 << 20) + 123)  # several upload buffers
+    with api(srv, token) as c:
+        eid = _mlflow(c, "experiments/create", {"name": "big-files"}).json()["experiment_id"]
+        run = _mlflow(c, "runs/create", {"experiment_id": eid}).json()["run"]["info"]
+        url = f"/api/2.0/mlflow-artifacts/artifacts/{eid}/{run['run_id']}/artifacts/blob.bin"
+
+        def pieces() -> Iterator[bytes]:
+            for i in range(0, len(body), 64 * 1024):
+                yield body[i : i + 64 * 1024]
+
+        assert c.put(url, content=pieces()).status_code == 200
+        assert c.get(url).content == body
 
 
 def test_bad_input_in_mlflow_shape_and_nothing_stored(served) -> None:

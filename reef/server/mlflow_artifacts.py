@@ -19,9 +19,11 @@ from reef.server.mlflow_api import PREFIXES, mlget
 from reef.server.mlflow_models import model_for
 from reef.server.mlflow_wire import HANDLERS, SCRIPT_STEP, field, run_for, run_id_of
 from reef.server.routes import FromPath, HubDep
+from reef.store.artifacts import Incoming
 from reef.store.people import Principal
 
 ARTIFACTS = ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts")
+BUFFER = 1 << 20  # bytes of an upload held before they go to disk
 _PATH = re.compile(r"^/?(\d+)/(\d+|models/m-[0-9a-f]{32})/artifacts(?:/(.*))?$")
 
 
@@ -56,19 +58,52 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
     request_max_body_size=None,
 )
 async def upload(request: Request, hub: HubDep, path: FromPath[str]) -> dict:
-    run_id, rel = await anyio.to_thread.run_sync(_place, hub, request.user, path, True)
-    if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
-        raise InvalidInput("give the artifact's path after /artifacts/")
-    incoming = await anyio.to_thread.run_sync(hub.artifacts.incoming)
+    """A small file (most MLflow artifacts) is read, checked, written and recorded in one hop
+    to a worker thread; a larger one goes to disk in pieces of up to BUFFER bytes, so it
+    streams with bounded memory and a hop per piece, not per chunk."""
+    length = request.headers.get("content-length") or ""
+    if length.isdigit() and int(length) <= BUFFER:
+        body = await request.body()
+        await anyio.to_thread.run_sync(_store_whole, hub, request.user, path, body)
+        return {}
+    run_id, rel = await anyio.to_thread.run_sync(_writable, hub, request.user, path)
+    incoming = hub.artifacts.incoming()  # a temp file in the store: no thread needed
     try:
+        pending, size = [], 0
         async for chunk in request.stream():
-            await anyio.to_thread.run_sync(incoming.write, chunk)
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= BUFFER:
+                await anyio.to_thread.run_sync(incoming.write, b"".join(pending))
+                pending, size = [], 0
     except BaseException:
         incoming.abort()
         raise
-    digest, size = await anyio.to_thread.run_sync(incoming.commit)
-    await anyio.to_thread.run_sync(hub.runs.add_artifact, run_id, SCRIPT_STEP, rel, digest, size)
+    await anyio.to_thread.run_sync(_store, hub, incoming, b"".join(pending), run_id, rel)
     return {}
+
+
+def _writable(hub: Hub, who: Principal, path: str) -> tuple[int, str]:
+    run_id, rel = _place(hub, who, path, True)
+    if not rel or (rel.count("/") == 1 and rel.startswith("models/")):
+        raise InvalidInput("give the artifact's path after /artifacts/")
+    return run_id, rel
+
+
+def _store_whole(hub: Hub, who: Principal, path: str, body: bytes) -> None:
+    run_id, rel = _writable(hub, who, path)
+    _store(hub, hub.artifacts.incoming(), body, run_id, rel)
+
+
+def _store(hub: Hub, incoming: Incoming, rest: bytes, run_id: int, rel: str) -> None:
+    """Write the last piece, commit the file and record it as an artifact of its run."""
+    try:
+        incoming.write(rest)
+    except BaseException:
+        incoming.abort()
+        raise
+    digest, size = incoming.commit()
+    hub.runs.add_artifact(run_id, SCRIPT_STEP, rel, digest, size)
 
 
 @litestar.get(
