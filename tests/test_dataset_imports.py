@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import api_token, csrf, login
+from conftest import api_token, csrf, login, patience
 from reef.store.datasets import DatasetStore
 
 BASE = "/api/projects/p/datasets"
@@ -114,7 +114,7 @@ def test_the_import_page_polls_the_job_then_goes_to_the_dataset(api):
     assert resp.status_code == 200, resp.text
     assert 'hx-trigger="every 500ms"' in resp.text and "Importing d.csv" in resp.text
     job_url = resp.text.split('hx-get="')[1].split('"')[0]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         poll = client.get(job_url, headers=token)
         assert poll.status_code == 200, poll.text
