@@ -131,7 +131,7 @@ def start_redis(root: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patience(10)
     while time.monotonic() < deadline:
         done = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
         if done.stdout.strip() == b"PONG":
@@ -175,10 +175,45 @@ def wait_run(client: httpx.Client, project: str, run_id: int, timeout: float = 1
     raise TimeoutError(f"run {run_id} still {state['run']['status']} after {timeout} s")
 
 
+# Groups that take longest, started first so that no worker is left alone with one at the end
+# (measured in bench/results/suite.txt); the rest keep the order of their files.
+HEAVY_FIRST = ("demo", "test_wheel", "test_mlflow")
+
+
+def group_of(item: pytest.Item) -> str:
+    """The xdist group of a test: every test that reads the session's `demo` server shares one
+    (so the demo runs once, not once per worker); the others stay with their file, whose
+    module-scoped fixtures serve tests in order."""
+    return "demo" if "demo" in item.fixturenames else item.path.stem
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group_of(item)))
+
+    def rank(item: pytest.Item) -> int:
+        group = item.get_closest_marker("xdist_group").args[0]
+        return HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: files keep their order within a rank
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """A fresh `reef serve` with the built-in and test modules."""
     srv = start_server(tmp_path / "data", modules_dir(tmp_path))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `reef serve` for the tests of a file that neither stop it nor need settings of
+    their own (each start costs seconds of imports); such tests use names of their own."""
+    root = tmp_path_factory.mktemp("shared")
+    srv = start_server(root / "data", modules_dir(root))
     yield srv
     srv.stop()
 

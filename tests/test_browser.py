@@ -19,7 +19,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, patience
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,7 +51,7 @@ class Tab:
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.set_default_timeout(patience(TIMEOUT_MS / 1000) * 1000)
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
@@ -75,6 +75,7 @@ class Tab:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    expect.set_options(timeout=patience(TIMEOUT_MS / 1000) * 1000)  # a busy box renders slowly
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b

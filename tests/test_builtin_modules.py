@@ -229,9 +229,9 @@ def scaled(rows: np.ndarray, scaling: dict) -> list[dict[str, float]]:
 
 
 @pytest.mark.slow
-def test_tabular_workflow_impute_scale_boost_and_draw(server) -> None:
+def test_tabular_workflow_impute_scale_boost_and_draw(shared_server) -> None:
     body, complete = digits_csv()
-    with server.client() as client:
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "tab"}).raise_for_status()
         up = client.post(
             "/api/projects/tab/datasets",
@@ -319,8 +319,8 @@ IMAGES = [
 
 
 @pytest.mark.slow
-def test_image_workflow_cnn_on_pixels(server) -> None:
-    with server.client() as client:
+def test_image_workflow_cnn_on_pixels(shared_server) -> None:
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "img"}).raise_for_status()
         up = client.post(
             "/api/projects/img/datasets",

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import api_token, csrf, login
+from conftest import api_token, csrf, login, patience
 from reef.store.datasets import DatasetStore
 
 BASE = "/api/projects/p/datasets"
@@ -114,7 +114,7 @@ def test_the_import_page_polls_the_job_then_goes_to_the_dataset(api):
     assert resp.status_code == 200, resp.text
     assert 'hx-trigger="every 500ms"' in resp.text and "Importing d.csv" in resp.text
     job_url = resp.text.split('hx-get="')[1].split('"')[0]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         poll = client.get(job_url, headers=token)
         assert poll.status_code == 200, poll.text
@@ -134,46 +134,46 @@ def run_cli(server, *args: str, env: dict | None = None) -> subprocess.Completed
     )
 
 
-def test_cli_import_streams_a_file_and_prints_the_version(server, tmp_path):
-    token = server.token()
-    with server.client(token) as client:
+def test_cli_import_streams_a_file_and_prints_the_version(shared_server, tmp_path):
+    token = shared_server.token()
+    with shared_server.client(token) as client:
         client.post("/api/projects", json={"name": "p"}).raise_for_status()
     src = tmp_path / "big.parquet"
     src.write_bytes(parquet_bytes(tmp_path, 200_000))
     done = run_cli(
-        server, str(src), "--project", "p", "--name", "big", "--message", "from the CLI",
-        "--server", server.url, "--token", token,
+        shared_server, str(src), "--project", "p", "--name", "big", "--message", "from the CLI",
+        "--server", shared_server.url, "--token", token,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "p/big v1: 200,000 rows, 2 columns"
     assert "200,000 rows of 200,000" in done.stderr
     csv = tmp_path / "more.csv"
     csv.write_text("id;x\n7;0.5\n")
-    env = {"REEF_URL": server.url, "REEF_TOKEN": token}
+    env = {"REEF_URL": shared_server.url, "REEF_TOKEN": token}
     done = run_cli(
-        server, str(csv), "--project", "p", "--name", "big", "--append", "--delimiter", ";",
+        shared_server, str(csv), "--project", "p", "--name", "big", "--append", "--delimiter", ";",
         env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "p/big v2: 200,001 rows, 2 columns"
-    with server.client(token) as client:
+    with shared_server.client(token) as client:
         version = client.get("/api/projects/p/datasets/big/versions/1").json()
     assert version["message"] == "from the CLI"
 
 
-def test_cli_import_refusals_are_clear(server, tmp_path):
-    token = server.token()
+def test_cli_import_refusals_are_clear(shared_server, tmp_path):
+    token = shared_server.token()
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"id,x\n1,2\n3\n")
-    args = ["--project", "nope", "--name", "d", "--server", server.url, "--token", token]
-    done = run_cli(server, str(bad), *args)
+    args = ["--project", "nope", "--name", "d", "--server", shared_server.url, "--token", token]
+    done = run_cli(shared_server, str(bad), *args)
     assert done.returncode == 1 and "404" in done.stderr and "nope" in done.stderr
-    with server.client(token) as client:
-        client.post("/api/projects", json={"name": "p"}).raise_for_status()
-    args[1] = "p"
-    done = run_cli(server, str(bad), *args)
+    with shared_server.client(token) as client:
+        client.post("/api/projects", json={"name": "q"}).raise_for_status()
+    args[1] = "q"  # a project of its own: the server is shared with the test above
+    done = run_cli(shared_server, str(bad), *args)
     assert done.returncode == 1 and "line 3 has 1 fields" in done.stderr, done.stderr
-    done = run_cli(server, str(tmp_path / "missing.csv"), *args)
+    done = run_cli(shared_server, str(tmp_path / "missing.csv"), *args)
     assert done.returncode == 2 and "no such file" in done.stderr
-    done = run_cli(server, str(bad), "--project", "p", "--name", "d", env={"REEF_URL": ""})
+    done = run_cli(shared_server, str(bad), "--project", "q", "--name", "d", env={"REEF_URL": ""})
     assert done.returncode == 2 and "REEF_URL" in done.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, csrf, login, modules_dir, start_server, wait_run
+from conftest import Server, csrf, login, modules_dir, patience, start_server, wait_run
 from reef.store.modules import ModuleStore
 
 PASSWORD = "password-123"
@@ -228,7 +228,7 @@ def test_concurrent_pushes_one_wins_and_the_repo_stays_sound(team: Team, tmp_pat
         commit(clone, f"racer {i}")
         clones.append(clone)
     pushes = [start_push(clone) for clone in clones]  # all at once
-    results = [(p.wait(60), p.stderr.read()) for p in pushes]
+    results = [(p.wait(patience(60)), p.stderr.read()) for p in pushes]
     winners = [clone for clone, (rc, _) in zip(clones, results, strict=True) if rc == 0]
     assert len(winners) == 1, results
     refusals = [stderr for rc, stderr in results if rc != 0]
@@ -297,12 +297,12 @@ def test_a_server_killed_during_a_first_push_leaves_the_name_usable(tmp_path: Pa
     git("remote", "set-url", "origin", f"http://admin:{token}@{host}/git/crash/big.git", cwd=clone)
     push = start_push(clone)
     folder = server.data / "git" / "crash"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patience(60)
     while not (folder.is_dir() and any(folder.iterdir())) and time.monotonic() < deadline:
         time.sleep(0.01)  # the repository is being made: the push is under way
     server.proc.kill()
     server.proc.wait(10)
-    assert push.wait(60) != 0  # the kill cut the push short
+    assert push.wait(patience(60)) != 0  # the kill cut the push short
     restarted = start_server(server.data, tmp_path / "modules", port=int(host.split(":")[1]))
     try:
         assert [p.name for p in folder.iterdir()] in ([], ["big.git"])  # nothing half left

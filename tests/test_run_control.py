@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import start_server, wait_run
+from conftest import patience, start_server, wait_run
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def start_sleeper(client, name: str = "nap", **params) -> int:
 
 
 def wait_step_running(client, run_id: int, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         steps = client.get(f"/api/projects/ops/runs/{run_id}").json()["steps"]
         step = steps[0]
@@ -59,8 +59,8 @@ def wait_step_running(client, run_id: int, timeout: float = 60) -> dict:
     raise TimeoutError("the step did not start")
 
 
-def test_failing_step_fails_the_run_with_its_log(server):
-    with server.client() as client:
+def test_failing_step_fails_the_run_with_its_log(shared_server):
+    with shared_server.client() as client:
         run_id = start_sleeper(client, fail=True)
         state = wait_run(client, "ops", run_id)
     assert state["run"]["status"] == "failed"
@@ -70,17 +70,17 @@ def test_failing_step_fails_the_run_with_its_log(server):
     assert "step 'sleep'" in state["run"]["error"]
 
 
-def test_time_limit_kills_the_step(server):
-    with server.client() as client:
+def test_time_limit_kills_the_step(shared_server):
+    with shared_server.client() as client:
         run_id = start_sleeper(client, seconds=60, timeout_s=1)
         state = wait_run(client, "ops", run_id, timeout=30)
     assert state["run"]["status"] == "failed"
     assert state["steps"][0]["error"] == "time limit of 1 s exceeded"
-    assert not step_processes(state["steps"][0]["id"], server)
+    assert not step_processes(state["steps"][0]["id"], shared_server)
 
 
-def test_cancel_kills_the_process_tree(server):
-    with server.client() as client:
+def test_cancel_kills_the_process_tree(shared_server):
+    with shared_server.client() as client:
         run_id = start_sleeper(client, seconds=60)
         step = wait_step_running(client, run_id)
         resp = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
@@ -90,7 +90,7 @@ def test_cancel_kills_the_process_tree(server):
         assert [s["status"] for s in state["steps"]] == ["cancelled", "cancelled"]
         assert [s["error"] for s in state["steps"]] == ["cancelled by admin"] * 2
         assert "cancelled by admin" in client.get(f"/projects/ops/runs/{run_id}").text
-        assert not step_processes(step["id"], server)
+        assert not step_processes(step["id"], shared_server)
         again = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
         assert again.status_code == 409
 
@@ -102,7 +102,7 @@ def test_sigkill_while_a_step_runs_then_restart(server):
         datasets_before = client.get("/api/projects/ops").json()["pipelines"]
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patience(10)
     while step_processes(step["id"], server) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not step_processes(step["id"], server), "the step outlived the server"
@@ -129,7 +129,7 @@ def test_ctrl_c_and_sigterm_stop_serve_cleanly_and_kill_steps(server, sig):
         step = wait_step_running(client, run_id)
     started = time.monotonic()
     assert server.stop(sig, timeout=30) == 0, server.output()
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < patience(20)
     assert not step_processes(step["id"], server)
     assert os.path.exists(server.data / "reef.duckdb")
     restarted = start_server(server.data, server.data.parent / "modules")
@@ -142,8 +142,8 @@ def test_ctrl_c_and_sigterm_stop_serve_cleanly_and_kill_steps(server, sig):
         restarted.stop()
 
 
-def test_missing_requirements_fail_fast_with_the_list(server):
-    with server.client() as client:
+def test_missing_requirements_fail_fast_with_the_list(shared_server):
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "ops"})
         spec = {"name": "needy", "steps": [{"name": "needy", "module": "needs-missing"}]}
         assert client.post("/api/projects/ops/pipelines", json=spec).status_code == 201
@@ -157,15 +157,15 @@ def test_missing_requirements_fail_fast_with_the_list(server):
     assert state["steps"][0]["pid"] is None
 
 
-def test_live_log_stream_sends_each_line_once_then_done(server):
-    with server.client() as client:
+def test_live_log_stream_sends_each_line_once_then_done(shared_server):
+    with shared_server.client() as client:
         run_id = start_sleeper(client, seconds=1.5)
         wait_step_running(client, run_id)
         token = client.headers["authorization"]
         events: list[tuple[str, str]] = []
         with httpx.stream(
             "GET",
-            f"{server.url}/projects/ops/runs/{run_id}/logs/stream",
+            f"{shared_server.url}/projects/ops/runs/{run_id}/logs/stream",
             headers={"Authorization": token},
             timeout=60,
         ) as resp:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_run_control import step_processes, wait_step_running
 
-from conftest import modules_dir, start_server, wait_run
+from conftest import modules_dir, patience, start_server, wait_run
 
 pytestmark = pytest.mark.slow
 
@@ -24,38 +24,39 @@ def start(client, name: str, steps: list[dict], **body) -> int:
     return resp.json()["id"]
 
 
-def test_a_step_over_its_memory_limit_is_killed(server):
+def test_a_step_over_its_memory_limit_is_killed(shared_server):
     hog = {"name": "hog", "module": "hog", "params": {"mb": 900, "seconds": 60}}
-    with server.client() as client:
+    with shared_server.client() as client:
         run_id = start(client, "greedy", [{**hog, "memory_mb": 300}])
         state = wait_run(client, "ops", run_id, timeout=60)
         step = state["steps"][0]
         assert state["run"]["status"] == "failed"
         assert step["error"].startswith("memory limit of 300 MiB exceeded (its processes held ")
-        assert not step_processes(step["id"], server)
+        assert not step_processes(step["id"], shared_server)
         modest = start(client, "modest", [{**hog, "params": {"mb": 50, "seconds": 0}}])
         assert wait_run(client, "ops", modest)["run"]["status"] == "succeeded"
 
 
-def test_memory_and_retries_are_checked_before_anything_runs(server):
-    with server.client() as client:
-        client.post("/api/projects", json={"name": "ops"})
+def test_memory_and_retries_are_checked_before_anything_runs(shared_server):
+    # a project of its own: the shared server holds the runs of the other tests
+    with shared_server.client() as client:
+        client.post("/api/projects", json={"name": "checks"})
         for step, message in [
             ({"memory_mb": 2**23}, "needs 8388608 MiB of memory; this machine has"),
             ({"memory_mb": "lots"}, "memory_mb must be a whole number of MiB"),
             ({"retries": 11}, "retries must be a whole number from 0 to 10"),
         ]:
             spec = {"name": "bad", "steps": [{"name": "s", "module": "sleeper", **step}]}
-            resp = client.post("/api/projects/ops/pipelines", json=spec)
+            resp = client.post("/api/projects/checks/pipelines", json=spec)
             assert resp.status_code == 400 and message in resp.json()["detail"], resp.text
         spec = {"name": "ok", "steps": [{"name": "s", "module": "sleeper"}]}
-        assert client.post("/api/projects/ops/pipelines", json=spec).status_code == 201
-        resp = client.post("/api/projects/ops/pipelines/ok/runs", json={"priority": 1000})
+        assert client.post("/api/projects/checks/pipelines", json=spec).status_code == 201
+        resp = client.post("/api/projects/checks/pipelines/ok/runs", json={"priority": 1000})
         assert resp.status_code == 400 and "'priority' must be" in resp.json()["detail"]
-        assert client.get("/api/projects/ops/runs").json() == []
+        assert client.get("/api/projects/checks/runs").json() == []
 
 
-def test_a_failed_step_is_retried_and_the_log_says_why(server, tmp_path: Path):
+def test_a_failed_step_is_retried_and_the_log_says_why(shared_server, tmp_path: Path):
     marker = f"failed-once-{tmp_path.name}"  # in the step's private temp dir
     step = {
         "name": "sleep",
@@ -63,7 +64,7 @@ def test_a_failed_step_is_retried_and_the_log_says_why(server, tmp_path: Path):
         "retries": 2,
         "params": {"fail": True, "marker": marker},
     }
-    with server.client() as client:
+    with shared_server.client() as client:
         run_id = start(client, "flaky", [step])
         state = wait_run(client, "ops", run_id)
         assert state["run"]["status"] == "succeeded", state
@@ -74,9 +75,9 @@ def test_a_failed_step_is_retried_and_the_log_says_why(server, tmp_path: Path):
     assert log.splitlines().count("sleeper: started") == 2 and "marker found" in log
 
 
-def test_retries_used_up_fail_the_step_saying_how_many(server):
+def test_retries_used_up_fail_the_step_saying_how_many(shared_server):
     step = {"name": "sleep", "module": "sleeper", "retries": 1, "params": {"fail": True}}
-    with server.client() as client:
+    with shared_server.client() as client:
         state = wait_run(client, "ops", start(client, "hopeless", [step]))
     assert state["run"]["status"] == "failed"
     assert state["steps"][0]["error"].endswith("(attempt 2 of 2)")
@@ -95,7 +96,7 @@ def test_a_step_with_retries_runs_again_after_a_crash(server, tmp_path: Path):
         first = wait_step_running(client, run_id)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patience(10)
     while step_processes(first["id"], server) and time.monotonic() < deadline:
         time.sleep(0.1)
     restarted = start_server(server.data, server.data.parent / "modules")

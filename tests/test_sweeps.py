@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import csrf, login
+from conftest import csrf, login, patience
 from reef.errors import InvalidInput
 from reef.server.sweeps import form_sweep
 
@@ -44,7 +44,7 @@ def test_a_six_trial_grid_sweep(server):
         assert resp.status_code == 201, resp.text
         sweep = resp.json()
         assert len(sweep["runs"]) == 6
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + patience(120)
         while time.monotonic() < deadline:
             body = client.get(f"/api/projects/sw/sweeps/{sweep['id']}").json()
             if body["finished"]:
@@ -107,7 +107,7 @@ def test_a_random_sweep_started_from_the_pipeline_form(server):
         )
         assert resp.status_code in (302, 303), resp.text
         sweep_id = int(resp.headers["location"].rsplit("/", 1)[1])
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + patience(120)
         while time.monotonic() < deadline:
             body = client.get(f"/api/projects/sw/sweeps/{sweep_id}").json()
             if body["finished"]:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import UNSAFE, start_server
+from conftest import UNSAFE, patience, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,14 @@ def run_script(server, tmp_path, n: int, pause: float) -> subprocess.Popen:
     )
 
 
-def test_a_script_logs_params_metrics_and_tags(server, tmp_path):
-    with server.client() as client:
+def test_a_script_logs_params_metrics_and_tags(shared_server, tmp_path):
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "lab"})
-    proc = run_script(server, tmp_path, 500, 0.0)
-    out, _ = proc.communicate(timeout=60)
+    proc = run_script(shared_server, tmp_path, 500, 0.0)
+    out, _ = proc.communicate(timeout=patience(60))
     assert proc.returncode == 0, out
     run_id = int(out.split()[1])
-    with server.client() as client:
+    with shared_server.client() as client:
         state = client.get(f"/api/projects/lab/runs/{run_id}").json()
         history = client.get(f"/api/projects/lab/runs/{run_id}/metrics").json()
     assert state["run"]["status"] == "succeeded" and state["run"]["name"] == "sgd"
@@ -73,7 +73,7 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
     up = time.time()
     restarted = start_server(server.data, server.data.parent / "modules", port=int(port))
     try:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=patience(120))
         assert proc.returncode == 0, started + out
         run_id = int(started.split()[1])
         with restarted.client() as client:
@@ -90,13 +90,13 @@ def test_no_point_is_lost_when_the_server_stops_for_a_few_seconds(server, tmp_pa
         restarted.stop()
 
 
-def test_logging_to_a_finished_run_is_refused(server):
+def test_logging_to_a_finished_run_is_refused(shared_server):
     import reef
     from reef.sdk import ReefClientError
 
-    with server.client() as client:
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "lab"})
-    with reef.init(project="lab", url=server.url, token=server.token()) as run:
+    with reef.init(project="lab", url=shared_server.url, token=shared_server.token()) as run:
         run.log_metric("loss", 0.5, step=1)
         run.finish()  # leaving the block finishes it again: nothing happens
     attempts = [
@@ -109,14 +109,14 @@ def test_logging_to_a_finished_run_is_refused(server):
     for attempt in attempts:
         with pytest.raises(ReefClientError, match=f"run {run.run_id} is finished"):
             attempt()
-    with server.client() as client:
+    with shared_server.client() as client:
         got = client.get(f"/api/projects/lab/runs/{run.run_id}").json()
     assert got["run"]["status"] == "succeeded"
     assert got["metrics"] == {"loss": 0.5}
 
 
-def test_comments_show_on_the_run_and_in_the_activity(server):
-    with server.client() as client:
+def test_comments_show_on_the_run_and_in_the_activity(shared_server):
+    with shared_server.client() as client:
         client.post("/api/projects", json={"name": "lab"})
         run_id = client.post("/api/projects/lab/runs", json={"name": "manual"}).json()["id"]
         resp = client.post(

@@ -20,6 +20,7 @@ from conftest import (
     UNSAFE,
     free_port,
     modules_dir,
+    patience,
     reachable,
     start_redis,
     start_server,
@@ -43,7 +44,12 @@ class Worker:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(30)
+        try:
+            return self.proc.wait(patience(30))
+        except subprocess.TimeoutExpired:  # never leave a worker behind
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
 
 def start_worker(root: Path, server_url: str, token: str, queue: str, *extra: str) -> Worker:
