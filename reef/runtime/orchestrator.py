@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
-from reef.runtime import approvals
+from reef.runtime import approvals, usage
 from reef.runtime.environment import Environment
 from reef.runtime.planner import Planner, missing_requirements
 from reef.runtime.publish import settle_publish
@@ -63,6 +63,7 @@ class Orchestrator:
         who: Principal,
         rerun_of: int | None = None,
     ) -> int:
+        usage.check_quota(self.hub, project)  # QuotaExceeded: this week's GPU hours are used
         planned = self.planner.plan(project, spec, who)
         seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
         pinned = {**spec, "seed": seed, "steps": [_pinned_spec(p) for p in planned]}
@@ -152,6 +153,7 @@ class Orchestrator:
             outcome, error = None, f"could not start: {e}"
         ended = now()  # stamped before the GPUs go back, so the next holder starts after it
         self.hub.gpu_pool.release(step_id)
+        usage.record(self.hub, run, step, outcome.usage if outcome else None)
         self.finish(run, step, error, outcome.exit_code if outcome else None, ended)
 
     def _lacks_gpus(self, run: Run, step: Step) -> None:

@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 import reef
 from reef.errors import InvalidInput, PermissionDenied
+from reef.runtime import usage
 from reef.runtime.transfer import MEDIA_TYPES
 from reef.server.routes import FromPath, HubDep, JSONBody, Offset, get, post, put
 from reef.server.runs import metric_points
@@ -111,7 +112,7 @@ def samples(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBod
 @post(f"{BASE}/finish", access="user", status_code=200)
 def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[Any]) -> dict:
     """The step's end: {"error": null or why, "exit_code": N, "final": true when a retry
-    would fail the same way}."""
+    would fail the same way, "usage": {"wall_s": S, "cpu_s": S} (its device time)}."""
     if not isinstance(data, dict) or "error" not in data:
         raise InvalidInput("'error' is missing: send {'error': null or a message, 'exit_code': N}")
     if not isinstance(data["error"], str | None):
@@ -123,6 +124,7 @@ def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody
         data["error"],
         code if isinstance(code, int) else None,
         bool(data.get("final")),
+        usage.from_worker(data.get("usage")),
     )
     return {"status": status}
 
