@@ -110,15 +110,20 @@ def test_quota_refuses_a_run_with_a_clear_message(srv: Server) -> None:
         if not admin.get(f"/api/projects/{P}/quota").json()["used_gpu_hours"]:
             run_as(srv, srv.token())
         quota = f"/api/projects/{P}/quota"
-        audit_before = len(admin.get(f"/api/projects/{P}").json().get("activity", []))
+
+        def quota_changes() -> int:
+            activity = admin.get(f"/api/projects/{P}").json()["activity"]
+            return sum(a["action"] == "project.quota" for a in activity)
+
         bad = admin.put(quota, json={"gpu_hours_per_week": -1})
         assert bad.status_code == 400 and "gpu_hours_per_week" in bad.json()["detail"]
         assert admin.get(quota).json()["gpu_hours_per_week"] is None  # nothing changed
-        assert len(admin.get(f"/api/projects/{P}").json().get("activity", [])) == audit_before
+        assert quota_changes() == 0
         with srv.client(srv.token("bea", PASSWORD)) as bea:
             assert bea.put(quota, json={"gpu_hours_per_week": 9}).status_code == 403
             set_ = admin.put(quota, json={"gpu_hours_per_week": 0.0001})
             assert set_.status_code == 200 and set_.json()["over"] is True, set_.text
+            assert quota_changes() == 1  # audited
             runs_before = len(admin.get(f"/api/projects/{P}/runs").json())
             refused = bea.post(f"/api/projects/{P}/pipelines/train/runs", json={})
         assert refused.status_code == 429, refused.text
