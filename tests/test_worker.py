@@ -115,6 +115,10 @@ def test_a_pipeline_runs_entirely_on_the_worker(remote) -> None:
     assert "on worker box-2" in page
     records = client.request("GET", f"/api/projects/demo/runs/{result.run_id}/record")
     assert {r["worker"] for r in records["steps"]} == {"box-2"}
+    used = client.request("GET", "/api/projects/demo/usage?by=model")  # measured on the worker
+    mine = [s for s in used["steps"] if s["run_id"] == result.run_id]
+    assert len(mine) == 3 and {s["worker"] for s in mine} == {"box-2"}
+    assert all(s["cpu_s"] > 0 and s["wall_s"] > 0 and s["models"] for s in mine), mine
     assert all(r["sandbox"]["enabled"] is not UNSAFE for r in records["steps"])  # sandboxed
     assert run["metrics"]["accuracy"] >= 0.9  # reported by the step through the SDK
     history = client.request("GET", f"/api/projects/demo/runs/{result.run_id}/metrics")

@@ -141,11 +141,17 @@ class Monitor:
         """Raise or clear the model's drift (PSI), ks and accuracy alerts; returns the open
         ones."""
         config = self.config(model_id)
+        project_id = self.hub.projects.get(key[0]).id
+        before = {a["kind"] for a in self.hub.models.alerts(project_id, model_id)}
         found = self.drift(key, model_id, config)
         self._judge_drift(model_id, config, found, "drift", "psi")
         self._judge_drift(model_id, config, found, "ks", "ks")
         self._check_accuracy(key, model_id, config, found["version"])
-        return self.hub.models.alerts(self.hub.projects.get(key[0]).id, model_id)
+        alerts = self.hub.models.alerts(project_id, model_id)
+        opened = [a for a in alerts if a["kind"] not in before]
+        if opened:  # the pipelines that train the model pause now, not at their next trigger
+            self.hub.triggers.on_alert(project_id, key[1], opened[0])
+        return alerts
 
     def _judge_drift(
         self, model_id: int, config: dict[str, Any], found: dict[str, Any], kind: str, stat: str

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reef.errors import Conflict, NotFound
 from reef.pipeline import upstream
-from reef.runtime import approvals
+from reef.runtime import approvals, usage
 from reef.runtime.environment import Environment
 from reef.runtime.events import RUN_SETTLED
 from reef.runtime.planner import Planner, missing_requirements
@@ -87,6 +87,7 @@ class Orchestrator:
         who: Principal,
         rerun_of: int | None = None,
     ) -> int:
+        usage.check_quota(self.stores, project)  # QuotaExceeded: this week's GPU hours are used
         planned = self.planner.plan(project, spec, who)
         seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
         pinned = {**spec, "seed": seed, "steps": [p.pinned_spec() for p in planned]}
@@ -181,6 +182,7 @@ class Orchestrator:
             outcome, error = None, f"could not start: {e}"
         ended = now()  # stamped before the GPUs go back, so the next holder starts after it
         self.gpu_pool.release(step_id)
+        usage.record(self.stores, run, step, outcome.usage if outcome else None)
         code, cancelled = (outcome.exit_code, outcome.cancelled) if outcome else (None, False)
         self.finish(run, step, error, code, ended, cancelled=cancelled)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reef.errors import Conflict, InvalidInput, NotFound
+from reef.runtime import usage
 from reef.runtime.orchestrator import _output_path, step_description, step_identity
 from reef.runtime.transfer import ARROW, PARQUET, TAR, arrow_chunks, file_chunks, save, tar_chunks
 from reef.store.people import Principal
@@ -129,10 +130,13 @@ class RemoteSteps:
         self.orchestrator.requeue(held.run, step_id)
 
     def finish(
-        self, step_id: int, who: Principal, error: str | None, exit_code: int | None, final: bool
-    ) -> str:
+        self, step_id: int, who: Principal, error: str | None, exit_code: int | None, final: bool,
+        used: usage.Measured | None = None,
+    ) -> str:  # fmt: skip
         """The worker's outcome; outputs are checked here, where they were uploaded."""
         held = self.held(step_id, who)
+        lease = self.leases.get(step_id)
+        usage.record(self.stores, held.run, held.step, used, lease.worker if lease else None)
         if error is None:
             error = self.orchestrator._check_outputs(held.step)
         step = replace(held.step, retries=0) if final else held.step

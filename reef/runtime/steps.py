@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ import psutil
 
 import reef
 from reef.runtime.sampler import Sampler
+from reef.runtime.usage import Measured, Meter
 
 if TYPE_CHECKING:
     from reef.settings import Settings
@@ -58,6 +59,7 @@ class Outcome:
     exit_code: int | None
     error: str | None  # None when the step succeeded
     cancelled: bool = False  # someone cancelled it (the error text only describes that)
+    usage: Measured | None = None  # its wall time and the CPU time of its process tree
 
 
 def step_dir(settings: Settings, run_id: int, step_name: str) -> Path:
@@ -108,24 +110,33 @@ class ProcessTable:
         proc: subprocess.Popen,
         on_sample: Callable[[list[dict]], None] | None = None,
     ) -> Outcome:
-        """Wait for the step, killing it at its time limit; system metrics go to `on_sample`."""
+        """Wait for the step, killing it at its time limit; system metrics go to `on_sample`;
+        the outcome carries the device time it used."""
+        meter = Meter(proc)
+        outcome = self._wait(launch, meter, on_sample)
+        return replace(outcome, usage=meter.measured)
+
+    def _wait(
+        self, launch: Launch, meter: Meter, on_sample: Callable[[list[dict]], None] | None
+    ) -> Outcome:
+        proc = meter.proc
         deadline = time.monotonic() + launch.timeout_s
         sampler = Sampler(proc.pid, launch.env.get("CUDA_VISIBLE_DEVICES"))
         try:
             while True:
                 try:
-                    code = proc.wait(timeout=0.2)
+                    code = meter.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
                     if on_sample and sampler.due():
                         _report(on_sample, sampler)
                     if time.monotonic() > deadline:
                         kill_group(proc.pid)
-                        proc.wait()
+                        meter.wait()
                         return Outcome(None, f"time limit of {launch.timeout_s:g} s exceeded")
                     if launch.memory_mb and (used := tree_rss_mb(proc.pid)) > launch.memory_mb:
                         kill_group(proc.pid)
-                        proc.wait()
+                        meter.wait()
                         return Outcome(
                             None,
                             f"memory limit of {launch.memory_mb} MiB exceeded "

@@ -270,6 +270,14 @@ class TriggerService:
                 self.pause(project_id, pipeline, f"dataset {name}@{version} has {drop:.0%} fewer "
                            f"rows than the version before (the limit is {limit:.0%})")  # fmt: skip
 
+    def on_alert(self, project_id: int, model: str, alert: dict) -> None:
+        """An alert opened on `model`: pause every pipeline with triggers that trains it."""
+        reason = f"model {model} has an open {alert['kind']} alert: {alert['message']}"
+        for pl in self.hub.runs.pipelines(project_id):
+            trains = {s.get("register") for s in pl["spec"].get("steps", [])}
+            if model in trains and self.store.of_pipeline(project_id, pl["name"]):
+                self.pause(project_id, pl["name"], reason)
+
     def _drift(self, event: Event) -> str | None:
         """Why the pipeline must not run: a model it trains has an open (drift) alert."""
         spec = self.stores.runs.pipeline(event.project_id, event.pipeline)["spec"]

@@ -71,6 +71,7 @@ INBOX_TEXT = {
     "pipeline.paused": "{target} paused itself: {reason}",
     "run.failed_after_trigger": "{target}, started by a trigger, failed",
     "run.finished_after_trigger": "{target}, started by a trigger, finished",
+    "trigger.failed": "{target}: a trigger started no run: {error}",  # e.g. the GPU-hour quota
     "approval.requested": "{target} failed its gates and waits for your approval",
     "approval.approved": "{target} was approved and promoted",
     "approval.rejected": "{target} was rejected",

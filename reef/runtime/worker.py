@@ -34,6 +34,7 @@ from reef.runtime.queue import QueueUnavailable, StepQueue
 from reef.runtime.sandbox import Sandbox
 from reef.runtime.steps import Launch, ProcessTable, child_env, write_step_file
 from reef.runtime.transfer import CHUNK, file_chunks, save, tar_chunks
+from reef.runtime.usage import Measured
 from reef.sdk import Client, ReefClientError, _detail
 
 log = logging.getLogger("reef.worker")
@@ -231,8 +232,9 @@ class Worker:
         error: str | None = None
         code: int | None = None
         final = False
+        used = None
         try:
-            error, code = self._run(job, devices, base)
+            error, code, used = self._run(job, devices, base)
         except _Refused as e:
             error, final = str(e), True
         except Exception as e:  # preparing failed: the step fails, the worker goes on
@@ -240,7 +242,7 @@ class Worker:
             error = f"could not start on worker {self.settings.name}: {e}"
         finally:
             self.gpu_pool.release(step_id)
-        self._finish(step_id, error, code, final)
+        self._finish(step_id, error, code, final, used)
         shutil.rmtree(base, ignore_errors=True)
 
     def _claim(self, step_id: int) -> dict | None:
@@ -254,15 +256,22 @@ class Worker:
             return None
         return job if job.get("run") else None
 
-    def _finish(self, step_id: int, error: str | None, code: int | None, final: bool) -> None:
+    def _finish(
+        self, step_id: int, error: str | None, code: int | None, final: bool,
+        used: Measured | None = None,
+    ) -> None:  # fmt: skip
         body = {"error": error, "exit_code": code, "final": final}
+        if used is not None:  # its device time, accounted on the server
+            body["usage"] = {"wall_s": used.wall_s, "cpu_s": used.cpu_s}
         try:
             status = self.api.step(step_id, "finish", retries=8, json=body)["status"]
             log.info("step %s %s", step_id, status)
         except WorkerError as e:
             log.error("step %s: its end could not be reported: %s", step_id, e)
 
-    def _run(self, job: dict, devices: list[str], base: Path) -> tuple[str | None, int | None]:
+    def _run(
+        self, job: dict, devices: list[str], base: Path
+    ) -> tuple[str | None, int | None, Measured | None]:
         launch = self._prepare(job, devices, base)
         step_id = job["step_id"]
         proc = self.procs.start(launch)
@@ -273,7 +282,7 @@ class Worker:
             shipper.close()
         if outcome.error is None:
             self._upload_outputs(job, base / "outputs")
-        return outcome.error, outcome.exit_code
+        return outcome.error, outcome.exit_code, outcome.usage
 
     def _prepare(self, job: dict, devices: list[str], base: Path) -> Launch:
         if refusal := self.sandbox.refusal():

@@ -41,6 +41,7 @@ ACTIONS = {
     "sweep.create": "started",
     "project.create": "created",
     "project.update": "changed",
+    "project.quota": "set the weekly GPU-hour quota of",
     "member.set": "set the role of",
 }
 

@@ -13,6 +13,7 @@ from litestar.response import Stream
 
 import reef
 from reef.errors import PermissionDenied
+from reef.runtime import usage
 from reef.runtime.transfer import MEDIA_TYPES
 from reef.server.bodies import BYTES, documented
 from reef.server.routes import FromPath, HubDep, JSONBody, Offset, get, post, put
@@ -46,11 +47,12 @@ class Claim(msgspec.Struct, forbid_unknown_fields=True):
 
 class StepEnd(msgspec.Struct, forbid_unknown_fields=True):
     """A step's end: `error` null (it succeeded) or why it failed; `final` true when a retry
-    would fail the same way."""
+    would fail the same way; `usage` its wall and CPU seconds (older workers send none)."""
 
     error: str | None
     exit_code: int | None = None
     final: bool = False
+    usage: dict[str, float] | None = None  # {"wall_s": S, "cpu_s": S}: its device time
 
 
 @post(f"{BASE}/claim", access="user", status_code=200)
@@ -136,7 +138,8 @@ def samples(
 def finish(request: Request, hub: HubDep, step_id: FromPath[int], data: JSONBody[StepEnd]) -> dict:
     """The step's end (see StepEnd)."""
     who = worker_principal(request)
-    status = hub.remote.finish(step_id, who, data.error, data.exit_code, data.final)
+    used = usage.from_worker(data.usage)
+    status = hub.remote.finish(step_id, who, data.error, data.exit_code, data.final, used)
     return {"status": status}
 
 

@@ -650,4 +650,34 @@ MIGRATIONS: list[tuple[str, str]] = [
           AND steps.status = 'cancelled' AND steps.error = 'cancelled';
         """,
     ),
+    (
+        "0160_usage",
+        """
+        -- Device time of each step attempt (local or on a worker) and each project's optional
+        -- weekly GPU-hour quota (reef/store/usage.py).
+        CREATE SEQUENCE step_usage_id;
+        CREATE TABLE step_usage (
+            id BIGINT PRIMARY KEY DEFAULT nextval('step_usage_id'),
+            step_id BIGINT NOT NULL,
+            run_id BIGINT NOT NULL,
+            project_id BIGINT NOT NULL,
+            pipeline VARCHAR,               -- NULL: a run with no saved pipeline
+            step_name VARCHAR NOT NULL,
+            person VARCHAR NOT NULL,        -- who started the run
+            models VARCHAR,                 -- the model(s) the run registers, comma-separated
+            worker VARCHAR,                 -- NULL: ran on the server's box
+            gpus INTEGER NOT NULL,
+            wall_s DOUBLE NOT NULL,         -- the step process's wall time
+            gpu_s DOUBLE NOT NULL,          -- gpus x wall_s
+            cpu_s DOUBLE NOT NULL,          -- user + system CPU time of its process tree
+            finished_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE usage_quotas (
+            project_id BIGINT PRIMARY KEY,
+            gpu_hours_per_week DOUBLE NOT NULL,
+            set_by VARCHAR NOT NULL,
+            set_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
