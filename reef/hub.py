@@ -24,6 +24,7 @@ from reef.runtime.script_runs import ScriptRunWatch
 from reef.runtime.triggers import TriggerService
 from reef.runtime.webhooks import WebhookService
 from reef.settings import Settings
+from reef.store.annotations import Annotations
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
 from reef.store.catalog import Catalog
@@ -76,6 +77,7 @@ class Hub:
     gpu_pool: GpuPool = field(init=False)
     remote: RemoteSteps = field(init=False)
     inbox: Inbox = field(init=False)
+    annotations: Annotations = field(init=False)
     script_runs: ScriptRunWatch = field(init=False)
     queries: QueryPool = field(init=False)  # user SQL and downloads run here
     triggers: TriggerService = field(init=False)
@@ -109,6 +111,7 @@ class Hub:
             secret=cls.secret_for(settings),
         )
         hub.inbox = Inbox(db)
+        hub.annotations = Annotations(db)
         hub.queries = QueryPool(settings.query_workers, settings.query_per_person)
         hub.gpu_pool = GpuPool(detect(settings.gpus), settings.cpu_steps)
         hub.orchestrator = Orchestrator(hub)
