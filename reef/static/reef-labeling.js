@@ -1,6 +1,6 @@
 // Keyboard shortcuts of the labeling page: 1-9 choose a label, arrows move, s skips, u or
 // Ctrl+Z undoes. Each key clicks the matching button of #label-item (htmx does the rest);
-// keys are ignored while typing in a field or while the item is still loading.
+// keys are ignored while typing in a field or while the item is still loading or settling.
 (function () {
   "use strict";
   var NAV = { ArrowLeft: "prev", ArrowRight: "next", s: "skip", u: "undo" };
@@ -8,6 +8,10 @@
   function press(selector) {
     var item = document.getElementById("label-item");
     if (!item || item.querySelector(".htmx-request")) return false;
+    // just swapped in: htmx has not wired its buttons until it settles
+    if (item.classList.contains("htmx-added") || item.classList.contains("htmx-settling")) {
+      return false;
+    }
     var button = item.querySelector(selector);
     if (!button || button.disabled) return false;
     button.click();
