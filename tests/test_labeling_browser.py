@@ -6,7 +6,9 @@
   the agreed ones, and the diff against the version before shows exactly those label cells;
 - an image dataset (scikit-learn digits as PNGs in a zip) is labelled with the keyboard only.
 
-The start-up (project, accounts, uploads) goes through the API.
+The start-up (project, accounts, uploads) goes through the API, and so does the
+model-assisted check: a model trained with "Train a model" on iris suggests the species of new
+rows, least-confident first, and "retrain" runs its pipeline again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from test_browser import CHROMIUM, browser  # noqa: F401  (a fixture: one Chromium per module)
 
-from conftest import ADMIN_PASSWORD, Server, patience, start_server
+from conftest import ADMIN_PASSWORD, Server, patience, start_server, wait_run
 
 pytestmark = [
     pytest.mark.browser,
@@ -237,3 +239,43 @@ def test_image_dataset_labelled_with_the_keyboard_only(
         path = next(f["value"] for f in item["fields"] if f["name"] == "path")
         assert item["mine"] == names[int(re.search(r"_digit(\d)", path).group(1))]
     assert len(items) == 6
+
+
+def iris_csv(rows: range, with_species: bool) -> bytes:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    lines = [",".join(names + (["species"] if with_species else []))]
+    for i in rows:
+        values = [str(v) for v in iris.data[i]]
+        species = [str(iris.target_names[iris.target[i]])] if with_species else []
+        lines.append(",".join(values + species))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_served_model_suggests_labels_least_confident_first(admin_api: httpx.Client) -> None:
+    base = f"/api/projects/{PROJECT}"
+    upload(admin_api, "iris.csv", iris_csv(range(0, 150, 2), with_species=True))
+    started = admin_api.post(f"{base}/datasets/iris/train", json={"target": "species"})
+    assert started.status_code == 201, started.text
+    trained = started.json()
+    assert wait_run(admin_api, PROJECT, trained["run_id"])["run"]["status"] == "succeeded"
+
+    upload(admin_api, "fresh.csv", iris_csv(range(1, 150, 5), with_species=False))
+    species = ["setosa", "versicolor", "virginica"]
+    made = admin_api.post(f"{base}/datasets/fresh/labeling",
+                          json={"column": "species", "labels": species})  # fmt: skip
+    assert made.status_code == 201, made.text
+    found = admin_api.get(f"{base}/datasets/fresh/labeling/species/items?limit=50").json()
+    assert found["model"] == trained["model"]
+    sure = [item["suggestion"]["confidence"] for item in found["items"]]
+    assert len(sure) == 30 and sure == sorted(sure)  # least confident first
+    assert {item["suggestion"]["label"] for item in found["items"]} <= set(species)
+    unsure = admin_api.get(f"{base}/datasets/fresh/labeling/species/items?filter=uncertain")
+    assert all(i["suggestion"]["confidence"] < 0.6 for i in unsure.json()["items"])
+
+    again = admin_api.post(f"{base}/datasets/fresh/labeling/species/retrain")
+    assert again.status_code == 201, again.text
+    assert again.json()["pipeline"] == trained["pipeline"]
+    assert wait_run(admin_api, PROJECT, again.json()["run"])["run"]["status"] == "succeeded"

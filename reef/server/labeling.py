@@ -64,6 +64,8 @@ def labeling_page(
     ctx.update(_item_context(hub, request.user, t, filter, None, None))
     ctx["members"] = [m["user"] for m in hub.projects.members(project)]
     ctx["review_required"] = hub.annotations.review_required(t.project_id)
+    served = label_queue.model_for(hub, t)
+    ctx["retrain_model"] = served.name if served else None
     return Template("labeling.html", context=ctx)
 
 
