@@ -75,14 +75,6 @@ class Annotations:
             votes.setdefault(r["row_id"], {})[r["author"]] = r["label"]
         return votes
 
-    def history(self, dataset_id: int, column: str) -> list[dict]:
-        """Every draft with its author and time, oldest first."""
-        return self.db.query(
-            "SELECT row_id, author, label, base_version, labelled_at AS at FROM annotations "
-            f"WHERE {_KEY} ORDER BY labelled_at",
-            [dataset_id, column],
-        )
-
     # --- assignments -----------------------------------------------------------------------
 
     def assign(
