@@ -116,6 +116,7 @@ def test_refusals_publish_nothing(team):
     bad = call(client, ann, "POST", f"{LABELING}/sentiment/annotations", 400,
                json={"row": 1, "label": "meh"})  # fmt: skip
     assert "'meh' is not in the label set" in bad["detail"]
+    assert call(client, admin, "GET", f"{LABELING}/sentiment/agreement", 200)["labelled"] == 0
     theirs = call(client, ann, "POST", f"{LABELING}/sentiment/annotations", 403,
                   json={"row": 7, "label": "pos"})  # fmt: skip
     assert "row 7 is not assigned to you" in theirs["detail"]
@@ -131,6 +132,10 @@ def test_refusals_publish_nothing(team):
     call(client, admin, "POST", f"{LABELING}/sentiment/publish", 400, json={})  # no drafts
     assert len(versions(client, admin)) == 2
     call(client, admin, "GET", f"{LABELING}/nope/items", 404)
+    drop = {"op": "drop_column", "column": "sentiment"}
+    call(client, admin, "POST", f"{BASE}/reviews/versions", 201, json=drop)
+    gone = call(client, admin, "GET", f"{LABELING}/sentiment/items", 404)
+    assert "no longer in dataset" in gone["detail"]
 
 
 def test_undo_filters_and_solo_labeling(team):

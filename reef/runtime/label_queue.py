@@ -9,18 +9,20 @@ its class probabilities, i.e. predict_proba).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from reef.errors import InvalidInput, NotFound
+from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.runtime.labeling import FILTERS, UNSURE, Task, cell_values, check_row, scope
 from reef.store.dataset_changes import ROW_ADDR, rows_by_id
 from reef.store.people import Principal
 
+log = logging.getLogger("reef.labeling")
 MAX_SCORED = 5000  # rows scored for the order; the rest follow in row order
 SHOWN_TEXT = 4000  # characters of one field shown on an item
 
@@ -51,7 +53,8 @@ def suggest(hub: Hub, t: Task, rows: list[int]) -> Suggestions:
     table = rows_by_id(hub.datasets.open(t.project, t.dataset), rows[:MAX_SCORED])
     try:
         y = predictor.run_inputs(predictor.table_inputs(table.select(predictor.columns)))
-    except (InvalidInput, ValueError, KeyError, pa.ArrowException):
+    except Exception:  # rows the model cannot read get no suggestion
+        log.warning("model %r cannot score rows of %s", name, t.dataset, exc_info=True)
         return Suggestions(None, {})
     labels = predictor.labels(y) or []
     sure = np.max(y, axis=1).tolist() if len(y) else []
@@ -71,7 +74,8 @@ def model_for(hub: Hub, t: Task) -> Served | None:
             if version is None:
                 continue
             predictor = hub.model_service.predictor(model_id, version)
-        except (NotFound, InvalidInput, OSError, ValueError):
+        except Exception:  # a model that cannot load suggests nothing
+            log.warning("model %r cannot suggest labels", model["name"], exc_info=True)
             continue
         classes = set(map(str, predictor.classes or []))
         if classes and classes <= set(t.labels) and set(predictor.columns) <= columns:

@@ -52,7 +52,13 @@ def task(hub: Hub, project: str, dataset: str, column: str) -> Task:
             f"column {column!r} of dataset {dataset!r} has no label set: choose the label "
             "column and its labels first"
         )
-    version = hub.datasets.latest_version(project, dataset)
+    info = hub.datasets.info(project, dataset)
+    if column not in dict(info.columns):
+        raise NotFound(
+            f"the label column {column!r} is no longer in dataset {dataset!r} (renamed or "
+            "dropped): choose the label column again"
+        )
+    version = info.version
     return Task(project, dataset, column, project_id, dataset_id, labels, version)
 
 
