@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request
+from litestar.di import NamedDependency, Provide
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
@@ -18,6 +19,17 @@ from reef.store.people import Principal
 
 API = "/api/projects/{project:str}/datasets/{dataset:str}/labeling"
 COLUMN = API + "/{column:str}"
+
+
+def provide_task(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str], column: FromPath[str]
+) -> labeling.Task:
+    """The label column named by the path (404 when it has no label set)."""
+    return labeling.task(hub, project, dataset, column)
+
+
+TASK = {"t": Provide(provide_task, sync_to_thread=True)}  # handlers take it as `t`
+TaskDep = NamedDependency[labeling.Task]
 
 
 class LabelSetIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,64 +126,52 @@ def label_sets_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) 
     return hub.annotations.label_sets(dataset_id)
 
 
-@get(COLUMN + "/items", access="reporter")
+@get(COLUMN + "/items", access="reporter", dependencies=TASK)
 def items_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str], filter: FromQuery[str] = "todo", limit: FromQuery[int] = 20,
+    request: Request, hub: HubDep, t: TaskDep, filter: FromQuery[str] = "todo",
+    limit: FromQuery[int] = 20,
 ) -> dict:  # fmt: skip
     """Your next rows to label (`filter`: todo, all, disagreements, uncertain) in queue
     order, each with its fields, your draft, the others' answers and the model's guess."""
     if not 1 <= limit <= 200:
         raise InvalidInput(f"limit must be 1 to 200, not {limit}")
-    t = labeling.task(hub, project, dataset, column)
     q = label_queue.queue(hub, t, request.user, filter)
     items = [label_queue.item(hub, t, request.user, q, r, filter) for r in q.kept[:limit]]
     return {"labels": t.labels, "version": t.version, "progress": label_queue.progress(q),
             "model": q.suggestions.model, "items": items}  # fmt: skip
 
 
-@post(COLUMN + "/annotations", access="reporter", status_code=201)
+@post(COLUMN + "/annotations", access="reporter", status_code=201, dependencies=TASK)
 def annotate_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str], data: JSONBody[AnnotationIn],
-) -> AnnotationOut:  # fmt: skip
+    request: Request, hub: HubDep, t: TaskDep, data: JSONBody[AnnotationIn]
+) -> AnnotationOut:
     """Your draft label of a row (a row assigned to you, when rows are assigned)."""
-    t = labeling.task(hub, project, dataset, column)
     labeling.save(hub, request.user, t, data.row, data.label)
     return AnnotationOut(data.row, data.label, request.user.name)
 
 
-@post(COLUMN + "/undo", access="reporter", status_code=200)
-def undo_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str],
-) -> AnnotationOut:  # fmt: skip
+@post(COLUMN + "/undo", access="reporter", status_code=200, dependencies=TASK)
+def undo_api(request: Request, hub: HubDep, t: TaskDep) -> AnnotationOut:
     """Take back your latest draft label."""
-    t = labeling.task(hub, project, dataset, column)
     row = labeling.undo(hub, request.user, t)
     if row is None:
         raise InvalidInput("nothing to undo: you have no draft labels here")
     return AnnotationOut(row, None, request.user.name)
 
 
-@post(COLUMN + "/assignments", access="maintainer", status_code=201)
+@post(COLUMN + "/assignments", access="maintainer", status_code=201, dependencies=TASK)
 def assign_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str], data: JSONBody[AssignmentIn],
-) -> AssignmentOut:  # fmt: skip
-    t = labeling.task(hub, project, dataset, column)
+    request: Request, hub: HubDep, data: JSONBody[AssignmentIn], t: TaskDep
+) -> AssignmentOut:
     made = labeling.assign(hub, request.user, t, data.annotators, data.per_row, data.share,
                            data.where)  # fmt: skip
     return AssignmentOut(**made)
 
 
-@get(COLUMN + "/review", access="reporter")
-def review_api(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], column: FromPath[str]
-) -> dict:
+@get(COLUMN + "/review", access="reporter", dependencies=TASK)
+def review_api(hub: HubDep, t: TaskDep) -> dict:
     """The reviewer's queue: rows whose annotators disagree, with each one's answer; and the
     decisions made so far (who, when, which label)."""
-    t = labeling.task(hub, project, dataset, column)
     return review_listing(hub, t)
 
 
@@ -183,22 +183,15 @@ def review_listing(hub: Hub, t: labeling.Task) -> dict:
             "decisions": [{"row": r, **d} for r, d in decided.items()]}  # fmt: skip
 
 
-@post(COLUMN + "/resolve", access="maintainer", status_code=201)
-def resolve_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str], data: JSONBody[ResolveIn],
-) -> ResolveOut:  # fmt: skip
-    t = labeling.task(hub, project, dataset, column)
+@post(COLUMN + "/resolve", access="maintainer", status_code=201, dependencies=TASK)
+def resolve_api(request: Request, hub: HubDep, data: JSONBody[ResolveIn], t: TaskDep) -> ResolveOut:
     return ResolveOut(**labeling.resolve(hub, request.user, t, data.row, data.label))
 
 
-@get(COLUMN + "/agreement", access="reporter")
-def agreement_api(
-    hub: HubDep, project: FromPath[str], dataset: FromPath[str], column: FromPath[str]
-) -> dict:
+@get(COLUMN + "/agreement", access="reporter", dependencies=TASK)
+def agreement_api(hub: HubDep, t: TaskDep) -> dict:
     """Agreement between annotators: Cohen's kappa per pair, Fleiss' kappa overall and per
     label (1 = always agree, 0 = no better than chance)."""
-    t = labeling.task(hub, project, dataset, column)
     return agreement_of(hub, t)
 
 
@@ -210,25 +203,17 @@ def agreement_of(hub: Hub, t: labeling.Task) -> dict:
             "waiting": len(state.waiting)}  # fmt: skip
 
 
-@post(COLUMN + "/publish", access="developer", status_code=201)
-def publish_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str], data: JSONBody[PublishIn],
-) -> PublishOut:  # fmt: skip
+@post(COLUMN + "/publish", access="developer", status_code=201, dependencies=TASK)
+def publish_api(request: Request, hub: HubDep, data: JSONBody[PublishIn], t: TaskDep) -> PublishOut:
     """The agreed labels as ONE new dataset version (409 while disagreements wait for review
     in a project that requires it; 400 when no label would change)."""
-    t = labeling.task(hub, project, dataset, column)
     made = labeling.publish(hub, request.user, t, data.message)
-    return PublishOut(dataset, made["version"], made["labels"], made["author"], made["message"])
+    return PublishOut(t.dataset, made["version"], made["labels"], made["author"], made["message"])
 
 
-@post(COLUMN + "/retrain", access="developer", status_code=201)
-def retrain_api(
-    request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
-    column: FromPath[str],
-) -> RetrainOut:  # fmt: skip
+@post(COLUMN + "/retrain", access="developer", status_code=201, dependencies=TASK)
+def retrain_api(request: Request, hub: HubDep, t: TaskDep) -> RetrainOut:
     """Run again the pipeline that made the model suggesting labels."""
-    t = labeling.task(hub, project, dataset, column)
     return retrain(hub, request.user, t)
 
 
