@@ -27,6 +27,7 @@ from reef.runtime.script_runs import ScriptRunWatch
 from reef.runtime.triggers import TriggerService
 from reef.runtime.webhooks import WebhookService
 from reef.settings import Settings
+from reef.store.annotations import Annotations
 from reef.store.artifacts import Artifacts
 from reef.store.audit import Audit
 from reef.store.catalog import Catalog
@@ -76,6 +77,7 @@ class Stores:
     logged_models: LoggedModels
     mlflow_registry: MlflowRegistry
     inbox: Inbox
+    annotations: Annotations  # labels people give rows, before they become a version
     events: Events  # run settled, dataset version made: services subscribe when built
     secret: str
 
@@ -105,6 +107,7 @@ class Stores:
             logged_models=LoggedModels(db),
             mlflow_registry=MlflowRegistry(db),
             inbox=Inbox(db),
+            annotations=Annotations(db),
             events=Events(),
             secret=cls.secret_for(settings),
         )

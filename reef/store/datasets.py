@@ -399,6 +399,16 @@ class DatasetStore:
         table = table.select(names)
         return table.column_names, table_rows(table)
 
+    def row_ids(
+        self, project: str, name: str, version: VersionRef = None, where: str | None = None
+    ) -> list[int]:
+        """The row ids of a version in order, or of its rows matching the predicate `where`."""
+        ds = self.open(project, name, version)
+        if where:
+            return sorted(_matching_ids(ds, where))
+        ids = ds.scanner(columns=[], with_row_id=True).to_table()[changes.ROW_ID]
+        return sorted(ids.to_pylist())
+
     def write_parquet(self, project: str, name: str, version: VersionRef, dest: Path) -> None:
         """Stream a version into a Parquet file; `dest` appears only once complete."""
         dest = Path(dest)

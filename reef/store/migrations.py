@@ -680,4 +680,52 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0170_annotations",
+        """
+        -- Labeling (issue 17): a label set per dataset and label column, drafts of labels
+        -- (one per row and annotator; published only as one dataset version), who is asked
+        -- to label which rows, reviewers' decisions, and whether a project wants review.
+        CREATE TABLE label_sets (
+            dataset_id BIGINT NOT NULL,
+            label_column VARCHAR NOT NULL,
+            labels JSON NOT NULL,               -- the classes, in shortcut order
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, label_column)
+        );
+        CREATE TABLE annotations (
+            dataset_id BIGINT NOT NULL,
+            label_column VARCHAR NOT NULL,
+            row_id UBIGINT NOT NULL,
+            author VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            base_version BIGINT NOT NULL,       -- the dataset version the annotator saw
+            labelled_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, label_column, row_id, author)
+        );
+        CREATE TABLE label_assignments (
+            dataset_id BIGINT NOT NULL,
+            label_column VARCHAR NOT NULL,
+            row_id UBIGINT NOT NULL,
+            annotator VARCHAR NOT NULL,
+            assigned_by VARCHAR NOT NULL,
+            assigned_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, label_column, row_id, annotator)
+        );
+        CREATE TABLE label_decisions (
+            dataset_id BIGINT NOT NULL,
+            label_column VARCHAR NOT NULL,
+            row_id UBIGINT NOT NULL,
+            label VARCHAR NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (dataset_id, label_column, row_id)
+        );
+        CREATE TABLE labeling_settings (
+            project_id BIGINT PRIMARY KEY,
+            review_required BOOLEAN NOT NULL
+        );
+        """,
+    ),
 ]
