@@ -73,7 +73,13 @@ async def upload_api(
     if not wait:
         job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
         return Response(job, status_code=202)
-    return await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
+    made = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
+    return _made(made)
+
+
+def _made(result: dict) -> Any:
+    """A new version (201), or 200 when the upload held the latest version's rows."""
+    return Response(result, status_code=200) if result.get("unchanged") else result
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
@@ -117,14 +123,16 @@ async def new_version_api(
                 upload_version, hub, request.user, project, dataset, received, start_upload
             )
             return Response(job, status_code=202)
-        return await anyio.to_thread.run_sync(
+        made = await anyio.to_thread.run_sync(
             upload_version, hub, request.user, project, dataset, received
         )
+        return _made(made)
     try:
         body = await request.json()
     except Exception:  # any undecodable body
         raise InvalidInput("send a multipart upload or a JSON object with 'op'") from None
-    return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, body)
+    made = await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, body)
+    return _made(made)
 
 
 def upload_version(

@@ -83,6 +83,7 @@ class VersionInfo:
     columns: list[tuple[str, str]]  # (name, arrow type as string)
     skipped: int = 0  # what the import left out (files that are not labelled images)
     notes: tuple[str, ...] = ()  # what the import decided (encoding fallback, sheet, ...)
+    unchanged: bool = False  # the write held the same rows: no new version, this is the latest
 
 
 class DatasetStore:
@@ -169,12 +170,13 @@ class DatasetStore:
         ImportOptions(mode=mode)  # validates the mode
         try:
             with self._lock(uri):
+                before = _latest(uri)
                 ds = commit(uri, lambda: as_reader(table_or_reader), mode, _read_key(uri))
         except SourceFailed as failed:
             if isinstance(failed.error, InvalidInput):
                 raise failed.error from None
             raise InvalidInput(f"could not read the table: {failed.error}") from failed.error
-        return _version_info(ds)
+        return _version_info(ds, unchanged=ds.version == before)
 
     def append(
         self,
@@ -206,8 +208,9 @@ class DatasetStore:
         for _ in range(_MAX_RETRIES):
             try:
                 with self._lock(uri):
+                    before = _latest(uri)
                     ds = commit(uri, opened, mode, _read_key(uri))
-                return _version_info(ds, source)
+                return _version_info(ds, source, unchanged=ds.version == before)
             except SourceFailed as failed:
                 if isinstance(failed.error, ReefError):
                     raise failed.error from None
@@ -512,7 +515,14 @@ def _read_head(source: Source, rows: int) -> pa.Table:
     raise InvalidInput("the file could not be read: too many type changes")
 
 
-def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> VersionInfo:
+def _latest(uri: Path) -> int | None:
+    """The latest version of the dataset at `uri`, None if there is none yet."""
+    return lance.dataset(str(uri)).version if is_dataset(uri) else None
+
+
+def _version_info(
+    ds: lance.LanceDataset, source: Source | None = None, unchanged: bool = False
+) -> VersionInfo:
     version = ds.get_version()
     return VersionInfo(
         version=version["version"],
@@ -522,6 +532,7 @@ def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> Versi
         columns=[(field.name, str(field.type)) for field in ds.schema],
         skipped=source.skipped if source is not None else 0,
         notes=tuple(source.notes) if source is not None else (),
+        unchanged=unchanged,
     )
 
 
