@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from conftest import api_token, csrf, login
 from reef.errors import InvalidInput
 from reef.store.datasets import DatasetStore
 
@@ -18,7 +19,8 @@ CHANGED = (10, 20, 30, 40, 50, 60, 70)
 
 def export(rows: list[list]) -> bytes:
     """A CSV export (id, name, score) of `rows`."""
-    lines = ["id,name,score", *(",".join(map(str, row)) for row in rows)]
+    cells = (("" if value is None else str(value) for value in row) for row in rows)
+    lines = ["id,name,score", *(",".join(row) for row in cells)]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -82,12 +84,89 @@ def test_an_upload_with_the_same_rows_makes_no_version(store, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ids", "problem"), [([1, 1, 2], "repeats values"), ([1, None, 2], "is empty")]
+    ("ids", "problem"), [([1, 1, 2], "its values repeat"), ([1, None, 2], "it is empty")]
 )
 def test_a_bad_key_column_stores_nothing(store, ids, problem) -> None:
     store.write_table("p", "d", pa.table({"id": [1, 2, 3], "x": [1.0, 2.0, 3.0]}))
     store.set_key("p", "d", "id")
-    with pytest.raises(InvalidInput, match=f"key column 'id' {problem}"):
+    with pytest.raises(InvalidInput, match=f"column 'id' cannot be the key: {problem}"):
         store.write_table("p", "d", pa.table({"id": pa.array(ids, pa.int64()), "x": [1.0] * 3}))
     assert store.latest_version("p", "d") == 1
     assert not list((store.uri("p", "d") / "_reef").glob("match-*"))  # its work files are gone
+
+
+# --- over HTTP: the upload suggests a key, the person confirms it -----------------------------
+
+API = "/api/projects/p/datasets"
+
+
+@pytest.fixture
+def client(app_client):
+    app_client.headers.update(api_token(app_client))
+    assert app_client.post("/api/projects", json={"name": "p"}).status_code == 201
+    return app_client
+
+
+def post(client, url: str, content: bytes, **fields):
+    return client.post(url, files={"file": ("export.csv", content)}, data=fields)
+
+
+def counts(client, name: str) -> dict:
+    return client.get(f"{API}/{name}/diff", params={"from": 1, "to": 2}).json()["counts"]
+
+
+def test_upload_suggests_a_key_and_a_confirmed_key_diffs_modified_rows(client) -> None:
+    first = post(client, API, export(base_rows()), name="plain")
+    assert first.status_code == 201, first.text
+    assert first.json()["suggested_key"] == "id"
+    state = client.get(f"{API}/plain/key").json()
+    assert state["suggested"] == "id" and "tell a changed row from a new one" in state["help"]
+    again = post(client, f"{API}/plain/versions", export(changed_rows()))
+    assert again.status_code == 201, again.text
+    assert counts(client, "plain") == {"added": 12, "removed": 10, "modified": 0}
+
+    confirmed = post(client, API, export(base_rows()), name="keyed", key="id")
+    assert confirmed.status_code == 201 and confirmed.json()["suggested_key"] is None
+    assert client.get(f"{API}/keyed/key").json() == {**state, "key": "id", "suggested": None}
+    assert post(client, f"{API}/keyed/versions", export(changed_rows())).status_code == 201
+    assert counts(client, "keyed") == {"added": 5, "removed": 3, "modified": 7}
+
+
+def test_an_unchanged_upload_answers_200_and_keeps_the_version(client) -> None:
+    post(client, API, export(base_rows(20)), name="d")
+    again = post(client, f"{API}/d/versions", export(base_rows(20)[::-1]))
+    assert again.status_code == 200, again.text
+    assert again.json()["unchanged"] and again.json()["detail"] == "unchanged, still version 1"
+    assert [v["version"] for v in client.get(f"{API}/d/versions").json()] == [1]
+
+
+def test_a_bad_key_is_refused_naming_the_column_and_nothing_is_stored(client) -> None:
+    rows = [[i % 3, f"name {i}", None if i == 4 else i] for i in range(10)]
+    content = export(rows)
+    for column, problem in (("id", "its values repeat"), ("score", "it is empty")):
+        refused = post(client, API, content, name="d", key=column)
+        assert refused.status_code == 400 and problem in refused.json()["detail"], refused.text
+        assert f"column '{column}'" in refused.json()["detail"]
+    assert client.get(f"{API}/d").status_code == 404  # no dataset was made
+    post(client, API, export(base_rows(10)), name="d")
+    refused = post(client, f"{API}/d/versions", content, key="id")
+    assert refused.status_code == 400 and "column 'id'" in refused.json()["detail"]
+    assert [v["version"] for v in client.get(f"{API}/d/versions").json()] == [1]
+    assert client.get(f"{API}/d/key").json()["key"] is None
+    typed = client.put(f"{API}/d/key", json={"column": 5})
+    assert typed.status_code == 400 and "column" in typed.text
+    assert client.put(f"{API}/d/key", json={"column": "name"}).json()["key"] == "name"
+
+
+def test_the_dataset_page_offers_the_suggested_key(client) -> None:
+    post(client, API, export(base_rows(10)), name="d")
+    login(client)
+    page = client.get("/projects/p/datasets/d")
+    assert 'hx-get="/projects/p/datasets/d/key-suggestion"' in page.text
+    offer = client.get("/projects/p/datasets/d/key-suggestion").text
+    assert "Use <code>id</code> as the key?" in offer and "a column that names each row" in offer
+    token = {"x-csrftoken": csrf(page.text), "hx-request": "true"}
+    assert client.post(
+        "/projects/p/datasets/d/key", data={"column": "id"}, headers=token
+    ).is_success
+    assert "key-suggestion" not in client.get("/projects/p/datasets/d").text

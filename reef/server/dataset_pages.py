@@ -20,6 +20,7 @@ from reef.hub import Hub
 from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
+    key_state,
     preview,
     receive,
     recheck,
@@ -179,6 +180,13 @@ def key_page(
 ) -> Response:
     set_key(hub, request.user, project, dataset, data.get("column") or None)
     return _go(request, _page_url(project, dataset))
+
+
+@get(PAGES + "/key-suggestion", access="developer")
+def key_suggestion_partial(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> Template:
+    """With no key: the column reef suggests as the key, to confirm with one click."""
+    ctx = {**key_state(hub, project, dataset), "base": base_url(project, dataset)}
+    return Template("_dataset_key.html", context=ctx)
 
 
 @get(PAGES + "/download", access="reporter")
@@ -361,6 +369,7 @@ ROUTES = [
     change_page,
     tag_page,
     key_page,
+    key_suggestion_partial,
     download_page,
     import_page,
     preview_partial,

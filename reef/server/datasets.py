@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
+import msgspec
 from litestar import Request, Response
 from litestar.params import QueryParameter
 from litestar.response import Stream
@@ -16,6 +17,7 @@ from reef.server import dataset_pages
 from reef.server.dataset_changes import (
     apply_change,
     dataset_id,
+    key_state,
     preview,
     receive,
     recheck,
@@ -262,16 +264,37 @@ def untag_api(
     remove_tag(hub, request.user, project, dataset, tag)
 
 
+class KeyChoice(msgspec.Struct, forbid_unknown_fields=True):
+    """The column confirmed as the key (a column that names each row, so reef can tell a
+    changed row from a new one: unique and never empty); null clears it."""
+
+    column: str | None
+
+
+class KeyState(msgspec.Struct):
+    key: str | None  # the declared key, if any
+    suggested: str | None  # with no key: a unique, never-empty column reef proposes
+    help: str  # what a key is, in plain words
+
+
+@get(ONE + "/key", access="reporter")
+def key_state_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> KeyState:
+    """The key, or the column reef suggests as the key; confirm it with PUT."""
+    return KeyState(**key_state(hub, project, dataset))
+
+
 @put(ONE + "/key", access="developer")
 def key_api(
     request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    data: JSONBody[dict],
-) -> dict:
-    """`{"column": NAME}` declares the key; `{"column": null}` clears it."""
-    return set_key(hub, request.user, project, dataset, data.get("column"))
+    data: JSONBody[KeyChoice],
+) -> KeyState:
+    """`{"column": NAME}` declares the key (400 naming the column when its values are
+    empty or repeat); `{"column": null}` clears it."""
+    set_key(hub, request.user, project, dataset, data.column)
+    return KeyState(**key_state(hub, project, dataset))
 
 
 @get(ONE + "/rules", access="reporter")
@@ -311,6 +334,7 @@ ROUTES = [
     query_api,
     tag_api,
     untag_api,
+    key_state_api,
     key_api,
     rules_api,
     set_rules_api,

@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lance.fragment import write_fragments
 
-from reef.errors import InvalidInput
 from reef.store.dataset_changes import (
     ROW_ADDR,
     ROW_ID,
@@ -39,6 +38,7 @@ from reef.store.dataset_changes import (
     rewrite_rows,
     write_with_ids,
 )
+from reef.store.dataset_key import check_key_column
 from reef.store.dataset_values import cells_differ
 
 MAX_CHANGED = 1_000_000  # beyond this many changed rows `replace_by_content` does it in bulk
@@ -169,7 +169,7 @@ def _match(
     con.register("stored", stored.to_reader())
     con.execute("CREATE TEMP TABLE upload AS SELECT * FROM incoming")
     if key is not None:
-        _check_key(con, key)
+        check_key_column(con, "upload", key)
     new, old = (f"rowid AS pos, NULL AS row_id, {hashes} FROM upload",
                 f"{ROW_ADDR} AS pos, {ROW_ID} AS row_id, {hashes} FROM stored")  # fmt: skip
     con.execute(_NUMBERED.format(table="new_keys", source=new))
@@ -188,20 +188,6 @@ _UNMATCHED = (
     "CREATE TEMP TABLE {table} AS "
     "SELECT pos, row_id, k FROM {a} ANTI JOIN {b} USING (h1, h2, n) ORDER BY pos"
 )
-
-
-def _check_key(con: duckdb.DuckDBPyConnection, key: str) -> None:
-    """InvalidInput naming the key column when the upload has empty or repeated keys."""
-    column = _quoted(key)
-    empty, repeated = con.sql(
-        f"SELECT count(*) - count({column}), count({column}) - count(DISTINCT {column}) FROM upload"
-    ).fetchall()[0]
-    if empty:
-        raise InvalidInput(f"key column {key!r} is empty in {empty} rows; every row needs one")
-    if repeated:
-        raise InvalidInput(
-            f"key column {key!r} repeats values in {repeated} rows; each row needs its own"
-        )
 
 
 def _commit_changes(

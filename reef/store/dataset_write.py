@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from reef.errors import Conflict, InvalidInput
 from reef.store.dataset_import import cast_batch
+from reef.store.dataset_key import REEF_DIR, check_key_values
 from reef.store.dataset_replace import replace_by_content, replace_in_order
 
-_REEF_DIR = "_reef"  # reef's own files inside a dataset's directory (as in `datasets`)
 SOURCE_ERRORS = (pa.ArrowException, OSError, ValueError, InvalidInput)
 
 ReaderFactory = Callable[[], pa.RecordBatchReader]
@@ -59,12 +59,18 @@ def is_dataset(uri: Path) -> bool:
     return (uri / "_versions").is_dir()
 
 
-def commit(uri: Path, open_reader: ReaderFactory, mode: str, key: str | None) -> lance.LanceDataset:
+def commit(
+    uri: Path, open_reader: ReaderFactory, mode: str, key: str | None, confirm_key: bool = False
+) -> lance.LanceDataset:
     """Write the reader as the next version (or version 1). `mode` "append" adds its rows;
     "replace" makes them the whole dataset: when the columns and types are the same, matched
     on `key` if one is declared, else on the rows' values (rows keep their ids either way),
     and otherwise as a plain overwrite. The stored dataset itself (no new version) when a
-    replace changes nothing."""
+    replace changes nothing. With `confirm_key`, the upload's `key` column is checked first
+    (a pass over the source): InvalidInput naming it, with nothing written, when it has
+    empty or repeated values."""
+    if confirm_key and key is not None:
+        _write(lambda r: _check_key(r, key), open_reader)
     if not is_dataset(uri):
         return _create(uri, open_reader)
     ds = lance.dataset(str(uri))
@@ -81,6 +87,12 @@ def commit(uri: Path, open_reader: ReaderFactory, mode: str, key: str | None) ->
     return _write(lambda r: _replace_by_content(ds, r, uri, key), open_reader, same)
 
 
+def _check_key(reader: pa.RecordBatchReader, key: str) -> None:
+    if key not in reader.schema.names:
+        raise InvalidInput(f"the upload has no column {key!r} to be the key")
+    check_key_values(reader, key)
+
+
 def _replace_by_content(
     ds: lance.LanceDataset, reader: pa.RecordBatchReader, uri: Path, key: str | None
 ) -> lance.LanceDataset:
@@ -88,7 +100,7 @@ def _replace_by_content(
     there is one); a plain overwrite when the columns or types differ."""
     if not reader.schema.equals(ds.schema):
         return _lance_write(reader, uri, "overwrite")
-    workdir = uri / _REEF_DIR / f"match-{uuid.uuid4().hex}"
+    workdir = uri / REEF_DIR / f"match-{uuid.uuid4().hex}"
     with lance_errors():
         return replace_by_content(ds, reader, workdir, key)
 
