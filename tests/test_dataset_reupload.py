@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -93,6 +94,31 @@ def test_a_bad_key_column_stores_nothing(store, ids, problem) -> None:
         store.write_table("p", "d", pa.table({"id": pa.array(ids, pa.int64()), "x": [1.0] * 3}))
     assert store.latest_version("p", "d") == 1
     assert not list((store.uri("p", "d") / "_reef").glob("match-*"))  # its work files are gone
+
+
+def size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("key", [None, "id"])
+def test_a_one_percent_re_upload_costs_at_most_3_percent_on_disk(store, key) -> None:
+    rows = 100_000
+    ids = np.arange(rows)
+    x = np.random.default_rng(0).normal(size=rows)
+    text = pa.array([f"row {i}" for i in range(rows)])
+    store.write_table("p", "d", pa.table({"id": ids, "x": x, "t": text}))
+    if key:
+        store.set_key("p", "d", key)
+    base = size(store.uri("p", "d"))
+    changed = x.copy()
+    changed[:: rows // 1000] += 1.0  # 1% of the rows, scattered
+    order = ids[::-1]  # not the stored order: matched by value (and key), not row by row
+    upload = pa.table({"id": ids, "x": changed, "t": text}).take(pa.array(order))
+    store.write_table("p", "d", upload)
+    counts = store.diff("p", "d", 1, 2)["counts"]
+    expected = {"added": 1000, "removed": 1000, "modified": 0}
+    assert counts == (expected if key is None else {"added": 0, "removed": 0, "modified": 1000})
+    assert (size(store.uri("p", "d")) - base) / base <= 0.03
 
 
 # --- over HTTP: the upload suggests a key, the person confirms it -----------------------------
