@@ -4,13 +4,14 @@ the change; an upload that changes nothing makes no version."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import api_token, csrf, login
+from conftest import api_token, csrf, login, patience
 from reef.errors import InvalidInput
 from reef.store.datasets import DatasetStore
 
@@ -164,6 +165,20 @@ def test_an_unchanged_upload_answers_200_and_keeps_the_version(client) -> None:
     assert again.status_code == 200, again.text
     assert again.json()["unchanged"] and again.json()["detail"] == "unchanged, still version 1"
     assert [v["version"] for v in client.get(f"{API}/d/versions").json()] == [1]
+
+
+def test_the_import_page_says_an_unchanged_upload_made_no_version(client) -> None:
+    post(client, API, export(base_rows(20)), name="d")
+    job = post(client, f"{API}/d/versions?wait=false", export(base_rows(20))).json()
+    for _ in range(int(patience(60) / 0.1)):
+        job = client.get(f"/api/projects/p/imports/{job['id']}").json()
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "done" and job["result"]["unchanged"], job
+    login(client)
+    shown = client.get(f"/projects/p/imports/{job['id']}", headers={"hx-request": "true"})
+    assert "nothing changed, so no new version was made" in shown.text
 
 
 def test_a_bad_key_is_refused_naming_the_column_and_nothing_is_stored(client) -> None:

@@ -234,9 +234,10 @@ async def upload_page(request: Request, hub: HubDep, project: FromPath[str]) -> 
 def import_job_partial(
     request: Request, hub: HubDep, project: FromPath[str], job: FromPath[int]
 ) -> Any:
-    """The progress of a background import; once it is done, on to the dataset page."""
+    """The progress of a background import; once it is done, on to the dataset page (or,
+    when the file changed nothing, a line saying so)."""
     found = hub.datasets.imports.get(project, job)
-    if found.status == "done":
+    if found.status == "done" and not (found.result or {}).get("unchanged"):
         return _go(request, _page_url(project, found.dataset))
     return Template("_dataset_import_job.html", context={"job": found.as_dict()})
 
