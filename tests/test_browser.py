@@ -192,7 +192,8 @@ def test_model_try_it_predicts_and_shows_errors(tab: Tab) -> None:
     tab.goto("/projects/demo/models/digits")
     mark_document(tab)
     result = predict(tab, [[float(i % 17) for i in range(64)]])
-    # the session's demo model is v1, or v2 once test_e2e's re-run (same worker) registered it
+    # the session's demo model is v1 (test_e2e's re-run makes the same model: no v2), or v2
+    # where another test of the session trained it differently
     expect(result).to_contain_text(re.compile(r"Model version [12] "))
     expect(result.locator(".predictions li b")).to_have_text(re.compile(r"^\d$"))
     result = predict(tab, [[1, 2, 3]])

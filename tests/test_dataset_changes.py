@@ -276,8 +276,10 @@ def test_an_upload_out_of_order_is_merged_on_the_key(tmp_path: Path, order, coun
     assert all(row_id == key for key, row_id in ids.items())  # rows kept their ids
 
 
-def test_replace_without_key_is_an_overwrite(store: DatasetStore) -> None:
-    store.write_table("p", "d", pa.table({"id": [10], "label": ["cat"], "score": [0.1]}))
-    assert row_ids(store) == [4]
+def test_replace_without_key_keeps_unchanged_rows(store: DatasetStore) -> None:
+    # row 10 is unchanged (kept with its row id), 20 changed, 30 and 40 left, 50 is new
+    table = {"id": [10, 20, 50], "label": ["cat", "cow", "eel"], "score": [0.1, 0.9, 0.2]}
+    store.write_table("p", "d", pa.table(table))
+    assert row_ids(store) == [0, 4, 5]
     diff = store.diff("p", "d", 1, 2)
-    assert diff["counts"] == {"added": 1, "removed": 4, "modified": 0}
+    assert diff["counts"] == {"added": 2, "removed": 3, "modified": 0}

@@ -148,8 +148,9 @@ def test_jsonl(store: DatasetStore, tmp_path: Path) -> None:
     for suffix in (".jsonl", ".ndjson"):
         src = tmp_path / f"a{suffix}"
         src.write_text('{"a": 1, "b": "x"}\n{"a": 2, "b": null}\n\n')
-        store.import_file("p", "d", src)
-    assert store.latest_version("p", "d") == 2
+        info = store.import_file("p", "d", src)
+    assert info.unchanged  # the same rows again: no new version
+    assert store.latest_version("p", "d") == 1
     assert store.rows("p", "d", None, 0, 10) == (["a", "b"], [[1, "x"], [2, None]])
 
 

@@ -78,8 +78,9 @@ def test_background_import_has_progress_then_the_version(api, tmp_path):
 def test_background_new_version_of_a_csv_estimates_its_rows(api):
     client, headers = api
     client.post(BASE, files={"file": ("d.csv", CSV)}, data={"name": "d"}, headers=headers)
+    changed = CSV.replace(b"\n3,1.5,b\n", b"\n3,7.5,b\n")  # one cell, so a new version
     resp = client.post(
-        f"{BASE}/d/versions?wait=false", files={"file": ("d.csv", CSV)}, headers=headers
+        f"{BASE}/d/versions?wait=false", files={"file": ("d.csv", changed)}, headers=headers
     )
     assert resp.status_code == 202, resp.text
     assert resp.json()["estimated"] and resp.json()["total_rows"] == 40

@@ -131,6 +131,13 @@ def test_rerun_reproduces_metrics_exactly(demo, client):
     assert {("train", "loss"), ("evaluate", "accuracy"), ("split", "train_rows")} <= compared
     assert diff["metrics_identical"] and all(m["difference"] == 0 for m in diff["metrics"])
     assert diff["record_identical"], diff["record"]
-    assert "Metrics identical" in client.get(f"/projects/demo/runs/{again}").text
+    page = client.get(f"/projects/demo/runs/{again}").text
+    assert "Metrics identical" in page
+    # the same model file again: the re-run links to the first run's version, makes no new one
+    assert first["models"] == [{"model": "digits", "version": 1, "unchanged": False}]
+    assert second["models"] == [{"model": "digits", "version": 1, "unchanged": True}]
+    assert "no new version was made" in page
+    log = client.get(f"/api/projects/demo/runs/{again}/logs", params={"step": "train"}).json()
+    assert "identical to digits v1: no new version" in log["text"]
     not_a_rerun = client.get(f"/api/projects/demo/runs/{info['run_id']}/rerun-diff")
     assert not_a_rerun.status_code == 404 and "not a re-run" in not_a_rerun.json()["detail"]

@@ -219,19 +219,26 @@ def test_classification_with_missing_values_and_categories(server: Server) -> No
 def test_gates_score_a_raw_row_model_on_a_dataset(server: Server) -> None:
     api = f"/api/projects/{PROJECT}/models/cancer"
     with server.client() as client:
-        run = client.post(f"/api/projects/{PROJECT}/pipelines/cancer/runs", json={}).json()
+        # another algorithm, so that the model differs (an identical one makes no v2)
+        body = {"params": {"learn": {"algorithm": "forest"}}}
+        run = client.post(f"/api/projects/{PROJECT}/pipelines/cancer/runs", json=body).json()
         assert wait_run(client, PROJECT, run["id"])["run"]["status"] == "succeeded"  # v2
         assert client.post(f"{api}/versions/1/promote", json={"alias": "production"}).is_success
         checks = [
             {"type": "parity"},
             {"type": "latency", "max_ms": 1000},
-            {"type": "better_than", "dataset": "cancer-test", "label": "diagnosis"},
+            {
+                "type": "better_than",
+                "dataset": "cancer-test",
+                "label": "diagnosis",
+                "min_delta": -0.1,
+            },
         ]
         assert client.post(f"{api}/gates", json={"checks": checks}).status_code == 200
         result = client.get(f"{api}/versions/2/gate").json()
         assert all(c["ok"] for c in result["checks"]), result
         better = next(c for c in result["checks"] if c["type"] == "better_than")
-        assert better["value"]["candidate"] == better["value"]["current"] >= 0.9
+        assert min(better["value"]["candidate"], better["value"]["current"]) >= 0.85
 
 
 def test_regression_and_a_regression_target_refused_by_a_classifier(server: Server) -> None:

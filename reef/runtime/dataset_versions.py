@@ -26,7 +26,10 @@ def new_version(
     produced_by: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """Record a version the store just made and check its rules; `produced_by` is the
-    (run id, step name) that published it."""
+    (run id, step name) that published it. A write that changed nothing made no version:
+    nothing is recorded and the answer says which version is still the latest."""
+    if info.unchanged:
+        return unchanged_version(name, info)
     p = hub.projects.get(project)
     dataset_id = hub.catalog.dataset_id(p.id, name, author=author)
     hub.catalog.record_version(
@@ -45,17 +48,30 @@ def new_version(
     validation = check_rules(hub, project, name, dataset_id, info.version)
     hub.events.emit(DATASET_VERSION, project, name, info.version, produced_by, validation)
     return {
-        "dataset": name,
-        "version": info.version,
-        "num_rows": info.num_rows,
-        "columns": [{"name": n, "type": t} for n, t in info.columns],
+        **_version(name, info),
         "author": author,
         "message": message,
         "source": source,
         "produced_by": None if produced_by is None else _produced(*produced_by),
+        "validation": validation,
+        "unchanged": False,
+    }
+
+
+def unchanged_version(name: str, info: VersionInfo) -> dict[str, Any]:
+    """The answer to a write that held the latest version's rows: no new version."""
+    detail = f"unchanged, still version {info.version}"
+    return {**_version(name, info), "unchanged": True, "detail": detail}
+
+
+def _version(name: str, info: VersionInfo) -> dict[str, Any]:
+    return {
+        "dataset": name,
+        "version": info.version,
+        "num_rows": info.num_rows,
+        "columns": [{"name": n, "type": t} for n, t in info.columns],
         "notes": list(info.notes),
         "skipped": info.skipped,
-        "validation": validation,
     }
 
 

@@ -84,6 +84,8 @@ class ModelService:
             if not step.get("register"):
                 continue
             model_dir = self._model_dir(run, step)
+            if self._reuse(run, step, model_dir) is not None:
+                continue  # the model is the latest version's: nothing new to promote
             metrics, sources = self.version_metrics(run, step["name"])
             version = self.register_dir(
                 run.project_id,
@@ -99,6 +101,22 @@ class ModelService:
             )
             done.append((step["register"], version))
         return done
+
+    def _reuse(self, run: Run, step: dict, model_dir: Path) -> int | None:
+        """The latest version of the step's model when the step's model files are
+        byte-identical to it (same content hash): the run is linked to that version and its
+        log says so; None when the model is new."""
+        name = step["register"]
+        digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
+        schema = json.loads((model_dir / "schema.json").read_text())
+        version = self.hub.models.same_as_latest(run.project_id, name, digest, schema)
+        if version is None:
+            return None
+        self.hub.models.record_reuse(run.project_id, name, version, run.id, step["name"])
+        note = f"\n[reef] the model file is identical to {name} v{version}: no new version\n"
+        with self.hub.orchestrator.log_path(run.id, step["name"]).open("a") as log_file:
+            log_file.write(note)
+        return version
 
     def version_metrics(self, run: Run, step_name: str) -> tuple[dict[str, float], list[str]]:
         """What a version registered from `step_name` records: that step's metrics, then those

@@ -50,6 +50,7 @@ def import_options(data: Mapping[str, Any]) -> ImportOptions:
         sheet=_text(data, "sheet"),
         column_types=types,
         mode=_text(data, "mode") or "replace",
+        key=_text(data, "key"),
     )
 
 
@@ -152,7 +153,11 @@ def _import(hub: Hub, who: Principal, project: str, asked: _Upload, job: ImportJ
     )
     job.phase = "checking"
     message = asked.message
-    return new_version(hub, who.name, project, asked.name, info, message, source=asked.filename)
+    made = new_version(hub, who.name, project, asked.name, info, message, source=asked.filename)
+    if asked.options.key:
+        hub.audit.record(who.name, "dataset.key", f"dataset {asked.name}", project,
+                         key=asked.options.key)  # fmt: skip
+    return {**made, "suggested_key": hub.datasets.suggested_key(project, asked.name)}
 
 
 def preview(hub: Hub, received: Received) -> dict:
@@ -292,12 +297,6 @@ def remove_tag(hub: Hub, who: Principal, project: str, name: str, tag: str) -> N
     hub.audit.record(who.name, "dataset.untag", f"dataset {name}", project, tag=tag)
 
 
-class KeyChange(msgspec.Struct, forbid_unknown_fields=True):
-    """The column that names each row (its values unique); null clears the key."""
-
-    column: Annotated[str | None, Meta(examples=["customer_id"])]
-
-
 class TagRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The version to tag (number or tag; default the latest); `move` moves an existing tag."""
 
@@ -327,11 +326,22 @@ def rule_dicts(body: RuleList | list[Rule]) -> list[dict[str, Any]]:
     return msgspec.to_builtins(body.rules if isinstance(body, RuleList) else body)
 
 
+KEY_HELP = "a column that names each row, so reef can tell a changed row from a new one"
+
+
 def set_key(hub: Hub, who: Principal, project: str, name: str, column: str | None) -> dict:
     dataset_id(hub, project, name)
     hub.datasets.set_key(project, name, column or None)
     hub.audit.record(who.name, "dataset.key", f"dataset {name}", project, key=column or None)
     return {"key": column or None}
+
+
+def key_state(hub: Hub, project: str, name: str) -> dict[str, Any]:
+    """The dataset's key, and the column reef suggests when it has none."""
+    dataset_id(hub, project, name)
+    key = hub.datasets.key(project, name)
+    suggested = None if key else hub.datasets.suggested_key(project, name)
+    return {"key": key, "suggested": suggested, "help": KEY_HELP}
 
 
 def set_rules(

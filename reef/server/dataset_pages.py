@@ -22,6 +22,7 @@ from reef.server.dataset_changes import (
     DatasetChange,
     apply_change,
     dataset_id,
+    key_state,
     preview,
     receive,
     recheck,
@@ -184,6 +185,13 @@ def key_page(
     return _go(request, _page_url(project, dataset))
 
 
+@get(PAGES + "/key-suggestion", access="developer")
+def key_suggestion_partial(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> Template:
+    """With no key: the column reef suggests as the key, to confirm with one click."""
+    ctx = {**key_state(hub, project, dataset), "base": base_url(project, dataset)}
+    return Template("_dataset_key.html", context=ctx)
+
+
 @get(PAGES + "/download", access="reporter")
 async def download_page(
     request: Request,
@@ -229,9 +237,10 @@ async def upload_page(request: Request, hub: HubDep, project: FromPath[str]) -> 
 def import_job_partial(
     request: Request, hub: HubDep, project: FromPath[str], job: FromPath[int]
 ) -> Any:
-    """The progress of a background import; once it is done, on to the dataset page."""
+    """The progress of a background import; once it is done, on to the dataset page (or,
+    when the file changed nothing, a line saying so)."""
     found = hub.datasets.imports.get(project, job)
-    if found.status == "done":
+    if found.status == "done" and not (found.result or {}).get("unchanged"):
         return _go(request, _page_url(project, found.dataset))
     return Template("_dataset_import_job.html", context={"job": found.as_dict()})
 
@@ -364,6 +373,7 @@ ROUTES = [
     change_page,
     tag_page,
     key_page,
+    key_suggestion_partial,
     download_page,
     import_page,
     preview_partial,

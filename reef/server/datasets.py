@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
+import msgspec
 from litestar import Request, Response
 from litestar.params import QueryParameter
 from litestar.response import Stream
@@ -17,12 +18,12 @@ from reef.server.bodies import JSON, MULTIPART, decode, documented
 from reef.server.dataset_changes import (
     UPLOAD_FORM,
     DatasetChange,
-    KeyChange,
     Rule,
     RuleList,
     TagRequest,
     apply_change,
     dataset_id,
+    key_state,
     preview,
     receive,
     recheck,
@@ -91,7 +92,13 @@ async def upload_api(
     if not wait:
         job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
         return Response(job, status_code=202)
-    return await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
+    made = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
+    return _made(made)
+
+
+def _made(result: dict) -> Any:
+    """A new version (201), or 200 when the upload held the latest version's rows."""
+    return Response(result, status_code=200) if result.get("unchanged") else result
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
@@ -147,11 +154,13 @@ async def new_version_api(
                 upload_version, hub, request.user, project, dataset, received, start_upload
             )
             return Response(job, status_code=202)
-        return await anyio.to_thread.run_sync(
+        made = await anyio.to_thread.run_sync(
             upload_version, hub, request.user, project, dataset, received
         )
+        return _made(made)
     change: DatasetChange = decode(await request.body(), DatasetChange)  # type: ignore[arg-type]
-    return await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, change)
+    made = await anyio.to_thread.run_sync(apply_change, hub, request.user, project, dataset, change)
+    return _made(made)
 
 
 def upload_version(
@@ -280,16 +289,37 @@ def untag_api(
     remove_tag(hub, request.user, project, dataset, tag)
 
 
+class KeyChoice(msgspec.Struct, forbid_unknown_fields=True):
+    """The column confirmed as the key (a column that names each row, so reef can tell a
+    changed row from a new one: unique and never empty); null clears it."""
+
+    column: str | None
+
+
+class KeyState(msgspec.Struct):
+    key: str | None  # the declared key, if any
+    suggested: str | None  # with no key: a unique, never-empty column reef proposes
+    help: str  # what a key is, in plain words
+
+
+@get(ONE + "/key", access="reporter")
+def key_state_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> KeyState:
+    """The key, or the column reef suggests as the key; confirm it with PUT."""
+    return KeyState(**key_state(hub, project, dataset))
+
+
 @put(ONE + "/key", access="developer")
 def key_api(
     request: Request,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
-    data: JSONBody[KeyChange],
-) -> dict:
-    """`{"column": NAME}` declares the key; `{"column": null}` clears it."""
-    return set_key(hub, request.user, project, dataset, data.column or None)
+    data: JSONBody[KeyChoice],
+) -> KeyState:
+    """`{"column": NAME}` declares the key (400 naming the column when its values are
+    empty or repeat); `{"column": null}` clears it."""
+    set_key(hub, request.user, project, dataset, data.column)
+    return KeyState(**key_state(hub, project, dataset))
 
 
 @get(ONE + "/rules", access="reporter")
@@ -328,6 +358,7 @@ ROUTES = [
     query_api,
     tag_api,
     untag_api,
+    key_state_api,
     key_api,
     rules_api,
     set_rules_api,

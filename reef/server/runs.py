@@ -79,21 +79,12 @@ def run_context(hub: Hub, project: str, run_id: int) -> dict[str, Any]:
         "metrics": hub.runs.latest_metrics(run_id),
         "artifacts": [{**a, "visual": visual(a["name"])} for a in hub.runs.artifacts(run_id)],
         "comments": hub.runs.comments(run_id),
-        "models": [v for m in hub.models.list(p.id) for v in _run_models(hub, p.id, m, run_id)],
+        "models": hub.models.run_versions(run_id),
         "rerun": rerun_diff(hub, run),
         "tags": hub.mlflow.run_tags(run_id),
         "children": hub.mlflow.children(run_id),
         "origin": hub.triggers.store.origin(run_id),
     }
-
-
-def _run_models(hub: Hub, project_id: int, model: dict, run_id: int) -> list[dict]:
-    mid = hub.models.model_id(project_id, model["name"])
-    return [
-        {"model": model["name"], "version": v["version"]}
-        for v in hub.models.versions(mid)
-        if v["run_id"] == run_id
-    ]
 
 
 def read_log(hub: Hub, run_id: int, step: str, offset: int = 0) -> tuple[str, int]:

@@ -4,7 +4,7 @@ Edited rows are rewritten the way Lance's own `update` does it, but for arbitrar
 values: the old copies are marked deleted in their fragments, the new copies are written as a
 new fragment that carries the old row ids (`RowIdSequence`), and one `Update` transaction
 commits both. The disk grows by about the edited rows. Deletes go through `delete` with a
-row-id predicate, replaces with a declared key through `merge_insert`, column changes through
+row-id predicate (replacing uploads are in `dataset_replace`), column changes through
 `add_columns` / `alter_columns` / `drop_columns`. Nothing is visible until the commit.
 """
 
@@ -17,7 +17,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from lance.fragment import RowIdSequence, write_fragments
+from lance.fragment import FragmentMetadata, RowIdSequence, write_fragments
 
 from reef.errors import InvalidInput
 
@@ -129,23 +129,30 @@ def with_cells(rows: pa.Table, changes: Sequence[Mapping[str, Any]]) -> pa.Table
 def rewrite_rows(ds: lance.LanceDataset, rows: pa.Table) -> lance.LanceDataset:
     """Commit `rows` (full rows with `_rowid` and `_rowaddr`) as the new copies of those
     rows, keeping their row ids."""
-    updated, removed = _delete_old_copies(ds, rows)
-    data = rows.drop_columns([ROW_ID, ROW_ADDR]).select(ds.schema.names)
-    fragments = write_fragments(
-        data, ds.uri, schema=ds.schema, data_storage_version=ds.data_storage_version
-    )
-    offset = 0
-    for fragment in fragments:
-        ids = rows[ROW_ID].slice(offset, fragment.physical_rows)
-        fragment.row_id_meta = RowIdSequence(ids).to_inline_metadata()
-        offset += fragment.physical_rows
+    updated, removed = delete_old_copies(ds, rows)
+    fragments = write_with_ids(ds, rows)
     operation = lance.LanceOperation.Update(
         removed_fragment_ids=removed, updated_fragments=updated, new_fragments=fragments
     )
     return lance.LanceDataset.commit(ds.uri, operation, read_version=ds.version)
 
 
-def _delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any], list[int]]:
+def write_with_ids(ds: lance.LanceDataset, rows: pa.Table) -> list[FragmentMetadata]:
+    """New fragments (not yet committed) holding `rows` (full rows with `_rowid`) under
+    those row ids."""
+    data = rows.select(ds.schema.names)
+    fragments = write_fragments(
+        data, ds.uri, schema=ds.schema, data_storage_version=ds.data_storage_version
+    )
+    offset = 0
+    for fragment in fragments:
+        ids = rows[ROW_ID].slice(offset, fragment.physical_rows).cast(pa.uint64())
+        fragment.row_id_meta = RowIdSequence(ids).to_inline_metadata()
+        offset += fragment.physical_rows
+    return fragments
+
+
+def delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any], list[int]]:
     """Mark the rows deleted by their addresses (fragment id, offset): only the deletion
     files of the fragments they are in are written, nothing is scanned."""
     addresses = rows[ROW_ADDR].to_numpy()
@@ -162,26 +169,6 @@ def _delete_old_copies(ds: lance.LanceDataset, rows: pa.Table) -> tuple[list[Any
         else:
             updated.append(metadata)
     return updated, removed
-
-
-def merge_replace(
-    ds: lance.LanceDataset, reader: pa.RecordBatchReader, key: str
-) -> lance.LanceDataset:
-    """Make the dataset hold exactly the rows of `reader`, matched on `key`: changed rows are
-    updated in place (same row id), new ones inserted, missing ones deleted."""
-    others = [name for name in ds.schema.names if name != key]
-    changed = " OR ".join(
-        f"(source.{_quoted(c)} IS DISTINCT FROM target.{_quoted(c)})" for c in others
-    )
-    builder = ds.merge_insert(key)
-    if others:
-        builder = builder.when_matched_update_all(changed)
-    builder.when_not_matched_insert_all().when_not_matched_by_source_delete().execute(reader)
-    return lance.dataset(ds.uri)
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def add_column(ds: lance.LanceDataset, field: pa.Field, default: Any) -> lance.LanceDataset:

@@ -62,10 +62,13 @@ class ImportOptions:
     sheet: str | None = None  # xlsx: the sheet's name (default: the first sheet)
     column_types: Mapping[str, str] = field(default_factory=dict)  # name -> COLUMN_TYPES key
     mode: str = "replace"  # "replace": the upload becomes the new version; "append": added
+    key: str | None = None  # replace: the column confirmed as the key (unique, never empty)
 
     def __post_init__(self) -> None:
         if self.mode not in ("replace", "append"):
             raise InvalidInput(f"unknown mode {self.mode!r}: use 'replace' or 'append'")
+        if self.key is not None and self.mode != "replace":
+            raise InvalidInput("a key is confirmed with a replacing upload, not an append")
         if self.delimiter is not None and len(self.delimiter) != 1:
             raise InvalidInput(f"the delimiter must be one character, not {self.delimiter!r}")
         if self.encoding is not None:

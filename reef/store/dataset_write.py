@@ -19,9 +19,9 @@ import lance
 import pyarrow as pa
 
 from reef.errors import Conflict, InvalidInput
-from reef.store.dataset_changes import merge_replace
 from reef.store.dataset_import import cast_batch
-from reef.store.dataset_replace import replace_in_order
+from reef.store.dataset_key import REEF_DIR, check_key_values
+from reef.store.dataset_replace import replace_by_content, replace_in_order
 
 SOURCE_ERRORS = (pa.ArrowException, OSError, ValueError, InvalidInput)
 
@@ -59,23 +59,50 @@ def is_dataset(uri: Path) -> bool:
     return (uri / "_versions").is_dir()
 
 
-def commit(uri: Path, open_reader: ReaderFactory, mode: str, key: str | None) -> lance.LanceDataset:
+def commit(
+    uri: Path, open_reader: ReaderFactory, mode: str, key: str | None, confirm_key: bool = False
+) -> lance.LanceDataset:
     """Write the reader as the next version (or version 1). `mode` "append" adds its rows;
-    "replace" makes them the whole dataset: matched on `key` (rows keep their ids) when a key
-    is declared and the columns and types are the same, else as a plain overwrite."""
+    "replace" makes them the whole dataset: when the columns and types are the same, matched
+    on `key` if one is declared, else on the rows' values (rows keep their ids either way),
+    and otherwise as a plain overwrite. The stored dataset itself (no new version) when a
+    replace changes nothing. With `confirm_key`, the upload's `key` column is checked first
+    (a pass over the source): InvalidInput naming it, with nothing written, when it has
+    empty or repeated values."""
+    if confirm_key and key is not None:
+        _write(lambda r: _check_key(r, key), open_reader)
     if not is_dataset(uri):
         return _create(uri, open_reader)
     ds = lance.dataset(str(uri))
     if mode == "append":
         append = lambda r: _lance_write(r, uri, "append")  # noqa: E731
         return _write(append, open_reader, lambda r: conform(r, ds.schema))
-    if key is not None and key in ds.schema.names:
-        same = lambda r: _same(r, ds)  # noqa: E731
+    same = lambda r: _same(r, ds)  # noqa: E731
+    if key is None or key not in ds.schema.names:
+        key = None
+    else:
         edited = _write(lambda r: _replace_in_order(ds, r, key), open_reader, same)
         if edited is not None:
             return edited
-        return _write(lambda r: _replace(ds, r, key, uri), open_reader, same)
-    return _write(lambda r: _lance_write(r, uri, "overwrite"), open_reader)
+    return _write(lambda r: _replace_by_content(ds, r, uri, key), open_reader, same)
+
+
+def _check_key(reader: pa.RecordBatchReader, key: str) -> None:
+    if key not in reader.schema.names:
+        raise InvalidInput(f"the upload has no column {key!r} to be the key")
+    check_key_values(reader, key)
+
+
+def _replace_by_content(
+    ds: lance.LanceDataset, reader: pa.RecordBatchReader, uri: Path, key: str | None
+) -> lance.LanceDataset:
+    """Unchanged rows matched by their values and kept (changed ones matched on `key` when
+    there is one); a plain overwrite when the columns or types differ."""
+    if not reader.schema.equals(ds.schema):
+        return _lance_write(reader, uri, "overwrite")
+    workdir = uri / REEF_DIR / f"match-{uuid.uuid4().hex}"
+    with lance_errors():
+        return replace_by_content(ds, reader, workdir, key)
 
 
 def _same(reader: pa.RecordBatchReader, ds: lance.LanceDataset) -> pa.RecordBatchReader:
@@ -96,15 +123,6 @@ def _replace_in_order(
     (an edited download); None otherwise, and nothing is written."""
     with lance_errors():
         return replace_in_order(ds, reader, key)
-
-
-def _replace(
-    ds: lance.LanceDataset, reader: pa.RecordBatchReader, key: str, uri: Path
-) -> lance.LanceDataset:
-    if not reader.schema.equals(ds.schema):
-        return _lance_write(reader, uri, "overwrite")
-    with lance_errors():
-        return merge_replace(ds, reader, key)
 
 
 def _create(uri: Path, open_reader: ReaderFactory) -> lance.LanceDataset:

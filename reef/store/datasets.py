@@ -11,7 +11,6 @@ commits that are not made when reading the source fails.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import uuid
@@ -38,6 +37,13 @@ from reef.store.dataset_import import (
     Source,
     open_source,
     watched,
+)
+from reef.store.dataset_key import (
+    REEF_DIR,
+    check_key_values,
+    read_key,
+    suggest_key,
+    write_key,
 )
 from reef.store.dataset_predicate import predicate_columns
 from reef.store.dataset_profile import cached_profile
@@ -66,7 +72,6 @@ _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 _MAX_PAGE = 1000
 _MAX_RETRIES = 32
 _FILTER_TIMEOUT_S = 120
-_REEF_DIR = "_reef"
 
 VersionRef = int | str | None  # a version number, a tag, or None for the latest
 
@@ -83,6 +88,7 @@ class VersionInfo:
     columns: list[tuple[str, str]]  # (name, arrow type as string)
     skipped: int = 0  # what the import left out (files that are not labelled images)
     notes: tuple[str, ...] = ()  # what the import decided (encoding fallback, sheet, ...)
+    unchanged: bool = False  # the write held the same rows: no new version, this is the latest
 
 
 class DatasetStore:
@@ -132,7 +138,7 @@ class DatasetStore:
         if isinstance(source, CsvSource) and is_dataset(uri):  # keep the stored types
             stored = {f.name: f.type for f in lance.dataset(str(uri)).schema}
             source.types = {**stored, **source.types}
-        return self._import(uri, source, options.mode, budget, progress)
+        return self._import(uri, source, options, budget, progress)
 
     def preview(
         self,
@@ -169,12 +175,13 @@ class DatasetStore:
         ImportOptions(mode=mode)  # validates the mode
         try:
             with self._lock(uri):
-                ds = commit(uri, lambda: as_reader(table_or_reader), mode, _read_key(uri))
+                before = _latest(uri)
+                ds = commit(uri, lambda: as_reader(table_or_reader), mode, read_key(uri))
         except SourceFailed as failed:
             if isinstance(failed.error, InvalidInput):
                 raise failed.error from None
             raise InvalidInput(f"could not read the table: {failed.error}") from failed.error
-        return _version_info(ds)
+        return _version_info(ds, unchanged=ds.version == before)
 
     def append(
         self,
@@ -196,18 +203,23 @@ class DatasetStore:
         self,
         uri: Path,
         source: Source,
-        mode: str,
+        options: ImportOptions,
         budget: Budget,
         progress: Progress | None = None,
     ) -> VersionInfo:
         """Write the source, retrying while the source can adjust (CSV types, encoding),
-        within the import's time limit."""
+        within the import's time limit; with `options.key`, that column becomes the key
+        (checked on the upload first: nothing is written if it cannot be)."""
         opened = watched(source.open, budget, progress)
         for _ in range(_MAX_RETRIES):
             try:
                 with self._lock(uri):
-                    ds = commit(uri, opened, mode, _read_key(uri))
-                return _version_info(ds, source)
+                    before = _latest(uri)
+                    key = options.key or read_key(uri)
+                    ds = commit(uri, opened, options.mode, key, confirm_key=bool(options.key))
+                    if options.key:
+                        write_key(uri, options.key)
+                return _version_info(ds, source, unchanged=ds.version == before)
             except SourceFailed as failed:
                 if isinstance(failed.error, ReefError):
                     raise failed.error from None
@@ -226,7 +238,7 @@ class DatasetStore:
         uri = self.uri(project, name)
         with self._lock(uri):
             ds = self.open(project, name)
-            ids, cells = _split_updates(ds, updates, key, _read_key(uri))
+            ids, cells = _split_updates(ds, updates, key, read_key(uri))
             rows = changes.rows_by_id(ds, ids)
             changes.check_ids_exist(ds, ids, rows)
             position = {row_id: i for i, row_id in enumerate(rows["_rowid"].to_pylist())}
@@ -270,8 +282,8 @@ class DatasetStore:
             _check_new_column(ds, new_name)
             with lance_errors():
                 ds.alter_columns(cast(Any, {"path": column, "name": new_name}))
-            if _read_key(uri) == column:
-                _write_key(uri, new_name)
+            if read_key(uri) == column:
+                write_key(uri, new_name)
             return _version_info(lance.dataset(str(uri)))
 
     def drop_column(self, project: str, name: str, column: str) -> VersionInfo:
@@ -281,7 +293,7 @@ class DatasetStore:
             _check_column(ds, column)
             if len(ds.schema) == 1:
                 raise InvalidInput(f"cannot drop {column!r}: it is the only column")
-            if _read_key(uri) == column:
+            if read_key(uri) == column:
                 raise InvalidInput(f"cannot drop {column!r}: it is the key; clear the key first")
             with lance_errors():
                 ds.drop_columns([column])
@@ -337,12 +349,19 @@ class DatasetStore:
         uri = self.uri(project, name)
         with self._lock(uri):
             if column is not None:
-                _check_key_values(self.open(project, name), column)
-            _write_key(uri, column)
+                ds = self.open(project, name)
+                _check_column(ds, column)
+                check_key_values(ds, column)
+            write_key(uri, column)
 
     def key(self, project: str, name: str) -> str | None:
         self.open(project, name)
-        return _read_key(self.uri(project, name))
+        return read_key(self.uri(project, name))
+
+    def suggested_key(self, project: str, name: str) -> str | None:
+        """A column that could be the key (unique, never empty), when none is declared."""
+        ds = self.open(project, name)
+        return None if read_key(self.uri(project, name)) else suggest_key(ds)
 
     def versions(self, project: str, name: str) -> list[VersionInfo]:
         """Every version, oldest first."""
@@ -478,7 +497,7 @@ class DatasetStore:
     def profile(self, project: str, name: str, version: VersionRef = None) -> dict[str, Any]:
         """Per-column statistics of a version (see `dataset_profile`), cached per version."""
         ds = self.open(project, name, version)
-        return cached_profile(ds, self.uri(project, name) / _REEF_DIR)
+        return cached_profile(ds, self.uri(project, name) / REEF_DIR)
 
     def _tables(self, project: str, name_to_version: Mapping[str, VersionRef]) -> dict[str, object]:
         if not name_to_version:
@@ -522,7 +541,14 @@ def _read_head(source: Source, rows: int) -> pa.Table:
     raise InvalidInput("the file could not be read: too many type changes")
 
 
-def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> VersionInfo:
+def _latest(uri: Path) -> int | None:
+    """The latest version of the dataset at `uri`, None if there is none yet."""
+    return lance.dataset(str(uri)).version if is_dataset(uri) else None
+
+
+def _version_info(
+    ds: lance.LanceDataset, source: Source | None = None, unchanged: bool = False
+) -> VersionInfo:
     version = ds.get_version()
     return VersionInfo(
         version=version["version"],
@@ -532,6 +558,7 @@ def _version_info(ds: lance.LanceDataset, source: Source | None = None) -> Versi
         columns=[(field.name, str(field.type)) for field in ds.schema],
         skipped=source.skipped if source is not None else 0,
         notes=tuple(source.notes) if source is not None else (),
+        unchanged=unchanged,
     )
 
 
@@ -606,29 +633,3 @@ def _matching_ids(ds: lance.LanceDataset, where: str) -> list[int]:
     finally:
         con.close()
     return [row[0] for row in result]
-
-
-def _check_key_values(ds: lance.LanceDataset, column: str) -> None:
-    _check_column(ds, column)
-    values = ds.to_table(columns=[column])[column]
-    if values.null_count:
-        raise InvalidInput(f"column {column!r} cannot be the key: it has empty values")
-    if len(values.unique()) != len(values):
-        raise InvalidInput(f"column {column!r} cannot be the key: its values repeat")
-
-
-def _key_file(uri: Path) -> Path:
-    return uri / _REEF_DIR / "key.json"
-
-
-def _read_key(uri: Path) -> str | None:
-    path = _key_file(uri)
-    return json.loads(path.read_text())["key"] if path.is_file() else None
-
-
-def _write_key(uri: Path, column: str | None) -> None:
-    path = _key_file(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": column}))
-    tmp.replace(path)

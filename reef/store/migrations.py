@@ -728,4 +728,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0150_reupload_model_reuses",
+        """
+        -- a run step whose model file was byte-identical to the latest version: no new version,
+        -- the run links to that one
+        CREATE TABLE model_version_reuses (
+            model_id BIGINT NOT NULL,
+            version INTEGER NOT NULL,
+            run_id BIGINT NOT NULL,
+            step_name VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model_id, run_id, step_name)
+        );
+        """,
+    ),
 ]

@@ -79,6 +79,41 @@ class Models:
             )
         return int(version)
 
+    def same_as_latest(
+        self, project_id: int, name: str, onnx_digest: str, schema: dict
+    ) -> int | None:
+        """The latest version of model `name` when its model file (by content hash) and
+        schema are these, else None."""
+        row = self.db.one(
+            "SELECT v.version, v.onnx_digest, v.schema FROM model_versions v "
+            "JOIN models m ON m.id = v.model_id WHERE m.project_id = ? AND m.name = ? "
+            "ORDER BY v.version DESC LIMIT 1",
+            [project_id, name],
+        )
+        if row is None or row["onnx_digest"] != onnx_digest:
+            return None
+        return int(row["version"]) if json.loads(row["schema"]) == schema else None
+
+    def record_reuse(
+        self, project_id: int, name: str, version: int, run_id: int, step_name: str
+    ) -> None:
+        """Link run `run_id`'s step to an existing version it produced again unchanged."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO model_version_reuses "
+            "(model_id, version, run_id, step_name, created_at) VALUES (?, ?, ?, ?, ?)",
+            [self.model_id(project_id, name), version, run_id, step_name, now()],
+        )
+
+    def run_versions(self, run_id: int) -> list[dict]:
+        """The versions run `run_id` registered or, `unchanged`, produced again unchanged."""
+        return self.db.query(
+            "SELECT m.name AS model, v.version, false AS unchanged FROM model_versions v "
+            "JOIN models m ON m.id = v.model_id WHERE v.run_id = ? "
+            "UNION ALL SELECT m.name, r.version, true FROM model_version_reuses r "
+            "JOIN models m ON m.id = r.model_id WHERE r.run_id = ? ORDER BY 1, 2",
+            [run_id, run_id],
+        )
+
     def list(self, project_id: int) -> Rows:
         return self.db.query(
             "SELECT m.name, m.description, max(v.version) AS latest, count(v.version) AS versions, "
