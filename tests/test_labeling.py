@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import api_token
+from conftest import api_token, csrf, login
 
 BASE = "/api/projects/p/datasets"
 LABELING = f"{BASE}/reviews/labeling"
@@ -156,3 +156,22 @@ def test_undo_filters_and_solo_labeling(team):
     schema = client.get("/schema/openapi.json").json()
     path = "/api/projects/{project}/datasets/{dataset}/labeling/{column}/publish"
     assert "PublishIn" in str(schema["paths"][path])
+
+
+def test_pages_refuse_a_label_outside_the_set_on_the_item(team):
+    client, people = team
+    call(client, people["admin"], "POST", LABELING, 201,
+         json={"column": "sentiment", "labels": ["pos", "neg"]})  # fmt: skip
+    login(client)
+    page = client.get("/projects/p/datasets/reviews/labeling?column=sentiment")
+    assert page.status_code == 200 and 'data-key="2"' in page.text
+    token = csrf(page.text)
+    form = {"column": "sentiment", "filter": "todo", "row": "0", "_csrf_token": token}
+    url = "/projects/p/datasets/reviews/labeling/label"
+    bad = client.post(url, data={**form, "label": "meh"}, headers={"hx-request": "true"})
+    assert bad.status_code == 400 and "is not in the label set" in bad.text
+    assert 'data-row="0"' in bad.text  # the same item, shown again with the reason
+    good = client.post(url, data={**form, "label": "neg"}, headers={"hx-request": "true"})
+    assert good.status_code == 200 and 'data-row="1"' in good.text  # on to the next
+    summary = client.get("/projects/p/datasets/reviews/labeling/summary").text
+    assert "1 row has draft labels" in summary
