@@ -282,8 +282,9 @@ def test_failed_gates_ask_for_approval_and_approval_promotes(env: Env) -> None:
     env.api.post(f"/api/projects/{P}/pipelines", json=spec).raise_for_status()
     bad = env.api.post(f"/api/projects/{P}/pipelines", json={**spec, "name": "x", "promote": 3})
     assert bad.status_code == 400 and "promote" in bad.json()["detail"]
-    for _ in range(2):
-        run = env.api.post(f"/api/projects/{P}/pipelines/ship/runs", json={}).json()["id"]
+    for trees in (5, 6):  # two different models (an identical one would make no new version)
+        body = {"params": {"train": {"n_estimators": trees}}}
+        run = env.api.post(f"/api/projects/{P}/pipelines/ship/runs", json=body).json()["id"]
         assert wait_run(env.api, P, run)["run"]["status"] == "succeeded"
     base = f"/api/projects/{P}/models/m"
     requests = env.api.get(f"{base}/approvals").json()
