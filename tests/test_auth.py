@@ -202,7 +202,7 @@ def test_bad_metric_points_are_refused_whole(app_client):
     run = hub.runs.create_run(hub.projects.get("p3").id, None, {"steps": []}, [], "admin")
     bad = {"points": [{"key": "loss", "value": 1.0}, {"key": "loss", "value": "high"}]}
     resp = app_client.post(f"/api/projects/p3/runs/{run}/metrics", json=bad, headers=admin)
-    assert resp.status_code == 400 and "point 1" in resp.json()["detail"]
+    assert resp.status_code == 400 and "points[1].value" in resp.json()["detail"]
     assert app_client.get(f"/api/projects/p3/runs/{run}/metrics", headers=admin).json() == {}
 
 
