@@ -11,7 +11,7 @@ import httpx
 import pytest
 from test_hardening_limits import seed_lab
 
-from conftest import Server, start_server
+from conftest import Server, patience, start_server
 
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
@@ -26,7 +26,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     token = hub.people.issue_token(hub.admin().user_id, "api")
     hub.close()
     srv = start_server(data, extra=("--workers", "0"))  # no step runs here
-    client = httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {token}"})
+    auth = {"Authorization": f"Bearer {token}"}
+    client = httpx.Client(base_url=srv.url, headers=auth, timeout=patience(30))
     run = client.post("/api/projects/lab/runs", json={"name": "fuzz"}).json()
     steps = [{"name": "split", "module": "split", "inputs": {"data": "dataset:table"}}]
     client.post("/api/projects/lab/pipelines", json={"name": "p", "steps": steps})
@@ -56,7 +57,7 @@ def test_every_body_is_described(seeded):
     """Each reef operation that takes a body names its schema (a Struct's properties, not a
     bare object), with examples somewhere in it, so clients and fuzzers know the API."""
     srv, _, _ = seeded
-    doc = httpx.get(f"{srv.url}/schema/openapi.json").json()
+    doc = httpx.get(f"{srv.url}/schema/openapi.json", timeout=patience(30)).json()
     missing, vague = [], []
     for path, item in doc["paths"].items():
         for method, op in item.items():

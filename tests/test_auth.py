@@ -202,7 +202,7 @@ def test_bad_metric_points_are_refused_whole(app_client):
     run = hub.runs.create_run(hub.projects.get("p3").id, None, {"steps": []}, [], "admin")
     bad = {"points": [{"key": "loss", "value": 1.0}, {"key": "loss", "value": "high"}]}
     resp = app_client.post(f"/api/projects/p3/runs/{run}/metrics", json=bad, headers=admin)
-    assert resp.status_code == 400 and "point 1" in resp.json()["detail"]
+    assert resp.status_code == 400 and "points[1].value" in resp.json()["detail"]
     assert app_client.get(f"/api/projects/p3/runs/{run}/metrics", headers=admin).json() == {}
 
 
@@ -235,13 +235,13 @@ def test_metric_points_as_columns_keep_their_times_and_bad_ones_are_refused(app_
     ]
     assert rows[0]["ts"] == rows[1]["ts"] == logged and rows[2]["ts"] > logged
     bad = [
-        ({"key": ["loss"], "value": ["high"]}, "columns.value must hold numbers or null"),
-        ({"key": ["loss"], "value": [1.0], "step": [1.5]}, "columns.step must hold integers"),
+        ({"key": ["loss"], "value": ["high"]}, "columns.value[0]: Expected `float | null`"),
+        ({"key": ["loss"], "value": [1.0], "step": [1.5]}, "columns.step[0]: Expected `int"),
         ({"key": ["loss", "acc"], "value": [1.0]}, "as long as columns.key (2)"),
         ({"key": ["loss"], "value": [1.0], "ts": [1.79e12]}, "seconds since the epoch"),
-        ({"key": [None], "value": [1.0]}, "columns.key must hold strings"),
-        ({"key": ["loss"], "value": [1.0], "epoch": [3]}, "unknown metric columns ['epoch']"),
-        ({"key": "loss", "value": [1.0]}, "'columns' must be an object of lists"),
+        ({"key": [None], "value": [1.0]}, "columns.key[0]: Expected `str`"),
+        ({"key": ["loss"], "value": [1.0], "epoch": [3]}, "unknown field `epoch`"),
+        ({"key": "loss", "value": [1.0]}, "columns.key: Expected `array`"),
     ]
     for columns, message in bad:
         resp = app_client.post(url, json={"columns": columns}, headers=admin)

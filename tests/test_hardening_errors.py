@@ -49,8 +49,8 @@ def test_cors_headers_only_for_the_configured_origins(settings):
 @pytest.mark.parametrize(
     ("method", "path", "body", "field"),
     [
-        ("post", "/api/worker/steps/1/finish", {}, "'error'"),
-        ("post", "/api/worker/steps/1/finish", {"error": 3}, "'error'"),
+        ("post", "/api/worker/steps/1/finish", {}, "required field `error`"),
+        ("post", "/api/worker/steps/1/finish", {"error": 3}, "error: Expected `str | null`"),
         ("get", "/api/projects/lab/runs/1/logs?step=a&offset=-1", None, "offset"),
         ("post", "/api/worker/steps/1/log?offset=-5", None, "offset"),
     ],

@@ -40,8 +40,9 @@ def test_warm_predictions_take_the_fast_path_with_the_same_answer(app_client, la
         ({"rows": [[True, 1, 2, 3]]}, 400, "number"),
         ({"rows": []}, 400, "empty"),
         ({"rows": [[0, 0, 0, 0]], "version": "nope"}, 400, "nope"),
-        ({"nothing": 1}, 400, "rows"),
-        ([1, 2], 400, "rows"),
+        ({"nothing": 1}, 400, "unknown field `nothing`"),
+        ({"version": 1}, 400, "required field `rows`"),
+        ([1, 2], 400, "Expected `object`, got `array`"),
     ],
 )
 def test_errors_match_the_regular_route(app_client, lab, body, status, fragment):  # noqa: F811

@@ -54,7 +54,9 @@ def _inline(node: Any, components: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         if set(node) == {"$ref"}:
             return _inline(components[node["$ref"]], components)
-        return {k: _inline(v, components) for k, v in node.items()}
+        # a discriminator maps to component names, gone once inlined; each option still
+        # says its own tag value
+        return {k: _inline(v, components) for k, v in node.items() if k != "discriminator"}
     if isinstance(node, list):
         return [_inline(v, components) for v in node]
     return node
