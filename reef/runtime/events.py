@@ -13,6 +13,7 @@ from typing import Any
 
 RUN_SETTLED = "run.settled"  # (run, status)
 DATASET_VERSION = "dataset.version"  # (project, name, version, produced_by, validation)
+ALERT_OPENED = "model.alert"  # (project_id, model name, alert): monitoring raised an alert
 
 
 class Events:

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from reef.errors import InvalidInput
 from reef.runtime.drift import drift
+from reef.runtime.events import ALERT_OPENED
 from reef.store.db import now
 from reef.store.predictions import Feedback, ModelKey, PredictionLog
 
@@ -150,7 +151,7 @@ class Monitor:
         alerts = self.hub.models.alerts(project_id, model_id)
         opened = [a for a in alerts if a["kind"] not in before]
         if opened:  # the pipelines that train the model pause now, not at their next trigger
-            self.hub.triggers.on_alert(project_id, key[1], opened[0])
+            self.hub.events.emit(ALERT_OPENED, project_id, key[1], opened[0])
         return alerts
 
     def _judge_drift(

@@ -107,14 +107,15 @@ class ModelService:
         byte-identical to it (same content hash): the run is linked to that version and its
         log says so; None when the model is new."""
         name = step["register"]
-        digest, _ = self.hub.artifacts.put_file(model_dir / "model.onnx")
+        digest, _ = self.stores.artifacts.put_file(model_dir / "model.onnx")
         schema = json.loads((model_dir / "schema.json").read_text())
-        version = self.hub.models.same_as_latest(run.project_id, name, digest, schema)
+        version = self.stores.models.same_as_latest(run.project_id, name, digest, schema)
         if version is None:
             return None
-        self.hub.models.record_reuse(run.project_id, name, version, run.id, step["name"])
+        self.stores.models.record_reuse(run.project_id, name, version, run.id, step["name"])
         note = f"\n[reef] the model file is identical to {name} v{version}: no new version\n"
-        with self.hub.orchestrator.log_path(run.id, step["name"]).open("a") as log_file:
+        log_path = step_dir(self.stores.settings, run.id, step["name"]) / "log.txt"
+        with log_path.open("a") as log_file:
             log_file.write(note)
         return version
 

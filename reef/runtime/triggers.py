@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reef.errors import Conflict, InvalidInput, ReefError
-from reef.runtime.events import DATASET_VERSION, RUN_SETTLED
+from reef.runtime.events import ALERT_OPENED, DATASET_VERSION, RUN_SETTLED
 from reef.store.db import now
 from reef.store.people import Principal
 from reef.store.status import Status
@@ -97,6 +97,7 @@ class TriggerService:
         self.store = Triggers(stores.db)
         stores.events.subscribe(RUN_SETTLED, self.run_settled)
         stores.events.subscribe(DATASET_VERSION, self.on_dataset_version)
+        stores.events.subscribe(ALERT_OPENED, self.on_alert)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -273,7 +274,7 @@ class TriggerService:
     def on_alert(self, project_id: int, model: str, alert: dict) -> None:
         """An alert opened on `model`: pause every pipeline with triggers that trains it."""
         reason = f"model {model} has an open {alert['kind']} alert: {alert['message']}"
-        for pl in self.hub.runs.pipelines(project_id):
+        for pl in self.stores.runs.pipelines(project_id):
             trains = {s.get("register") for s in pl["spec"].get("steps", [])}
             if model in trains and self.store.of_pipeline(project_id, pl["name"]):
                 self.pause(project_id, pl["name"], reason)

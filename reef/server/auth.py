@@ -55,10 +55,10 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
 async def resolve(hub: Hub, token: str, kinds: tuple[str, ...]) -> Principal | None:
     """A token's principal: from the cache on the event loop, else from DuckDB in a thread."""
-    who = hub.people.cached_token(token, kinds)
-    if who is MISSING:
-        who = await anyio.to_thread.run_sync(hub.people.resolve_token, token, kinds)
-    return who
+    cached = hub.people.cached_token(token, kinds)
+    if cached is MISSING:
+        return await anyio.to_thread.run_sync(hub.people.resolve_token, token, kinds)
+    return cached
 
 
 def basic_principal(hub: Hub, encoded: str, address: str = "") -> Principal:
@@ -95,7 +95,8 @@ def is_api(connection: ASGIConnection) -> bool:
 def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """The one place that decides whether a caller may use a handler."""
     access = handler.opt.get("access", "user")
-    if access == "public" or connection.scope["method"] == "OPTIONS":  # Litestar's own: Allow
+    method = connection.scope.get("method")  # None: a websocket
+    if access == "public" or method == "OPTIONS":  # Litestar's own answer: Allow
         return
     who: Principal | None = connection.scope.get("user")
     if who is None:
@@ -115,7 +116,7 @@ def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         return
     project = connection.path_params.get("project")
     hub: Hub = connection.app.state.hub
-    hub.projects.require(project, who, access)
+    hub.projects.require(project or "", who, access)  # no project: not found
 
 
 def check_run_token(connection: ASGIConnection, handler: BaseRouteHandler, who: Principal) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -25,7 +25,16 @@ from reef.store.ttl_cache import MISSING
 
 if TYPE_CHECKING:
     from litestar import Litestar
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        HTTPScope,
+        Receive,
+        ReceiveMessage,
+        Scope,
+        Send,
+    )
 
     from reef.hub import Hub
     from reef.store.people import Principal
@@ -49,8 +58,11 @@ class FastPredict:
         self.answered = 0  # requests the fast path answered itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = PATH.match(scope["path"]) if scope["type"] == "http" else None
-        if match is None or scope["method"] != "POST":
+        if scope["type"] != "http" or cast("HTTPScope", scope)["method"] != "POST":
+            await self.inner(scope, receive, send)
+            return
+        match = PATH.match(scope["path"])
+        if match is None:
             await self.inner(scope, receive, send)
             return
         hub: Hub = self.app.state.hub
@@ -66,9 +78,22 @@ class FastPredict:
         status, payload = answer
         self.answered += 1
         body = _encode.encode(payload)
-        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers: list[tuple[bytes, bytes]] = [
+            *JSON_HEADERS,
+            (b"content-length", str(len(body)).encode()),
+        ]
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers,
+        }
+        await send(start)
+        end: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": body,
+            "more_body": False,
+        }
+        await send(end)
 
 
 def _cached_caller(hub: Hub, scope: Scope, project: str) -> Principal | None:
@@ -132,7 +157,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands the already-read body over once, then defers to the real one."""
     sent = False
 
-    async def replay() -> Message:
+    async def replay() -> ReceiveMessage:
         nonlocal sent
         if sent:
             return await receive()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from reef.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from reef.store.db import Database, now
 from reef.store.login_throttle import LoginThrottle
-from reef.store.ttl_cache import MISSING, TTLCache
+from reef.store.ttl_cache import MISSING, NotCached, TTLCache
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 SESSION_DAYS = 14
@@ -292,7 +292,7 @@ class People:
             )
         return row
 
-    def cached_token(self, token: str, kinds: tuple[str, ...]) -> Principal | object | None:
+    def cached_token(self, token: str, kinds: tuple[str, ...]) -> Principal | NotCached | None:
         """Like resolve_token from the cache only; MISSING when the database must be asked."""
         row = self.tokens.get(token_hash(token))
         if row is MISSING:

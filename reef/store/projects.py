@@ -8,7 +8,7 @@ from datetime import datetime
 from reef.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from reef.store.db import Database, fetched, now
 from reef.store.people import Principal, check_name
-from reef.store.ttl_cache import TTLCache
+from reef.store.ttl_cache import NotCached, TTLCache
 
 ROLES = ("reporter", "developer", "maintainer", "owner")
 ROLE_HELP = {
@@ -91,7 +91,7 @@ class Projects:
             (project, who.user_id, who.is_admin), lambda: self._role(project, who)
         )
 
-    def cached_role(self, project: str, who: Principal) -> str | object | None:
+    def cached_role(self, project: str, who: Principal) -> str | NotCached | None:
         """Like role_of from the cache only; MISSING when the database must be asked."""
         return self.roles.get((project, who.user_id, who.is_admin))
 

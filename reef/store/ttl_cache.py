@@ -6,9 +6,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
-MISSING = object()
+
+class Missing(Enum):
+    """The one value meaning "not in the cache" (an enum, so type checkers can narrow it)."""
+
+    MISSING = "missing"
+
+
+MISSING: Final = Missing.MISSING
+NotCached = Literal[Missing.MISSING]
 
 
 class TTLCache:
