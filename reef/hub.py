@@ -16,6 +16,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
+from reef.errors import NotFound
 from reef.runtime.events import Events
 from reef.runtime.gpus import GpuPool, detect
 from reef.runtime.orchestrator import Orchestrator
@@ -126,7 +127,10 @@ class Stores:
         return {f.name: getattr(self, f.name) for f in dataclass_fields(Stores)}
 
     def project_name(self, project_id: int) -> str:
-        return self.projects.name_of(project_id)
+        name = self.projects.name_of(project_id)
+        if name is None:
+            raise NotFound(f"no project with id {project_id}")
+        return name
 
     def admin(self) -> Principal:
         row = self.people.user("admin")
@@ -198,7 +202,7 @@ class Hub(Stores):
     initial_password: str | None = None
 
     @classmethod
-    def open(cls, settings: Settings, start_queue: bool = True) -> Hub:  # type: ignore[override]
+    def open(cls, settings: Settings, start_queue: bool = True) -> Hub:
         stores = Stores.open(settings)
         stores.repair()
         initial_password = stores.bootstrap_admin()

@@ -22,6 +22,7 @@ fi
 
 .venv/bin/ruff check reef tests bench
 .venv/bin/ruff format --check reef tests bench
+.venv/bin/mypy  # the package, as [tool.mypy] in pyproject.toml configures it
 # A CPU load beside the suite (`--load N` or REEF_TEST_LOAD=N busy processes) checks that no
 # test depends on a quiet machine; the busy loops are stopped however pytest ends.
 load="${REEF_TEST_LOAD:-0}"

@@ -108,7 +108,7 @@ class ProcessTable:
         self,
         launch: Launch,
         proc: subprocess.Popen,
-        on_sample: Callable[[list[dict]], None] | None = None,
+        on_sample: Callable[[list[dict]], object] | None = None,
     ) -> Outcome:
         """Wait for the step, killing it at its time limit; system metrics go to `on_sample`;
         the outcome carries the device time it used."""
@@ -117,7 +117,7 @@ class ProcessTable:
         return replace(outcome, usage=meter.measured)
 
     def _wait(
-        self, launch: Launch, meter: Meter, on_sample: Callable[[list[dict]], None] | None
+        self, launch: Launch, meter: Meter, on_sample: Callable[[list[dict]], object] | None
     ) -> Outcome:
         proc = meter.proc
         deadline = time.monotonic() + launch.timeout_s
@@ -173,7 +173,7 @@ class ProcessTable:
         return ids
 
 
-def _report(on_sample: Callable[[list[dict]], None], sampler: Sampler) -> None:
+def _report(on_sample: Callable[[list[dict]], object], sampler: Sampler) -> None:
     try:
         on_sample(sampler.sample())
     except Exception:  # metrics must never break a running step

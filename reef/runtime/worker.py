@@ -260,7 +260,7 @@ class Worker:
         self, step_id: int, error: str | None, code: int | None, final: bool,
         used: Measured | None = None,
     ) -> None:  # fmt: skip
-        body = {"error": error, "exit_code": code, "final": final}
+        body: dict[str, Any] = {"error": error, "exit_code": code, "final": final}
         if used is not None:  # its device time, accounted on the server
             body["usage"] = {"wall_s": used.wall_s, "cpu_s": used.cpu_s}
         try:

@@ -8,7 +8,7 @@ from html import escape
 from reef.store.status import Status
 
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 46, 60, 18, 12
-COLORS = {
+COLORS: dict[str, str] = {
     Status.SUCCEEDED: "#d6f5dd",
     Status.FAILED: "#fbd9d9",
     Status.RUNNING: "#d9ecfb",

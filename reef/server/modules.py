@@ -180,7 +180,7 @@ def run_form_context(
     module_project, name, manifest = module_ref(hub, who, module)
     p = hub.projects.get(project)
     datasets = hub.catalog.datasets(p.id)
-    inputs = {}
+    inputs: dict[str, dict[str, Any]] = {}
     for key, kind in manifest.inputs.items():
         options = (
             [f"dataset:{d['name']}@{d['latest']}" for d in datasets] if kind == "dataset" else []

@@ -8,6 +8,7 @@ import anyio
 import msgspec
 import yaml
 from litestar import Request, Response
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from msgspec import UNSET, Meta, UnsetType
 
@@ -228,7 +229,7 @@ def run_pipeline_api(
 # pages -------------------------------------------------------------------------------
 @get("/projects/{project:str}/pipelines/{name:str}", access="reporter")
 def pipeline_page(
-    request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str]
+    request: HTMXRequest, hub: HubDep, project: FromPath[str], name: FromPath[str]
 ) -> Template:
     """The pipeline; an htmx request for its runs table gets that fragment only."""
     src = f"/projects/{project}/pipelines/{name}"

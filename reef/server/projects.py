@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from reef.errors import Conflict, PermissionDenied
@@ -116,7 +117,7 @@ def create_project_page(request: Request, hub: HubDep, data: Form) -> Redirect:
 
 
 @get("/projects/{project:str}", access="reporter")
-def project_page(request: Request, hub: HubDep, project: FromPath[str]) -> Template:
+def project_page(request: HTMXRequest, hub: HubDep, project: FromPath[str]) -> Template:
     """The project; an htmx request for its runs table gets that fragment only."""
     if wants(request, RUNS_TARGET):
         return runs_fragment(hub, project, f"/projects/{project}")

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from reef.errors import Conflict, NotFound, PermissionDenied
@@ -415,7 +416,7 @@ RUN_FRAGMENTS = {"run-actions": "_run_actions.html", "record": "_run_record.html
 
 @get("/projects/{project:str}/runs/{run_id:int}", access="reporter")
 def run_page(
-    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
+    request: HTMXRequest, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
 ) -> Template:
     """The run; an htmx request for its buttons or its record gets that fragment only."""
     target = request.htmx.target if request.htmx else None

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from msgspec import UNSET, Meta, UnsetType
 
@@ -111,7 +112,7 @@ def sweep_get_api(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) 
 
 @get("/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")
 def sweep_page(
-    request: Request, hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]
+    request: HTMXRequest, hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]
 ) -> Template:
     """The sweep; htmx's poll gets the trials fragment only."""
     template = "_sweep.html" if request.htmx else "sweep.html"

@@ -39,7 +39,8 @@ def metric(metrics: dict[str, float], key: str) -> float | None:
         return metrics[key]
     found = [v for k, v in metrics.items() if k.endswith("/" + key)]
     evaluated = [v for k, v in metrics.items() if k == f"evaluate/{key}"]
-    return (evaluated or found or [None])[0]
+    chosen = evaluated or found
+    return chosen[0] if chosen else None
 
 
 def verdict(metrics: dict[str, float]) -> str | None:
@@ -81,10 +82,11 @@ def _importance_from(data: Any) -> dict[str, float]:
     if isinstance(data, dict):
         return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
     if isinstance(data, list):
-        out = {}
+        out: dict[str, float] = {}
         for item in data:
             if isinstance(item, dict) and "feature" in item:
-                out[str(item["feature"])] = float(item.get("importance", item.get("mean", 0)))
+                value = item.get("importance", item.get("mean"))
+                out[str(item["feature"])] = float(value) if value is not None else 0.0
         return out
     return {}
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from reef.errors import NotFound
 
@@ -24,7 +24,7 @@ class Artifacts:
             raise NotFound(f"artifact {digest!r} not found")
         return self.root / digest[:2] / digest
 
-    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+    def put_stream(self, stream: IO[bytes]) -> tuple[str, int]:
         """Store a stream; returns (sha256 digest, size). Written to a temp file, then renamed."""
         incoming = self.incoming()
         try:

@@ -141,7 +141,11 @@ def replace_by_content(
 @contextmanager
 def _matcher(workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection that spills to `workdir` beyond a modest memory limit."""
-    config = {"memory_limit": _MATCH_MEMORY, "threads": 2, "temp_directory": str(workdir)}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": _MATCH_MEMORY,
+        "threads": 2,
+        "temp_directory": str(workdir),
+    }
     con = duckdb.connect(":memory:", config=config)
     try:
         yield con

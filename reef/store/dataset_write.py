@@ -70,7 +70,8 @@ def commit(
     (a pass over the source): InvalidInput naming it, with nothing written, when it has
     empty or repeated values."""
     if confirm_key and key is not None:
-        _write(lambda r: _check_key(r, key), open_reader)
+        column = key
+        _write(lambda r: _check_key(r, column), open_reader)
     if not is_dataset(uri):
         return _create(uri, open_reader)
     ds = lance.dataset(str(uri))

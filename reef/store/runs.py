@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -11,7 +11,7 @@ from typing import Any
 
 from reef.errors import NotFound
 from reef.store import run_search
-from reef.store.db import Database, now
+from reef.store.db import Database, fetched, now
 from reef.store.metric_ingest import (
     FOLD_SUMMARY,
     MARK_SHARED,
@@ -162,7 +162,7 @@ class Runs:
         project_id: int,
         pipeline: str | None,
         spec: dict,
-        steps: list[StepPlan],
+        steps: Sequence[StepPlan],
         author: str,
         rerun_of: int | None = None,
         name: str | None = None,
@@ -177,7 +177,7 @@ class Runs:
                 [project_id, pipeline, Status.QUEUED, json.dumps(spec), author, now(), rerun_of,
                  name],
             )  # fmt: skip
-            run_id = cur.fetchone()[0]
+            run_id = fetched(cur.fetchone())[0]
             for pos, s in enumerate(steps):
                 cur.execute(
                     f"INSERT INTO steps (run_id, position, status, {columns}) "
@@ -204,7 +204,7 @@ class Runs:
                 "started_at, name) VALUES (?, NULL, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [project_id, Status.RUNNING, json.dumps({"steps": []}), author, stamp, stamp, name],
             )
-            run_id = int(cur.fetchone()[0])
+            run_id = int(fetched(cur.fetchone())[0])
             _put_params(cur, run_id, "script", params, replace=False)
             if audit is not None:
                 audit(cur, run_id)
