@@ -88,6 +88,8 @@ def test_cancel_kills_the_process_tree(server):
         state = wait_run(client, "ops", run_id, timeout=30)
         assert state["run"]["status"] == "cancelled"
         assert [s["status"] for s in state["steps"]] == ["cancelled", "cancelled"]
+        assert [s["error"] for s in state["steps"]] == ["cancelled by admin"] * 2
+        assert "cancelled by admin" in client.get(f"/projects/ops/runs/{run_id}").text
         assert not step_processes(step["id"], server)
         again = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
         assert again.status_code == 409

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from reef.store.status import Status
+
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 46, 60, 18, 12
 COLORS = {
-    "succeeded": "#d6f5dd",
-    "failed": "#fbd9d9",
-    "running": "#d9ecfb",
-    "queued": "#fff3c4",
-    "cancelled": "#eeeeee",
-    "skipped": "#eeeeee",
+    Status.SUCCEEDED: "#d6f5dd",
+    Status.FAILED: "#fbd9d9",
+    Status.RUNNING: "#d9ecfb",
+    Status.QUEUED: "#fff3c4",
+    Status.CANCELLED: "#eeeeee",
+    Status.SKIPPED: "#eeeeee",
 }
 
 

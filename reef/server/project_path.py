@@ -11,6 +11,7 @@ from litestar import Request
 from litestar.response import Template
 
 from reef.hub import Hub
+from reef.store.status import Status
 
 RUNS_TARGET = "runs-live"  # the element id of a page's runs table
 BUSY_POLL, IDLE_POLL = "2s", "10s"
@@ -67,7 +68,7 @@ def next_step(project: str, ctx: dict[str, Any]) -> NextStep:
         return NextStep(
             f"Watch run {runs[0].id}", f"{base}/runs/{runs[0].id}", "it is working", "runs"
         )
-    if runs and runs[0].status == "failed":
+    if runs and runs[0].status == Status.FAILED:
         return NextStep(
             f"See why run {runs[0].id} failed",
             f"{base}/runs/{runs[0].id}",

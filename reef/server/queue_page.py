@@ -11,13 +11,14 @@ from litestar.response import Template
 from reef.hub import Hub
 from reef.server.routes import HubDep, get
 from reef.store.people import Principal
+from reef.store.status import Status
 
 
 def queue_context(hub: Hub, who: Principal) -> dict[str, Any]:
     visible = hub.run_views.queue(who)
     return {
-        "running": [r for r in visible if r["status"] == "running"],
-        "waiting": [r for r in visible if r["status"] == "queued"],
+        "running": [r for r in visible if r["status"] == Status.RUNNING],
+        "waiting": [r for r in visible if r["status"] == Status.QUEUED],
         "gpus": hub.gpu_pool.devices,
         "held": hub.gpu_pool.holders(),
         "workers": hub.settings.workers,

@@ -19,16 +19,17 @@ from litestar.response import Template
 
 from reef.hub import Hub
 from reef.server.routes import FromPath, HubDep, get
+from reef.store.status import Status
 
 PAGE = "/projects/{project:str}/runs/{run_id:int}/result"
 PICTURES = (".png", ".svg")
 MAX_IMPORTANCE = 10
 STATUS_WORDS = {
-    "queued": "waiting for its turn",
-    "running": "running",
-    "succeeded": "finished",
-    "failed": "failed",
-    "cancelled": "cancelled",
+    Status.QUEUED: "waiting for its turn",
+    Status.RUNNING: "running",
+    Status.SUCCEEDED: "finished",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "cancelled",
 }
 
 

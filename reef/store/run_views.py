@@ -8,6 +8,7 @@ from typing import Any
 from reef.store.db import Database
 from reef.store.people import Principal
 from reef.store.projects import LIBRARY
+from reef.store.status import Status
 
 # a project `who` may read: an admin reads all, everyone reads the library, members theirs
 _READABLE = (
@@ -44,7 +45,7 @@ class RunViews:
             "w.worker FROM steps s JOIN runs r ON r.id = s.run_id "
             "LEFT JOIN step_workers w ON w.step_id = s.id AND w.active "
             "JOIN projects p ON p.id = r.project_id "
-            f"WHERE s.status IN ('queued', 'running') AND {_READABLE} "
+            f"WHERE s.status IN (?, ?) AND {_READABLE} "
             "ORDER BY s.status DESC, priority DESC, s.id",
-            _readable(who),
+            [Status.QUEUED, Status.RUNNING, *_readable(who)],
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reef.store.db import Database, now
+from reef.store.status import Status
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class WorkerLeases:
         """Leases of running steps whose worker has not called for `limit_s` seconds."""
         rows = self.db.query(
             "SELECT w.* FROM step_workers w JOIN steps s ON s.id = w.step_id "
-            "WHERE w.active AND s.status = 'running' AND w.heartbeat_at < ?",
-            [now() - timedelta(seconds=limit_s)],
+            "WHERE w.active AND s.status = ? AND w.heartbeat_at < ?",
+            [Status.RUNNING, now() - timedelta(seconds=limit_s)],
         )
         return [Lease(**r) for r in rows]
 
@@ -60,7 +61,7 @@ class WorkerLeases:
         ended lease of a step queued or running again is an earlier attempt's)."""
         rows = self.db.query(
             "SELECT w.step_id, w.worker FROM step_workers w JOIN steps s ON s.id = w.step_id "
-            "WHERE s.run_id = ? AND (w.active OR s.status NOT IN ('queued', 'running'))",
-            [run_id],
+            "WHERE s.run_id = ? AND (w.active OR s.status NOT IN (?, ?))",
+            [run_id, Status.QUEUED, Status.RUNNING],
         )
         return {r["step_id"]: r["worker"] for r in rows}
