@@ -195,3 +195,34 @@ def test_a_drift_alert_pauses_the_pipeline_when_it_opens(app_client, lab) -> Non
     assert app_client.get(f"{API}/monitoring").json()["alerts"]
     guards = app_client.get("/api/projects/lab/pipelines/retrain/triggers").json()
     assert guards["paused"] and "model m has an open" in guards["paused_reason"], guards
+
+
+def test_the_quota_form_and_the_run_form_on_pages(app_client) -> None:
+    """An owner sets the quota on the usage page; a bad number is a 400 page that names the
+    field and changes nothing; the Run button of an over-quota project shows the refusal."""
+    from conftest import csrf, login
+
+    login(app_client)
+    hub = app_client.app.state.hub
+    hub.projects.create(P, hub.admin(), "")
+    spec = {"steps": [{"name": "s", "module": "library/sleeper", "params": {"seconds": 0}}]}
+    hub.runs.save_pipeline(hub.projects.get(P).id, "flow", spec, "admin")
+    page = app_client.get(f"/projects/{P}/usage")
+    assert page.status_code == 200 and "CPU hours</strong>: how much time" in page.text
+    token = csrf(page.text)
+    bad = app_client.post(f"/projects/{P}/quota", data={"gpu_hours_per_week": "-2",
+                                                        "_csrf_token": token})  # fmt: skip
+    assert bad.status_code == 400 and "gpu_hours_per_week" in bad.text
+    bad = app_client.post(f"/projects/{P}/quota", data={"gpu_hours_per_week": "lots",
+                                                        "_csrf_token": token})  # fmt: skip
+    assert bad.status_code == 400 and "lots" in bad.text and "is not a number" in bad.text
+    assert app_client.get(f"/api/projects/{P}/quota").status_code == 401  # pages: no API
+    assert not any(a["action"] == "project.quota" for a in hub.audit.list(P, limit=50))
+    assert "No quota" in app_client.get(f"/projects/{P}/usage").text
+    ok = app_client.post(f"/projects/{P}/quota", data={"gpu_hours_per_week": "0",
+                                                       "_csrf_token": token})  # fmt: skip
+    assert ok.status_code == 200 and "0 of 0 GPU hours used this week" in ok.text
+    assert [a["action"] for a in hub.audit.list(P, limit=50)].count("project.quota") == 1
+    run = app_client.post(f"/projects/{P}/pipelines/flow/runs", data={"_csrf_token": token})
+    assert run.status_code == 429 and "weekly GPU-hour quota" in run.text
+    assert hub.runs.list_runs(hub.projects.get(P).id) == []
