@@ -49,6 +49,8 @@ BODYLESS = {
     "/api/projects/{project}/webhooks/{hook_id}/deliveries/{delivery_id}/again",
     "/api/projects/{project}/webhooks/{hook_id}/ping",
     "/api/worker/steps/{step_id}/release",
+    "/api/projects/{project}/datasets/{dataset}/labeling/{column}/undo",  # one's latest label
+    "/api/projects/{project}/datasets/{dataset}/labeling/{column}/retrain",
 }
 MLFLOW = ("/api/2.0/", "/api/3.0/", "/ajax-api/")  # MLflow's own wire rules
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import asdict
 
 import openpyxl
 import pyarrow as pa
@@ -52,9 +53,10 @@ def rows(api, version, **query) -> dict:
 
 
 def plan(app_client, inputs: dict, **step) -> list[dict]:
+    """The planned steps as the store writes them (one dict of columns per step)."""
     hub = app_client.app.state.hub
     spec = {"steps": [{"name": "split", "module": "split", "inputs": inputs, **step}]}
-    return hub.orchestrator.planner.plan("p", spec, hub.admin())
+    return [asdict(s) for s in hub.orchestrator.planner.plan("p", spec, hub.admin())]
 
 
 def test_each_change_is_a_version_with_author_and_message(api):

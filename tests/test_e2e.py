@@ -94,7 +94,7 @@ def test_predict_lists_and_named_features(demo, client):
         ({"rows": [[1.0, 2.0, 3.0]]}, "64 features"),
         ({"rows": [["a"] * 64]}, "number"),
         ({"rows": []}, "row"),
-        ({"rows": "nope"}, "list"),
+        ({"rows": "nope"}, "Expected `array`"),
         ({"no_rows": 1}, "rows"),
         ({"rows": [{"px_0_0": 1.0}]}, "missing"),
     ],

@@ -353,7 +353,7 @@ def test_batch_from_the_model_page(app_client, lab):
         ([["a", 1, 2, 3]], "number"),
         ([[True, 1, 2, 3]], "number"),
         ([[1e300, 1, 2, 3]], "finite"),
-        ("nope", "list"),
+        ("nope", "Expected `array`"),
     ],
 )
 def test_bad_rows_are_a_clear_400(app_client, lab, rows, fragment):

@@ -11,17 +11,9 @@ from reef.store.migrations import MIGRATIONS
 from reef.store.people import People, Principal
 from reef.store.projects import Projects
 from reef.store.run_views import RunViews
-from reef.store.runs import Runs
+from reef.store.runs import Runs, StepPlan
 
-STEP = {
-    "name": "split",
-    "module": "library/split",
-    "commit": "c" * 40,
-    "params": {},
-    "inputs": {},
-    "outputs": {},
-    "timeout_s": 60.0,
-}
+STEP = StepPlan(name="split", module="library/split", commit_sha="c" * 40, timeout_s=60.0)
 
 
 def test_used_in_counts_only_readable_runs_before_its_limit(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_dataset_upload_starts_a_run(env: Env) -> None:
     resp = env.api.post(f"{PIPE}/triggers", json={"kind": "dataset", "target": "d"})
     assert resp.status_code == 201, resp.text
     before = len(env.runs())
-    version = env.upload().json()["version"]
+    version = env.upload(CSV + b"20,0\n").json()["version"]  # one row more: a new version
     state = env.wait_new_run(before)
     assert state["origin"]["kind"] == "dataset" and state["origin"]["ref"] == f"d@{version}"
     assert state["steps"][0]["inputs"]["data"] == f"dataset:d@{version}"
@@ -204,7 +204,9 @@ def test_failed_rule_pauses_until_resume(env: Env) -> None:
     env.api.put(f"/api/projects/{P}/datasets/d/rules", json=rules).raise_for_status()
     before = len(env.runs())
     env.upload(CSV[: CSV.index(b"10,")]).raise_for_status()  # 10 rows: fails row_count
-    listing = env.triggers()
+    deadline = time.monotonic() + patience(10)
+    while not (listing := env.triggers())["paused"] and time.monotonic() < deadline:
+        time.sleep(0.1)  # the guard hears of the version just after the upload's answer
     assert listing["paused"] and "failed its validation rules" in listing["paused_reason"]
     env.push()
     time.sleep(patience(2))
