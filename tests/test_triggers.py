@@ -208,10 +208,18 @@ def test_failed_rule_pauses_until_resume(env: Env) -> None:
     while not (listing := env.triggers())["paused"] and time.monotonic() < deadline:
         time.sleep(0.1)  # the guard hears of the version just after the upload's answer
     assert listing["paused"] and "failed its validation rules" in listing["paused_reason"]
+    seen = {e["id"] for e in listing["events"]}
     env.push()
-    time.sleep(patience(2))
+    deadline = time.monotonic() + patience(10)
+    events = env.triggers()["events"]
+    while not any(e["kind"] == "push" and e["id"] not in seen for e in events):
+        assert time.monotonic() < deadline, "the push recorded no trigger event"
+        time.sleep(0.1)
+        events = env.triggers()["events"]
     assert len(env.runs()) == before  # neither the upload nor the push ran it
-    assert {e["status"] for e in env.triggers()["events"][:2]} == {"skipped"}
+    fresh = [e for e in events if e["id"] not in seen]  # events are newest first
+    upload_event = next(e for e in events if e["kind"] == "dataset")
+    assert {e["status"] for e in [upload_event, *fresh]} == {"skipped"}, events[:3]
     (headers, raw), *_ = received("/ok", "pipeline.paused")
     expected = hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
     assert headers["X-Reef-Signature"] == f"sha256={expected}"

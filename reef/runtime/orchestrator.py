@@ -163,7 +163,8 @@ class Orchestrator:
         if devices is None:  # its GPUs are busy: back in the queue, try again shortly
             self.requeue(run, step_id)
             return
-        runs.update_step(step_id, gpu_ids=",".join(devices))
+        # it starts now that it holds its GPUs (the claim's stamp came before they were free)
+        runs.update_step(step_id, gpu_ids=",".join(devices), started_at=now())
         try:
             launch = self._prepare(run, step, devices)
             proc = self.procs.start(launch)
