@@ -153,6 +153,7 @@ KINDS = (
     ("list", "list"),
     ("large_list", "list"),
     ("struct", "group of fields"),
+    ("null", "empty (no values yet)"),
 )
 
 
