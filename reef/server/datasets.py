@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
@@ -34,6 +35,26 @@ from reef.server.dataset_changes import (
     set_tag,
     start_upload,
     upload,
+)
+from reef.server.dataset_export import with_files
+from reef.server.dataset_responses import (
+    MADE,
+    STARTED,
+    DatasetDetail,
+    DatasetDiff,
+    DatasetProfile,
+    DatasetRows,
+    DatasetRules,
+    DatasetSummary,
+    DatasetTag,
+    DatasetValidation,
+    ImportJobView,
+    ImportPreview,
+    QueryResult,
+    VersionDetail,
+    VersionListed,
+    VersionMade,
+    as_,
 )
 from reef.server.dataset_views import (
     PAGE,
@@ -68,8 +89,8 @@ VERSION = ONE + "/versions/{version:str}"
 
 
 @get(API, access="reporter")
-def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.catalog.datasets(hub.projects.get(project).id)
+def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[DatasetSummary]:
+    return as_(hub.catalog.datasets(hub.projects.get(project).id), list[DatasetSummary])
 
 
 UPLOADED = documented({MULTIPART: UPLOAD_FORM})
@@ -81,30 +102,36 @@ UPLOADED = documented({MULTIPART: UPLOAD_FORM})
     status_code=201,
     request_max_body_size=None,
     operation_class=UPLOADED,
+    responses={**MADE, **STARTED},
 )
 async def upload_api(
     request: Request, hub: HubDep, project: FromPath[str], wait: FromQuery[bool] = True
-) -> Any:
+) -> Response[VersionMade] | Response[ImportJobView]:
     """A multipart upload (field `file`; `name`, `format`, `delimiter`, `encoding`, `sheet`,
     `column_types`, `mode`, `message`): the new version (201); with ?wait=false the import
     job to poll (202). The file streams into the data dir; see docs/datasets.md for limits."""
     received = await receive(request, hub)
     if not wait:
         job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
-        return Response(job, status_code=202)
+        return _started(job)
     made = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
     return _made(made)
 
 
-def _made(result: dict) -> Any:
+def _made(result: dict) -> Response[VersionMade]:
     """A new version (201), or 200 when the upload held the latest version's rows."""
-    return Response(result, status_code=200) if result.get("unchanged") else result
+    return Response(as_(result, VersionMade), status_code=200 if result.get("unchanged") else 201)
+
+
+def _started(job: dict) -> Response[ImportJobView]:
+    """The import job now running in the background (202)."""
+    return Response(as_(job, ImportJobView), status_code=202)
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
-def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> dict:
+def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> ImportJobView:
     """A background import: status, phase, rows_done of total_rows, result or error."""
-    return hub.datasets.imports.get(project, job).as_dict()
+    return as_(hub.datasets.imports.get(project, job).as_dict(), ImportJobView)
 
 
 @post(
@@ -114,21 +141,23 @@ def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> d
     request_max_body_size=None,
     operation_class=UPLOADED,
 )
-async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
+async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> ImportPreview:
     """A multipart upload as for an import: what it would import; nothing is kept."""
     hub.projects.get(project)
     received = await receive(request, hub)
-    return await anyio.to_thread.run_sync(preview, hub, received)
+    return as_(await anyio.to_thread.run_sync(preview, hub, received), ImportPreview)
 
 
 @get(ONE, access="reporter")
-def dataset_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> dict:
-    return dataset_context(hub, project, dataset)
+def dataset_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> DatasetDetail:
+    return as_(dataset_context(hub, project, dataset), DatasetDetail)
 
 
 @get(ONE + "/versions", access="reporter")
-def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[dict]:
-    return dataset_context(hub, project, dataset)["versions"]
+def versions_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str]
+) -> list[VersionListed]:
+    return as_(dataset_context(hub, project, dataset)["versions"], list[VersionListed])
 
 
 @post(
@@ -137,6 +166,7 @@ def versions_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) ->
     status_code=201,
     request_max_body_size=None,
     operation_class=documented({JSON: DatasetChange, MULTIPART: UPLOAD_FORM}),
+    responses={**MADE, **STARTED},
 )
 async def new_version_api(
     request: Request,
@@ -144,7 +174,7 @@ async def new_version_api(
     project: FromPath[str],
     dataset: FromPath[str],
     wait: FromQuery[bool] = True,
-) -> Any:
+) -> Response[VersionMade] | Response[ImportJobView]:
     """A multipart upload (replace, or append with mode=append; with ?wait=false it runs in
     the background and the answer is its job, 202) or a JSON change."""
     if request.content_type[0] == "multipart/form-data":
@@ -153,7 +183,7 @@ async def new_version_api(
             job = await anyio.to_thread.run_sync(
                 upload_version, hub, request.user, project, dataset, received, start_upload
             )
-            return Response(job, status_code=202)
+            return _started(job)
         made = await anyio.to_thread.run_sync(
             upload_version, hub, request.user, project, dataset, received
         )
@@ -177,8 +207,8 @@ def upload_version(
 @get(VERSION, access="reporter")
 def version_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
-) -> dict:
-    return version_context(hub, project, dataset, version)
+) -> VersionDetail:
+    return as_(version_context(hub, project, dataset, version), VersionDetail)
 
 
 @get(VERSION + "/rows", access="reporter")
@@ -190,39 +220,43 @@ def rows_api(
     offset: Offset = 0,
     limit: FromQuery[int] = PAGE,
     row_ids: FromQuery[bool] = False,
-) -> dict:
-    return rows_context(hub, project, dataset, version, offset, limit, row_ids)
+) -> DatasetRows:
+    return as_(rows_context(hub, project, dataset, version, offset, limit, row_ids), DatasetRows)
 
 
 @get(VERSION + "/profile", access="reporter")
 def profile_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
-) -> dict:
+) -> DatasetProfile:
     dataset_id(hub, project, dataset)
-    return hub.datasets.profile(project, dataset, version)
+    return as_(hub.datasets.profile(project, dataset, version), DatasetProfile)
 
 
 @get(VERSION + "/validation", access="reporter")
 def validation_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
-) -> dict:
+) -> DatasetValidation:
     found = version_context(hub, project, dataset, version)["validation"]
     if found is None:
         raise NotFound(f"{dataset}@{version} was not checked (the dataset has no rules yet)")
-    return found
+    return as_(found, DatasetValidation)
 
 
 @post(VERSION + "/validation", access="developer", status_code=200)
 def recheck_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
-) -> dict:
+) -> DatasetValidation:
     found = recheck(hub, project, dataset, version)
     if found is None:
         raise InvalidInput(f"dataset '{dataset}' has no rules to check")
-    return found
+    return as_(found, DatasetValidation)
 
 
-@get(VERSION + "/download", access="reporter")
+@get(
+    VERSION + "/download",
+    access="reporter",
+    operation_class=with_files("the version as CSV (?format=csv, the default) or Parquet"),
+)
 async def download_api(
     request: Request,
     hub: HubDep,
@@ -243,11 +277,20 @@ def diff_api(
     new: Annotated[str | None, QueryParameter(name="to")] = None,
     offset: Offset = 0,
     limit: FromQuery[int] = 100,
-) -> dict:
-    return diff_context(hub, project, dataset, old, new, offset, limit)
+) -> DatasetDiff:
+    return as_(diff_context(hub, project, dataset, old, new, offset, limit), DatasetDiff)
 
 
-@post(ONE + "/query", access="reporter", status_code=200)
+@post(
+    ONE + "/query",
+    access="reporter",
+    status_code=200,
+    responses={200: ResponseSpec(QueryResult, generate_examples=False)},
+    operation_class=with_files(
+        "the result's rows; with ?format=csv or ?format=parquet the whole result, as a file",
+        also_json=True,
+    ),
+)
 async def query_api(
     request: Request,
     hub: HubDep,
@@ -255,13 +298,14 @@ async def query_api(
     dataset: FromPath[str],
     data: JSONBody[Query],
     format: FromQuery[str | None] = None,
-) -> Any:
+) -> QueryResult | Stream:
     """Rows of the query's result; with ?format=csv|parquet the whole result.
     Queries run in the query pool: 429 when it (or the caller's share of it) is full."""
     sql, version, limit = query_body(data)
     if format:
         return await query_download(hub, request.user, project, dataset, sql, version, format)
-    return await run_query_in_pool(hub, request.user, project, dataset, sql, version, limit)
+    found = await run_query_in_pool(hub, request.user, project, dataset, sql, version, limit)
+    return as_(found, QueryResult)
 
 
 @post(ONE + "/tags/{tag:str}", access="developer", status_code=201)
@@ -272,10 +316,12 @@ def tag_api(
     dataset: FromPath[str],
     tag: FromPath[str],
     data: JSONBody[TagRequest | None] = None,
-) -> dict:
+) -> DatasetTag:
     """Tag a version (default: the latest)."""
     body = data or TagRequest()
-    return set_tag(hub, request.user, project, dataset, tag, body.version, body.move)
+    return as_(
+        set_tag(hub, request.user, project, dataset, tag, body.version, body.move), DatasetTag
+    )
 
 
 @delete(ONE + "/tags/{tag:str}", access="developer", status_code=204)
@@ -323,8 +369,8 @@ def key_api(
 
 
 @get(ONE + "/rules", access="reporter")
-def rules_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[dict]:
-    return hub.catalog.rules(dataset_id(hub, project, dataset))
+def rules_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[Rule]:
+    return as_(hub.catalog.rules(dataset_id(hub, project, dataset)), list[Rule])
 
 
 @put(ONE + "/rules", access="developer")
@@ -334,9 +380,9 @@ def set_rules_api(
     project: FromPath[str],
     dataset: FromPath[str],
     data: JSONBody[list[Rule] | RuleList],
-) -> dict:
+) -> DatasetRules:
     """A list of rules (or `{"rules": [...]}`) replaces the dataset's rules."""
-    return set_rules(hub, request.user, project, dataset, rule_dicts(data))
+    return as_(set_rules(hub, request.user, project, dataset, rule_dicts(data)), DatasetRules)
 
 
 ROUTES = [
