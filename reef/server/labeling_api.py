@@ -6,9 +6,15 @@ publishing, and retraining the model that suggests labels. The logic lives in
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Any
+
 import msgspec
 from litestar import Request
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from msgspec import Meta
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
@@ -109,6 +115,118 @@ class RetrainOut(msgspec.Struct):
     model: str
 
 
+class LabelProgress(msgspec.Struct):
+    """Your share of the queue: rows you labelled of the rows to label."""
+
+    done: int
+    total: int
+    percent: int
+
+
+class LabelItemField(msgspec.Struct):
+    """A field of the row, as text (cut short when long)."""
+
+    name: str
+    value: str
+
+
+class LabelDecision(msgspec.Struct):
+    """A reviewer's decision on a row."""
+
+    label: str
+    reviewer: str
+    at: datetime
+
+
+class LabelSuggestion(msgspec.Struct):
+    """The served model's guess."""
+
+    label: str
+    confidence: float
+    model: str | None
+
+
+class LabelItem(msgspec.Struct):
+    """A row to label: its fields, your draft, the others' drafts, the decision and the
+    model's guess, and its neighbours in the queue."""
+
+    row: Annotated[int, Meta(description="the row id (`_rowid`)")]
+    fields: list[LabelItemField]
+    image: Annotated[str | None, Meta(description="the image column, if the row has one")]
+    current: Annotated[Any, Meta(description="the label column's published value")]
+    mine: Annotated[str | None, Meta(description="your draft label")]
+    others: Annotated[dict[str, str], Meta(description="annotator -> draft label")]
+    decision: LabelDecision | None
+    suggestion: LabelSuggestion | None
+    previous: int | None
+    next: int | None
+
+
+class LabelItems(msgspec.Struct):
+    """Your next rows to label, in queue order."""
+
+    labels: list[str]
+    version: int
+    progress: LabelProgress
+    model: Annotated[str | None, Meta(description="the served model suggesting labels")]
+    items: list[LabelItem]
+
+
+class DisputedRow(msgspec.Struct):
+    """A row whose annotators disagree."""
+
+    row: int
+    answers: Annotated[dict[str, str], Meta(description="annotator -> label")]
+
+
+class DecidedRow(msgspec.Struct):
+    row: int
+    label: str
+    reviewer: str
+    at: datetime
+
+
+class LabelReview(msgspec.Struct):
+    """The reviewer's queue and the decisions made so far."""
+
+    labels: list[str]
+    open: list[DisputedRow]
+    decisions: list[DecidedRow]
+
+
+class LabelKappa(msgspec.Struct):
+    label: str
+    kappa: float | None
+    words: str
+
+
+class PairKappa(msgspec.Struct):
+    """Cohen's kappa of two annotators over the rows both labelled."""
+
+    a: str
+    b: str
+    rows: int
+    same: int
+    kappa: float | None
+    words: str
+
+
+class LabelAgreement(msgspec.Struct):
+    """Agreement between annotators (kappa: 1 = always agree, 0 = no better than chance;
+    null when there is not enough to tell), and where the rows stand."""
+
+    rows: Annotated[int, Meta(description="rows labelled by two or more annotators")]
+    agreeing: int
+    kappa: Annotated[float | None, Meta(description="Fleiss' kappa overall")]
+    words: Annotated[str, Meta(description="the kappa in words")]
+    per_label: list[LabelKappa]
+    pairs: list[PairKappa]
+    labelled: Annotated[int, Meta(description="rows with a draft label")]
+    agreed: int
+    disputed: int
+    waiting: int
+
+
 @post(API, access="developer", status_code=201)
 def label_set_api(
     request: Request, hub: HubDep, project: FromPath[str], dataset: FromPath[str],
@@ -119,8 +237,18 @@ def label_set_api(
     return LabelSetOut(**made)
 
 
-@get(API, access="reporter")
-def label_sets_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> dict:
+LABEL_SETS = ResponseSpec(
+    dict[str, list[str]],
+    description="label column -> its labels, in order (shortcut keys 1-9 follow it)",
+    examples=[Example(summary="one label set", value={"sentiment": ["pos", "neg"]})],
+    generate_examples=False,
+)
+
+
+@get(API, access="reporter", responses={200: LABEL_SETS})
+def label_sets_api(
+    hub: HubDep, project: FromPath[str], dataset: FromPath[str]
+) -> dict[str, list[str]]:
     """The label sets of the dataset: column -> labels."""
     _, dataset_id = labeling.dataset_ids(hub, project, dataset)
     return hub.annotations.label_sets(dataset_id)
@@ -130,15 +258,16 @@ def label_sets_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) 
 def items_api(
     request: Request, hub: HubDep, t: TaskDep, filter: FromQuery[str] = "todo",
     limit: FromQuery[int] = 20,
-) -> dict:  # fmt: skip
+) -> LabelItems:  # fmt: skip
     """Your next rows to label (`filter`: todo, all, disagreements, uncertain) in queue
     order, each with its fields, your draft, the others' answers and the model's guess."""
     if not 1 <= limit <= 200:
         raise InvalidInput(f"limit must be 1 to 200, not {limit}")
     q = label_queue.queue(hub, t, request.user, filter)
     items = [label_queue.item(hub, t, request.user, q, r, filter) for r in q.kept[:limit]]
-    return {"labels": t.labels, "version": t.version, "progress": label_queue.progress(q),
-            "model": q.suggestions.model, "items": items}  # fmt: skip
+    found = {"labels": t.labels, "version": t.version, "progress": label_queue.progress(q),
+             "model": q.suggestions.model, "items": items}  # fmt: skip
+    return msgspec.convert(found, LabelItems)
 
 
 @post(COLUMN + "/annotations", access="reporter", status_code=201, dependencies=TASK)
@@ -169,10 +298,10 @@ def assign_api(
 
 
 @get(COLUMN + "/review", access="reporter", dependencies=TASK)
-def review_api(hub: HubDep, t: TaskDep) -> dict:
+def review_api(hub: HubDep, t: TaskDep) -> LabelReview:
     """The reviewer's queue: rows whose annotators disagree, with each one's answer; and the
     decisions made so far (who, when, which label)."""
-    return review_listing(hub, t)
+    return msgspec.convert(review_listing(hub, t), LabelReview)
 
 
 def review_listing(hub: Hub, t: labeling.Task) -> dict:
@@ -189,10 +318,10 @@ def resolve_api(request: Request, hub: HubDep, data: JSONBody[ResolveIn], t: Tas
 
 
 @get(COLUMN + "/agreement", access="reporter", dependencies=TASK)
-def agreement_api(hub: HubDep, t: TaskDep) -> dict:
+def agreement_api(hub: HubDep, t: TaskDep) -> LabelAgreement:
     """Agreement between annotators: Cohen's kappa per pair, Fleiss' kappa overall and per
     label (1 = always agree, 0 = no better than chance)."""
-    return agreement_of(hub, t)
+    return msgspec.convert(agreement_of(hub, t), LabelAgreement)
 
 
 def agreement_of(hub: Hub, t: labeling.Task) -> dict:
