@@ -77,6 +77,44 @@ class TrainRequest(msgspec.Struct, forbid_unknown_fields=True):
     exclude: Annotated[list[str], Meta(examples=[["customer_id"]])] = []
 
 
+class ColumnRole(msgspec.Struct):
+    """A column and what it holds, in words (`unused`: never learnt from)."""
+
+    name: str
+    role: Annotated[
+        str, Meta(examples=["a number", "an identifier (different on every row, not used)"])
+    ]
+    unused: bool
+
+
+class TrainDetection(msgspec.Struct):
+    """The task a target asks for on the latest version, in words, or why there is none."""
+
+    target: str
+    version: Annotated[int, Meta(description="the dataset version looked at")]
+    task: Annotated[TaskKind | None, Meta(description="null: the target does not fit")]
+    plain: Annotated[str | None, Meta(examples=["sort rows into 2 groups"])]
+    reason: Annotated[str | None, Meta(description="why this task, or why none")]
+    features: Annotated[list[str], Meta(description="the columns it would learn from")]
+    left_out: list[str]
+    columns: list[ColumnRole]
+
+
+class TrainStarted(msgspec.Struct):
+    """The run started to train the model, and what it trains on."""
+
+    run_id: int
+    pipeline: Annotated[str, Meta(description="the saved pipeline", examples=["predict-churned"])]
+    model: Annotated[str, Meta(description="the model it registers")]
+    task: TaskKind
+    task_plain: str
+    dataset_version: int
+    module: Annotated[str, Meta(description="the module that trains", examples=["tabular-learner"])]
+    features: list[str]
+    left_out: list[str]
+    result: Annotated[str, Meta(description="the page of the run's result")]
+
+
 def choice_from_json(data: TrainRequest) -> Choice:
     task = data.task or ""
     return Choice(data.target, "" if task == "auto" else task, tuple(data.exclude))
@@ -175,20 +213,20 @@ def detect_api(
     dataset: FromPath[str],
     target: FromQuery[str],
     task: FromQuery[str] = "",
-) -> dict:
+) -> TrainDetection:
     """The task `target` asks for on the latest version (or why there is none), in words."""
     ctx = form_context(hub, project, dataset, Choice(target, "" if task == "auto" else task))
     found: Task | None = ctx["task"]
-    return {
-        "target": target,
-        "version": ctx["version"],
-        "task": found.kind if found else None,
-        "plain": found.plain if found else None,
-        "reason": found.reason if found else ctx["error"],
-        "features": found.feature_names() if found else [],
-        "left_out": [c.name for c in found.left_out] if found else [],
-        "columns": [{k: c[k] for k in ("name", "role", "unused")} for c in ctx["columns"]],
-    }
+    return TrainDetection(
+        target=target,
+        version=ctx["version"],
+        task=found.kind if found else None,
+        plain=found.plain if found else None,
+        reason=found.reason if found else ctx["error"],
+        features=found.feature_names() if found else [],
+        left_out=[c.name for c in found.left_out] if found else [],
+        columns=[ColumnRole(c["name"], c["role"], c["unused"]) for c in ctx["columns"]],
+    )
 
 
 @post(API, access="developer", status_code=201)
@@ -198,9 +236,9 @@ def train_api(
     project: FromPath[str],
     dataset: FromPath[str],
     data: JSONBody[TrainRequest],
-) -> dict:
+) -> TrainStarted:
     """Save and run the flow's pipeline: {"target", "task"?, "exclude"?} -> the run."""
-    return train(hub, request.user, project, dataset, choice_from_json(data))
+    return TrainStarted(**train(hub, request.user, project, dataset, choice_from_json(data)))
 
 
 # pages ---------------------------------------------------------------------------------------
