@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 from litestar import Litestar, Request, Response, Router, get
@@ -103,7 +104,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
         # One Router: Litestar 2.25 re-registers the handlers already on a path each time
         # another joins it, and wraps sync handlers twice when a path has three or more.
         route_handlers=[
-            Router(
+            OwnedRouter(
                 path="/",
                 route_handlers=[
                     healthz,
@@ -177,6 +178,15 @@ def create_app(settings: Settings, hub: Hub | None = None) -> Litestar:
     git.mount(app)  # /git/* goes to dulwich, ahead of the router
     app.asgi_handler = SecurityHeaders(app.asgi_handler)  # every response but fast predicts
     return fast_predict.mount(app, MAX_BODY)  # a warm model's predict skips the middleware
+
+
+class OwnedRouter(Router):
+    """A router registered once, on the app that builds it: the app takes it as it is. Litestar
+    deep-copies a router it registers (so one router can serve several apps), and that copy
+    of every handler was a fifth of building the app."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OwnedRouter:
+        return self
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:
