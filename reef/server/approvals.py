@@ -9,7 +9,9 @@ from litestar.response import Redirect
 
 from reef.errors import InvalidInput
 from reef.runtime import approvals
+from reef.server.model_answers import ApprovalRequest
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.server.shaped import shaped
 
 BASE = "/api/projects/{project:str}/models/{model:str}/approvals"
 
@@ -23,8 +25,11 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @get(BASE, access="reporter")
-def approvals_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> list[dict]:
-    return approvals.listing(hub, project, model)
+def approvals_api(
+    hub: HubDep, project: FromPath[str], model: FromPath[str]
+) -> list[ApprovalRequest]:
+    """The model's approval requests, newest first."""
+    return shaped(list[ApprovalRequest], approvals.listing(hub, project, model))
 
 
 @post(BASE + "/{approval_id:int}", access="maintainer", status_code=200)
@@ -35,10 +40,12 @@ def decide_api(
     model: FromPath[str],
     approval_id: FromPath[int],
     data: JSONBody[Decision],
-) -> dict:
-    return approvals.decide(
+) -> ApprovalRequest:
+    """The request as decided."""
+    decided = approvals.decide(
         hub, request.user, project, model, approval_id, data.approve, data.comment
     )
+    return shaped(ApprovalRequest, decided)
 
 
 @post("/projects/{project:str}/models/{model:str}/approvals/{approval_id:int}", access="maintainer")

@@ -15,8 +15,10 @@ from reef.errors import ReefError
 from reef.hub import Hub
 from reef.runtime.batch import scores_name
 from reef.server.dataset_changes import upload
+from reef.server.model_answers import BatchJob
 from reef.server.model_requests import BatchRequest
 from reef.server.routes import FromPath, HubDep, JSONBody, get, post
+from reef.server.shaped import shaped
 from reef.server.upload_stream import received_file
 from reef.store.people import Principal
 
@@ -48,24 +50,25 @@ def batch_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[BatchRequest],
-) -> Response:
+) -> Response[BatchJob]:
     """Queue a batch prediction: 202 with the job to follow (`links.api`)."""
     asked = msgspec.structs.asdict(data)
     job = hub.model_service.batches.submit(request.user.name, project, model, asked)
-    return Response(job_view(job), status_code=202)
+    return Response(shaped(BatchJob, job_view(job)), status_code=202)
 
 
 @get("/api/projects/{project:str}/models/{model:str}/batch", access="reporter")
-def batch_jobs_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> list[dict]:
-    return jobs_context(hub, project, model)["jobs"]
+def batch_jobs_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> list[BatchJob]:
+    """The latest jobs, newest first."""
+    return shaped(list[BatchJob], jobs_context(hub, project, model)["jobs"])
 
 
 @get("/api/projects/{project:str}/models/{model:str}/batch/{job:int}", access="reporter")
 def batch_job_api(
     hub: HubDep, project: FromPath[str], model: FromPath[str], job: FromPath[int]
-) -> dict:
+) -> BatchJob:
     model_id = hub.model_service.model_id(project, model)
-    return job_view(hub.model_service.batches.jobs.get(job, model_id))
+    return shaped(BatchJob, job_view(hub.model_service.batches.jobs.get(job, model_id)))
 
 
 # pages -------------------------------------------------------------------------------

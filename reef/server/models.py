@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect, Template
 
 from reef.errors import InvalidInput
@@ -18,6 +19,22 @@ from reef.runtime import approvals, gates, monitoring, promotion
 from reef.runtime.promotion import GateRefused
 from reef.server import model_batch, model_forms, model_try
 from reef.server.bodies import JSON, MULTIPART, convert, decode, documented
+from reef.server.model_answers import (
+    GateDecision,
+    GateRefusal,
+    GatesSetting,
+    Labelled,
+    ModelDetail,
+    ModelSummary,
+    ModelVersionDetail,
+    MonitorConfig,
+    Monitoring,
+    PredictAnswer,
+    Promoted,
+    RolledBack,
+    TrafficSetting,
+    VersionComparison,
+)
 from reef.server.model_requests import (
     IMAGE_UPLOAD,
     CardChange,
@@ -31,6 +48,7 @@ from reef.server.model_requests import (
     given,
 )
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
+from reef.server.shaped import maybe, shaped
 from reef.store.people import Principal
 
 CARD_FIELDS = ("intended_use", "limitations")
@@ -183,13 +201,13 @@ def monitoring_context(hub: Hub, project: str, name: str) -> dict[str, Any]:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/models", access="reporter")
-def list_models_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.models.list(hub.projects.get(project).id)
+def list_models_api(hub: HubDep, project: FromPath[str]) -> list[ModelSummary]:
+    return shaped(list[ModelSummary], hub.models.list(hub.projects.get(project).id))
 
 
 @get("/api/projects/{project:str}/models/{model:str}", access="reporter")
-def model_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict:
-    return model_context(hub, project, model)
+def model_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> ModelDetail:
+    return shaped(ModelDetail, model_context(hub, project, model))
 
 
 @patch("/api/projects/{project:str}/models/{model:str}", access="developer")
@@ -199,15 +217,16 @@ def update_model_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[CardChange],
-) -> dict:
-    return update_card(hub, request.user, project, model, given(data))
+) -> ModelDetail:
+    return shaped(ModelDetail, update_card(hub, request.user, project, model, given(data)))
 
 
 @get("/api/projects/{project:str}/models/{model:str}/versions/{version:int}", access="reporter")
 def model_version_api(
     hub: HubDep, project: FromPath[str], model: FromPath[str], version: FromPath[int]
-) -> dict:
-    return hub.models.version(hub.model_service.model_id(project, model), version)
+) -> ModelVersionDetail:
+    found = hub.models.version(hub.model_service.model_id(project, model), version)
+    return shaped(ModelVersionDetail, found)
 
 
 @get(
@@ -220,24 +239,21 @@ def gate_api(
     model: FromPath[str],
     version: FromPath[int],
     alias: FromQuery[str] = "production",
-) -> dict:
+) -> GateDecision:
     """What promoting `version` to `alias` would decide, without promoting."""
     service = hub.model_service
     model_id = service.model_id(project, model)
     hub.models.version(model_id, version)
     checks = gates.evaluate(service, project, model_id, version, alias)
-    return {
-        "version": version,
-        "alias": alias,
-        "ok": all(c["ok"] for c in checks),
-        "checks": checks,
-    }
+    ok = all(c["ok"] for c in checks)
+    return shaped(GateDecision, {"version": version, "alias": alias, "ok": ok, "checks": checks})
 
 
 @post(
     "/api/projects/{project:str}/models/{model:str}/versions/{version:int}/promote",
     access="maintainer",
     status_code=200,
+    responses={409: ResponseSpec(GateRefusal, description="the gates refused the version")},
 )
 def promote_api(
     request: Request,
@@ -246,13 +262,15 @@ def promote_api(
     model: FromPath[str],
     version: FromPath[int],
     data: JSONBody[Promotion | None] = None,
-) -> Response:
+) -> Response[Promoted]:
     asked = data or Promotion()
     try:
-        return Response(promote_request(hub, request.user, project, model, version, asked))
+        done = promote_request(hub, request.user, project, model, version, asked)
+        return Response(shaped(Promoted, done))
     except GateRefused as refused:
         body = {"detail": refused.message, "status": 409, "checks": refused.checks}
-        return Response(body, status_code=409)
+        refusal: Any = shaped(GateRefusal, body)  # the 409's body, declared in `responses`
+        return Response(refusal, status_code=409)
 
 
 @post(
@@ -264,16 +282,17 @@ def rollback_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[Rollback | None] = None,
-) -> dict:
+) -> RolledBack:
     alias = (data or Rollback()).alias
-    return promotion.rollback(hub.model_service, request.user, project, model, alias)
+    done = promotion.rollback(hub.model_service, request.user, project, model, alias)
+    return shaped(RolledBack, done)
 
 
 @get("/api/projects/{project:str}/models/{model:str}/compare", access="reporter")
 def compare_api(
     hub: HubDep, project: FromPath[str], model: FromPath[str], a: FromQuery[int], b: FromQuery[int]
-) -> dict:
-    return compare_context(hub, project, model, a, b)
+) -> VersionComparison:
+    return shaped(VersionComparison, compare_context(hub, project, model, a, b))
 
 
 @post("/api/projects/{project:str}/models/{model:str}/gates", access="maintainer", status_code=200)
@@ -283,22 +302,24 @@ def model_gates_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[Gates | None],
-) -> dict | None:
+) -> GatesSetting | None:
     """The model's gates; null clears them."""
-    return set_gates(hub, request.user, project, model, None if data is None else given(data))
+    saved = set_gates(hub, request.user, project, model, None if data is None else given(data))
+    return maybe(GatesSetting, saved)
 
 
 @get("/api/projects/{project:str}/gates", access="reporter")
-def project_gates_api(hub: HubDep, project: FromPath[str]) -> dict | None:
-    return hub.models.project_gates(hub.projects.get(project).id)
+def project_gates_api(hub: HubDep, project: FromPath[str]) -> GatesSetting | None:
+    return maybe(GatesSetting, hub.models.project_gates(hub.projects.get(project).id))
 
 
 @post("/api/projects/{project:str}/gates", access="maintainer", status_code=200)
 def set_project_gates_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[Gates | None]
-) -> dict | None:
+) -> GatesSetting | None:
     """Gates every model of the project must pass too; null clears them."""
-    return set_gates(hub, request.user, project, None, None if data is None else given(data))
+    saved = set_gates(hub, request.user, project, None, None if data is None else given(data))
+    return maybe(GatesSetting, saved)
 
 
 @post(
@@ -310,8 +331,10 @@ def traffic_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[Traffic],
-) -> dict | None:
-    return promotion.set_traffic(hub.model_service, request.user, project, model, given(data))
+) -> TrafficSetting | None:
+    """The traffic setting now; null: off."""
+    setting = promotion.set_traffic(hub.model_service, request.user, project, model, given(data))
+    return maybe(TrafficSetting, setting)
 
 
 @patch("/api/projects/{project:str}/models/{model:str}/monitor", access="maintainer")
@@ -321,13 +344,13 @@ def monitor_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[MonitorChange],
-) -> dict:
-    return set_monitor(hub, request.user, project, model, given(data))
+) -> MonitorConfig:
+    return shaped(MonitorConfig, set_monitor(hub, request.user, project, model, given(data)))
 
 
 @get("/api/projects/{project:str}/models/{model:str}/monitoring", access="reporter")
-def monitoring_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> dict:
-    return monitoring_context(hub, project, model)
+def monitoring_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) -> Monitoring:
+    return shaped(Monitoring, monitoring_context(hub, project, model))
 
 
 @get("/api/projects/{project:str}/alerts", access="reporter")
@@ -343,7 +366,7 @@ def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
 )
 async def predict_api(
     request: Request, hub: HubDep, project: FromPath[str], model: FromPath[str]
-) -> dict:
+) -> PredictAnswer:
     """JSON {"rows": [...]}, or for an image model a multipart upload of image files (field
     `image`, one row per file; optional fields `version` and `key`). Answered on the event
     loop when the model is loaded (inference takes well under a millisecond at batch 1);
@@ -351,8 +374,9 @@ async def predict_api(
     data = await _predict_body(request)
     alias = data.version
     if hub.model_service.is_warm(project, model, None if alias is None else str(alias)):
-        return predict(hub, project, model, data)
-    return await anyio.to_thread.run_sync(predict, hub, project, model, data)
+        return shaped(PredictAnswer, predict(hub, project, model, data))
+    answer = await anyio.to_thread.run_sync(predict, hub, project, model, data)
+    return shaped(PredictAnswer, answer)
 
 
 async def _predict_body(request: Request) -> PredictRequest:
@@ -375,11 +399,11 @@ def feedback_api(
     project: FromPath[str],
     model: FromPath[str],
     data: JSONBody[Feedback | list[Feedback]],
-) -> dict:
+) -> Labelled:
     """One label (or a row's labels), or a list of them."""
     items = [given(f) for f in data] if isinstance(data, list) else given(data)
     n = hub.model_service.add_feedback(project, model, items, request.user.name)
-    return {"labelled": n}
+    return Labelled(labelled=n)
 
 
 # pages -------------------------------------------------------------------------------

@@ -4,19 +4,23 @@ module on a dataset by filling the form generated from its manifest."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
 from litestar.response import Redirect, Template
+from msgspec import UNSET, Meta, UnsetType
 
 from reef import scaffold
 from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.manifest import Manifest
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
+from reef.server.shaped import shaped
+from reef.store.modules import CommitInfo
 from reef.store.people import Principal
-from reef.store.projects import LIBRARY
+from reef.store.projects import LIBRARY, Project
 
 
 def module_card(hub: Hub, project: str, name: str) -> dict[str, Any]:
@@ -111,6 +115,87 @@ def new_module(hub: Hub, who: Principal, project: str, data: Mapping[str, str]) 
 
 # code: browse and compare versions ----------------------------------------------------
 MAX_SHOWN_BYTES = 512_000
+
+
+class ModuleCard(msgspec.Struct, forbid_unknown_fields=True):
+    """A module of the catalog: where it lives, what it does, its latest commit."""
+
+    project: Annotated[str, Meta(description="the project it belongs to (or library)")]
+    name: Annotated[str, Meta(examples=["split"])]
+    kind: Annotated[str, Meta(examples=["data-processor"])]
+    description: str
+    commit: Annotated[str, Meta(description="the sha of its latest commit")]
+    updated: datetime
+    params: Annotated[list[str], Meta(description="its parameters' names")]
+
+
+class ModuleTag(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(examples=["v1"])]
+    sha: str
+
+
+class ModuleRun(msgspec.Struct, forbid_unknown_fields=True):
+    """A recent run that ran the module (in a project you may read)."""
+
+    id: int
+    project: str
+    status: str
+    created_by: str
+    created_at: datetime
+    commit_sha: Annotated[str, Meta(description="the module commit the run used")]
+
+
+class ModuleDetail(msgspec.Struct, forbid_unknown_fields=True):
+    """A module at a revision: its manifest (reef.toml), history, tags, README and the runs
+    that used it."""
+
+    project: Project
+    module: str
+    commit: Annotated[str, Meta(description="the revision shown, as a sha")]
+    manifest: Annotated[
+        dict[str, Any], Meta(description="reef.toml: kind, description, inputs, outputs, params")
+    ]
+    versions: Annotated[list[CommitInfo], Meta(description="commits, newest first")]
+    tags: list[ModuleTag]
+    readme: str
+    readme_html: str
+    used_in: list[ModuleRun]
+
+
+class TreeEntry(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    path: str
+    type: Annotated[str, Meta(description="tree (a folder) or blob (a file)")]
+    size: Annotated[int | None, Meta(description="bytes; null for a folder")]
+
+
+class CodeView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A folder of a revision (`entries`) or a file (`text`, null when binary; `size`)."""
+
+    project: Project
+    module: str
+    commit: str
+    path: str
+    parents: Annotated[
+        list[tuple[str, str]], Meta(description="(name, path) of each folder above `path`")
+    ]
+    entries: list[TreeEntry] | None
+    text: Annotated[str | None, Meta(description=f"the first {MAX_SHOWN_BYTES} bytes")]
+    size: Annotated[int | UnsetType, Meta(description="a file's size in bytes")] = UNSET
+
+
+class FileDiff(msgspec.Struct, forbid_unknown_fields=True):
+    path: str
+    status: Annotated[str, Meta(description="added, deleted or modified")]
+    patch: Annotated[str, Meta(description="the file's unified diff")]
+
+
+class ModuleDiff(msgspec.Struct, forbid_unknown_fields=True):
+    """What changed from one revision to another."""
+
+    from_: Annotated[str, Meta(description="the older revision's sha")] = msgspec.field(name="from")
+    to: Annotated[str, Meta(description="the newer revision's sha")]
+    files: list[FileDiff]
 
 
 def code_context(hub: Hub, project: str, name: str, rev: str | None, path: str) -> dict:
@@ -240,17 +325,18 @@ def form_to_run(form: dict[str, str]) -> dict[str, Any]:
 @get("/api/projects/{project:str}/modules", access="reporter")
 def list_modules_api(
     hub: HubDep, project: FromPath[str], q: FromQuery[str] = "", kind: FromQuery[str] = ""
-) -> list[dict]:
+) -> list[ModuleCard]:
     hub.projects.get(project)
-    return [c for c in catalog(hub, project, q, kind) if c["project"] == project]
+    cards = [c for c in catalog(hub, project, q, kind) if c["project"] == project]
+    return shaped(list[ModuleCard], cards)
 
 
 @post("/api/projects/{project:str}/modules", access="developer", status_code=201)
 def new_module_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[NewModule]
-) -> dict:
+) -> ModuleDetail:
     name = new_module(hub, request.user, project, msgspec.structs.asdict(data))
-    return module_context(hub, request.user, project, name)
+    return shaped(ModuleDetail, module_context(hub, request.user, project, name))
 
 
 @get("/api/projects/{project:str}/modules/{module:str}", access="reporter")
@@ -260,8 +346,8 @@ def module_api(
     project: FromPath[str],
     module: FromPath[str],
     rev: FromQuery[str | None] = None,
-) -> dict:
-    return module_context(hub, request.user, project, module, rev)
+) -> ModuleDetail:
+    return shaped(ModuleDetail, module_context(hub, request.user, project, module, rev))
 
 
 @get("/api/projects/{project:str}/modules/{module:str}/tree", access="reporter")
@@ -271,8 +357,9 @@ def code_api(
     module: FromPath[str],
     rev: FromQuery[str | None] = None,
     path: FromQuery[str] = "",
-) -> dict:
-    return code_context(hub, project, module, rev, path)
+) -> CodeView:
+    """A folder listing, or a file's text, at revision `rev` (default: head)."""
+    return shaped(CodeView, code_context(hub, project, module, rev, path))
 
 
 @get("/api/projects/{project:str}/modules/{module:str}/diff", access="reporter")
@@ -282,10 +369,10 @@ def diff_api(
     module: FromPath[str],
     old: FromQuery[str | None] = None,
     new: FromQuery[str | None] = None,
-) -> dict:
+) -> ModuleDiff:
     """Changes from revision `old` (default: the one before `new`) to `new` (default: head)."""
     ctx = diff_context(hub, project, module, old, new)
-    return {k: ctx[k] for k in ("from", "to", "files")}
+    return shaped(ModuleDiff, {k: ctx[k] for k in ("from", "to", "files")})
 
 
 # pages -------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
 import msgspec
 import yaml
 from litestar import Request, Response
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from msgspec import UNSET, Meta, UnsetType
@@ -20,6 +23,7 @@ from reef.server import dag
 from reef.server.bodies import JSON, YAML, convert, decode, documented
 from reef.server.project_path import RUNS_TARGET, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, post
+from reef.server.shaped import shaped
 from reef.store.db import now
 from reef.store.people import Principal, check_name
 
@@ -54,6 +58,44 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
     cache: bool | None = None
     priority: int | None = None
+
+
+class PipelineSummary(msgspec.Struct, forbid_unknown_fields=True):
+    """A saved pipeline, as the list shows it."""
+
+    name: Annotated[str, Meta(examples=["iris"])]
+    spec: Annotated[
+        dict[str, Any],
+        Meta(description="steps and options as saved (a PipelineSpec without its name)"),
+    ]
+    created_by: str
+    updated_at: datetime
+
+
+class Pipeline(PipelineSummary):
+    """A saved pipeline."""
+
+    created_at: datetime
+
+
+class SavedPipeline(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The pipeline as saved: the spec's fields (options only when given) and whether it is
+    new (`created`) or replaced an earlier one."""
+
+    name: str
+    created: Annotated[bool, Meta(description="false: an existing pipeline was replaced")]
+    steps: Annotated[list[dict[str, Any]], Meta(examples=[STEPS_EXAMPLE])]
+    description: str | UnsetType = UNSET
+    seed: int | UnsetType | None = UNSET
+    cache: bool | UnsetType = UNSET
+    priority: int | UnsetType = UNSET
+    promote: str | UnsetType | None = UNSET
+
+
+class RunStarted(msgspec.Struct, forbid_unknown_fields=True):
+    """The run started (queued)."""
+
+    id: Annotated[int, Meta(description="the run's id", examples=[42])]
 
 
 def save_pipeline(hub: Hub, who: Principal, project: str, data: PipelineSpec) -> dict:
@@ -183,10 +225,20 @@ steps:
 """
 
 
+@dataclass
+class _OrYaml(Operation):
+    """The pipeline route's operation: its 200 may be YAML too (`?format=yaml`)."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content[YAML] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/pipelines", access="reporter")
-def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.runs.pipelines(hub.projects.get(project).id)
+def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[PipelineSummary]:
+    return shaped(list[PipelineSummary], hub.runs.pipelines(hub.projects.get(project).id))
 
 
 @post(
@@ -195,22 +247,24 @@ def list_pipelines_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
     status_code=201,
     operation_class=documented({JSON: PipelineSpec, YAML: PipelineSpec}),
 )
-async def save_pipeline_api(request: Request, project: FromPath[str]) -> dict:
+async def save_pipeline_api(request: Request, project: FromPath[str]) -> SavedPipeline:
     """Create or replace a pipeline, sent as JSON or as YAML (Content-Type: application/yaml)."""
     data = parse_spec(await request.body(), request.headers.get("content-type", ""))
     hub: Hub = request.app.state.hub
-    return await anyio.to_thread.run_sync(save_pipeline, hub, request.user, project, data)
+    saved = await anyio.to_thread.run_sync(save_pipeline, hub, request.user, project, data)
+    return shaped(SavedPipeline, saved)
 
 
-@get("/api/projects/{project:str}/pipelines/{name:str}", access="reporter")
+@get("/api/projects/{project:str}/pipelines/{name:str}", access="reporter", operation_class=_OrYaml)
 def pipeline_api(
     hub: HubDep, project: FromPath[str], name: FromPath[str], format: FromQuery[str] = "json"
-) -> Any:
+) -> Response[Pipeline]:
     """The pipeline; `?format=yaml` gives its spec as YAML, as it would be saved."""
     pipeline = hub.runs.pipeline(hub.projects.get(project).id, name)
     if format == "yaml":
-        return Response(to_yaml(name, pipeline["spec"]), media_type="application/yaml")
-    return pipeline
+        text: Any = to_yaml(name, pipeline["spec"])  # the YAML answer, declared in `responses`
+        return Response(text, media_type=YAML)
+    return Response(shaped(Pipeline, pipeline))
 
 
 @post("/api/projects/{project:str}/pipelines/{name:str}/runs", access="developer", status_code=201)
@@ -220,10 +274,10 @@ def run_pipeline_api(
     project: FromPath[str],
     name: FromPath[str],
     data: JSONBody[RunRequest | None] = None,
-) -> dict:
+) -> RunStarted:
     asked = data or RunRequest()
     run_id = start_run(hub, request.user, project, name, asked.params, asked.cache, asked.priority)
-    return {"id": run_id}
+    return RunStarted(id=run_id)
 
 
 # pages -------------------------------------------------------------------------------

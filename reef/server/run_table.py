@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
+from msgspec import Meta
 
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.server.routes import FromPath, HubDep, get
+from reef.server.shaped import shaped
 from reef.store.run_search import RunQuery
+from reef.store.runs import Run
 
 DEFAULT_COLUMNS = ["metric:accuracy", "metric:loss"]
+
+
+class ParamRow(msgspec.Struct, forbid_unknown_fields=True):
+    """A parameter (STEP.KEY) with each run's value, in the order of `runs`."""
+
+    name: Annotated[str, Meta(examples=["train.max_depth"])]
+    values: Annotated[list[Any], Meta(description="one per run; null: the run had none")]
+    differs: bool
+
+
+class CodeChange(msgspec.Struct, forbid_unknown_fields=True):
+    """A step whose module commit differs from the first run's."""
+
+    step: str
+    module: str
+    from_: Annotated[str, Meta(description="the first run's commit")] = msgspec.field(name="from")
+    to: Annotated[str, Meta(description="this run's commit")]
+    runs: Annotated[tuple[int, int], Meta(description="the first run's id and this run's")]
+
+
+class DataChange(msgspec.Struct, forbid_unknown_fields=True):
+    """A dataset the first run and another read at different versions."""
+
+    dataset: str
+    from_: Annotated[str, Meta(description="the first run's version")] = msgspec.field(name="from")
+    to: Annotated[str, Meta(description="this run's version")]
+    runs: Annotated[tuple[int, int], Meta(description="the first run's id and this run's")]
+
+
+class Comparison(msgspec.Struct, forbid_unknown_fields=True):
+    """2-10 runs side by side."""
+
+    runs: list[Run]
+    params: Annotated[list[ParamRow], Meta(description="the differing ones first")]
+    metrics: Annotated[
+        dict[int, dict[str, float | None]], Meta(description="run id -> each metric's latest value")
+    ]
+    curves: Annotated[
+        dict[str, dict[str, list[tuple[int | None, float | None]]]],
+        Meta(description="metric -> run id -> its (step, value) points"),
+    ]
+    code: list[CodeChange]
+    data: list[DataChange]
 
 
 def query_from(request: Request) -> RunQuery:
@@ -148,10 +195,10 @@ def list_runs_api(request: Request, hub: HubDep, project: FromPath[str]) -> Resp
 
 
 @get("/api/projects/{project:str}/compare", access="reporter")
-def compare_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
+def compare_api(request: Request, hub: HubDep, project: FromPath[str]) -> Comparison:
     """2-10 runs side by side (?ids=1,2): metrics, curves, parameter diff, code and data changes."""
     ctx = compare_context(hub, project, chosen_ids(request))
-    return {k: v for k, v in ctx.items() if k != "project"}
+    return shaped(Comparison, {k: v for k, v in ctx.items() if k != "project"})
 
 
 @get("/projects/{project:str}/runs", access="reporter")

@@ -4,6 +4,7 @@ against each parameter, link the best run."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -18,6 +19,7 @@ from reef.runtime.sweeps import ranked, scoring, trials
 from reef.server.bodies import convert
 from reef.server.pipelines import form_int, with_params
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post
+from reef.server.shaped import shaped
 from reef.store import sweeps
 from reef.store.people import Principal
 
@@ -39,6 +41,46 @@ class Sweep(msgspec.Struct, forbid_unknown_fields=True):
     trials: int | UnsetType = UNSET
     seed: int | UnsetType = UNSET
     test_metric: str | None = None
+
+
+class SweepStarted(msgspec.Struct, forbid_unknown_fields=True):
+    """The sweep and its trial runs (queued)."""
+
+    id: Annotated[int, Meta(examples=[7])]
+    runs: Annotated[list[int], Meta(description="the trials' run ids", examples=[[41, 42]])]
+
+
+class SweepRecord(msgspec.Struct, forbid_unknown_fields=True):
+    """The stored sweep: its pipeline and its search (`spec`: a Sweep's fields)."""
+
+    id: int
+    project_id: int
+    pipeline: str
+    spec: Annotated[
+        dict[str, Any], Meta(description="step, grid or random (and trials, seed), metric, goal")
+    ]
+    created_by: str
+    created_at: datetime
+
+
+class Trial(msgspec.Struct, forbid_unknown_fields=True):
+    """One trial run: its status, the parameters it tried and its metrics so far."""
+
+    id: Annotated[int, Meta(description="the run's id")]
+    status: str
+    metric: Annotated[float | None, Meta(description="the metric trials are ranked on")]
+    test: Annotated[float | None, Meta(description="the test metric reported beside it")]
+    params: Annotated[dict[str, Any], Meta(description="the swept parameters' values")]
+
+
+class SweepView(msgspec.Struct, forbid_unknown_fields=True):
+    """A sweep: its trials best first, the best one so far and whether all have ended."""
+
+    sweep: SweepRecord
+    names: Annotated[list[str], Meta(description="the swept parameters")]
+    trials: list[Trial]
+    best: Trial | None
+    finished: bool
 
 
 def start_sweep(hub: Hub, who: Principal, project: str, pipeline: str, data: Sweep) -> dict:
@@ -100,14 +142,14 @@ def sweep_api(
     project: FromPath[str],
     name: FromPath[str],
     data: JSONBody[Sweep],
-) -> dict:
-    return start_sweep(hub, request.user, project, name, data)
+) -> SweepStarted:
+    return shaped(SweepStarted, start_sweep(hub, request.user, project, name, data))
 
 
 @get("/api/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")
-def sweep_get_api(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> dict:
+def sweep_get_api(hub: HubDep, project: FromPath[str], sweep_id: FromPath[int]) -> SweepView:
     ctx = sweep_context(hub, project, sweep_id)
-    return {k: v for k, v in ctx.items() if k != "project"}
+    return shaped(SweepView, {k: v for k, v in ctx.items() if k != "project"})
 
 
 @get("/projects/{project:str}/sweeps/{sweep_id:int}", access="reporter")

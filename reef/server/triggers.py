@@ -4,12 +4,18 @@ pipeline page's "Triggers and guards" section. The logic lives in `reef.runtime.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import msgspec
 from litestar import Request
 from litestar.response import Redirect
+from msgspec import UNSET, Meta, UnsetType
 
 from reef.errors import InvalidInput
+from reef.server.pipelines import RunStarted
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post, put
+from reef.server.shaped import shaped
 
 BASE = "/api/projects/{project:str}/pipelines/{name:str}"
 PAGE = "/projects/{project:str}/pipelines/{name:str}"
@@ -41,6 +47,71 @@ class ResumeIn(msgspec.Struct, forbid_unknown_fields=True):
     run: bool = True  # start a run at once
 
 
+class TriggerView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A trigger of the pipeline; `cron`, `timezone` and `next_due` for a cron trigger only."""
+
+    id: int
+    kind: Annotated[str, Meta(description="push, dataset, cron or manual", examples=["cron"])]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+    target: Annotated[
+        str | None, Meta(description="the PROJECT/MODULE (push) or dataset (dataset) watched")
+    ]
+    cron: Annotated[str | UnsetType | None, Meta(examples=["0 6 * * 1-5"])] = UNSET
+    timezone: Annotated[str | UnsetType | None, Meta(examples=["UTC"])] = UNSET
+    next_due: Annotated[
+        datetime | UnsetType | None, Meta(description="when it fires next (UTC)")
+    ] = UNSET
+
+
+class TriggerEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """A trigger that fired, waiting out the debounce window or settled."""
+
+    id: int
+    trigger_id: int
+    kind: str
+    ref: Annotated[str | None, Meta(description="the commit sha or DATASET@VERSION that fired")]
+    events: Annotated[int, Meta(description="how many events this one stands for")]
+    first_at: datetime
+    due_at: datetime
+    status: Annotated[str, Meta(description="pending, started, skipped or failed")]
+    run_id: int | None
+    note: Annotated[str | None, Meta(description="why it was skipped or failed")]
+
+
+class AuditEntry(msgspec.Struct, forbid_unknown_fields=True):
+    """A change to the pipeline's triggers and guards, from the audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: Annotated[str, Meta(examples=["trigger.create"])]
+    target: Annotated[str, Meta(examples=["pipeline iris"])]
+    detail: Annotated[str | None, Meta(description="the details, as JSON text")]
+
+
+class TriggersListing(msgspec.Struct, forbid_unknown_fields=True):
+    """The pipeline's triggers, guards, pause state, latest events and history."""
+
+    triggers: list[TriggerView]
+    debounce_s: Annotated[float, Meta(description="events closer than this start one run")]
+    max_row_drop: Annotated[
+        float | None, Meta(description="pause when an input version loses more rows (0-1)")
+    ]
+    paused: bool
+    paused_at: datetime | None
+    paused_reason: str | None
+    events: Annotated[list[TriggerEvent], Meta(description="the latest 20, newest first")]
+    history: Annotated[list[AuditEntry], Meta(description="the latest 20, newest first")]
+
+
+class Resumed(TriggersListing):
+    """The pipeline resumed; `run`: the run started at once (null: none asked)."""
+
+    run: int | None
+
+
 def check_guards(data: GuardsIn) -> GuardsIn:
     if not 0 <= data.debounce_s <= 86400:
         raise InvalidInput("debounce_s: give a number of seconds from 0 to 86400")
@@ -51,8 +122,8 @@ def check_guards(data: GuardsIn) -> GuardsIn:
 
 # API ---------------------------------------------------------------------------------
 @get(f"{BASE}/triggers", access="reporter")
-def triggers_api(hub: HubDep, project: FromPath[str], name: FromPath[str]) -> dict:
-    return hub.triggers.listing(project, name)
+def triggers_api(hub: HubDep, project: FromPath[str], name: FromPath[str]) -> TriggersListing:
+    return shaped(TriggersListing, hub.triggers.listing(project, name))
 
 
 @post(f"{BASE}/triggers", access="developer", status_code=201)
@@ -62,9 +133,10 @@ def add_trigger_api(
     project: FromPath[str],
     name: FromPath[str],
     data: JSONBody[TriggerIn],
-) -> dict:
+) -> TriggerView:
     fields = msgspec.structs.asdict(data)
-    return hub.triggers.add(project, name, request.user, fields.pop("kind"), **fields)
+    added = hub.triggers.add(project, name, request.user, fields.pop("kind"), **fields)
+    return shaped(TriggerView, added)
 
 
 @patch(f"{BASE}/triggers/{{trigger_id:int}}", access="developer")
@@ -75,8 +147,9 @@ def change_trigger_api(
     name: FromPath[str],
     trigger_id: FromPath[int],
     data: JSONBody[TriggerChange],
-) -> dict:
-    return hub.triggers.set_enabled(project, name, trigger_id, data.enabled, request.user)
+) -> TriggerView:
+    changed = hub.triggers.set_enabled(project, name, trigger_id, data.enabled, request.user)
+    return shaped(TriggerView, changed)
 
 
 @delete(f"{BASE}/triggers/{{trigger_id:int}}", access="developer")
@@ -91,8 +164,8 @@ def delete_trigger_api(
 def fire_trigger_api(
     request: Request, hub: HubDep, project: FromPath[str], name: FromPath[str],
     trigger_id: FromPath[int],
-) -> dict:  # fmt: skip
-    return {"id": hub.triggers.fire(project, name, trigger_id, request.user)}
+) -> RunStarted:  # fmt: skip
+    return RunStarted(id=hub.triggers.fire(project, name, trigger_id, request.user))
 
 
 @put(f"{BASE}/guards", access="developer")
@@ -102,10 +175,10 @@ def guards_api(
     project: FromPath[str],
     name: FromPath[str],
     data: JSONBody[GuardsIn],
-) -> dict:
+) -> TriggersListing:
     check_guards(data)
     hub.triggers.set_guards(project, name, data.debounce_s, data.max_row_drop, request.user)
-    return hub.triggers.listing(project, name)
+    return shaped(TriggersListing, hub.triggers.listing(project, name))
 
 
 @post(f"{BASE}/resume", access="developer")
@@ -115,9 +188,9 @@ def resume_api(
     project: FromPath[str],
     name: FromPath[str],
     data: JSONBody[ResumeIn],
-) -> dict:
+) -> Resumed:
     run_id = hub.triggers.resume(project, name, request.user, data.comment, data.run)
-    return {**hub.triggers.listing(project, name), "run": run_id}
+    return shaped(Resumed, {**hub.triggers.listing(project, name), "run": run_id})
 
 
 # pages -------------------------------------------------------------------------------
