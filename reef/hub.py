@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 import shutil
-import threading
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -233,11 +232,6 @@ class Hub(Stores):
         return hub
 
     def start(self) -> None:
-        # the record's machine facts probe torch in a child process (~5 s on a busy box):
-        # gather them now, not inside the first step's time (as `reef worker` does)
-        threading.Thread(
-            target=self.orchestrator.environment.facts, name="reef-environment", daemon=True
-        ).start()
         self.queue.start()
         self.remote.start()
         self.script_runs.start()

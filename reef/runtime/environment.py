@@ -90,6 +90,17 @@ class Environment:
     def __init__(self) -> None:
         self._facts: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._warming = False
+
+    def warm(self) -> None:
+        """Gather the facts in the background, once: the torch probe is a child process that
+        imports torch (seconds on a busy box), so it runs when the first run is planned,
+        not inside the first step's time, and not at all in a server that runs no step."""
+        with self._lock:
+            if self._warming or self._facts is not None:
+                return
+            self._warming = True
+        threading.Thread(target=self.facts, name="reef-environment", daemon=True).start()
 
     def facts(self) -> dict[str, Any]:
         with self._lock:

@@ -88,6 +88,7 @@ class Orchestrator:
         rerun_of: int | None = None,
     ) -> int:
         usage.check_quota(self.stores, project)  # QuotaExceeded: this week's GPU hours are used
+        self.environment.warm()  # the steps' record needs the machine facts
         planned = self.planner.plan(project, spec, who)
         seed = spec.get("seed", secrets.randbelow(2**31))  # pinned: a re-run uses it again
         pinned = {**spec, "seed": seed, "steps": [p.pinned_spec() for p in planned]}
@@ -476,6 +477,8 @@ class Orchestrator:
         """After a crash: queued steps are queued again; steps that were running failed, or
         are queued again when they have automatic retries left."""
         self.queue.flush()
+        if self.stores.runs.runs_in((Status.QUEUED, Status.RUNNING)):
+            self.environment.warm()
         for s in self.stores.runs.steps_in((Status.QUEUED,)):
             self._queue(self.stores.runs.run(s.run_id), s.id)
         for s in self.stores.runs.steps_in((Status.RUNNING,)):
