@@ -49,6 +49,33 @@ def reachable(data: Path) -> Path:
     return data
 
 
+_TEMPLATES: dict[str, Path] = {}  # per worker: module names -> a freshly opened data dir
+
+
+def seeded(data: Path, modules: Path | None = None) -> Path:
+    """`data`, made reachable and filled with a copy of a data dir reef has just opened for
+    the first time (migrated, `admin` created with ADMIN_PASSWORD, the built-in modules of
+    `modules` committed). Each worker opens one such dir per set of modules and copies it:
+    opening an empty dir costs seconds of git fsyncs, migrations and password hashing, and
+    almost every test starts from exactly that state."""
+    modules = modules or REPO_MODULES
+    key = ",".join(sorted(p.name for p in modules.iterdir() if (p / "reef.toml").is_file()))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        from reef.hub import Hub
+
+        template = Path(tempfile.mkdtemp(prefix="reef-template-"))
+        atexit.register(shutil.rmtree, template, ignore_errors=True)
+        first = Settings(
+            data_dir=template, modules_dir=modules, admin_password=ADMIN_PASSWORD, workers=0
+        )
+        Hub.open(first).close()
+        _TEMPLATES[key] = template
+    target = reachable(data)
+    shutil.copytree(template, target.resolve(), dirs_exist_ok=True)
+    return data
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,7 +132,10 @@ def start_server(
 ) -> Server:
     port = port or free_port()
     log = data.parent / f"server-{port}.log"
-    reachable(data).mkdir(parents=True, exist_ok=True)
+    if data.exists():  # a test made it (or seeded it with data of its own)
+        reachable(data).mkdir(parents=True, exist_ok=True)
+    else:
+        seeded(data, modules)
     env = {**os.environ, "REEF_ADMIN_PASSWORD": ADMIN_PASSWORD}
     cmd = [sys.executable, "-m", "reef.cli", "serve", "--data", str(data), "--port", str(port)]
     if modules:
@@ -239,10 +269,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    modules = modules_dir(tmp_path)
     return Settings(
-        data_dir=reachable(tmp_path / "data").resolve(),
+        data_dir=seeded(tmp_path / "data", modules).resolve(),
         unsafe_steps=UNSAFE,
-        modules_dir=modules_dir(tmp_path),
+        modules_dir=modules,
         admin_password=ADMIN_PASSWORD,
         port=free_port(),
     )
