@@ -1,12 +1,12 @@
 """What the dataset API answers (`reef.server.datasets`): one Struct per response body, so the
-OpenAPI document describes each. The stores build these answers as dicts; `as_` turns one into
-its Struct. A key that only some answers carry is `UNSET` when absent, so the JSON leaves it
-out exactly as the dict did."""
+OpenAPI document describes each. The stores build these answers as dicts; `reef.server.shaped`
+turns one into its Struct. A key that only some answers carry is `UNSET` when absent, so the
+JSON leaves it out exactly as the dict did."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -15,13 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 from reef.server.dataset_changes import Rule
 from reef.store.projects import Project
 
-T = TypeVar("T")
 Value = Any  # a cell: a string, number, boolean or null (dates as ISO strings, bytes as base64)
-
-
-def as_(data: Any, kind: type[T]) -> T:
-    """A store's answer (dicts, lists) as the response Struct `kind`."""
-    return msgspec.convert(data, kind)
 
 
 class ColumnType(msgspec.Struct):

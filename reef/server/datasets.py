@@ -54,7 +54,6 @@ from reef.server.dataset_responses import (
     VersionDetail,
     VersionListed,
     VersionMade,
-    as_,
 )
 from reef.server.dataset_views import (
     PAGE,
@@ -79,6 +78,7 @@ from reef.server.routes import (
     post,
     put,
 )
+from reef.server.shaped import shaped
 from reef.server.upload_stream import Received
 from reef.store.people import Principal
 
@@ -90,7 +90,7 @@ VERSION = ONE + "/versions/{version:str}"
 
 @get(API, access="reporter")
 def list_datasets_api(hub: HubDep, project: FromPath[str]) -> list[DatasetSummary]:
-    return as_(hub.catalog.datasets(hub.projects.get(project).id), list[DatasetSummary])
+    return shaped(list[DatasetSummary], hub.catalog.datasets(hub.projects.get(project).id))
 
 
 UPLOADED = documented({MULTIPART: UPLOAD_FORM})
@@ -120,18 +120,20 @@ async def upload_api(
 
 def _made(result: dict) -> Response[VersionMade]:
     """A new version (201), or 200 when the upload held the latest version's rows."""
-    return Response(as_(result, VersionMade), status_code=200 if result.get("unchanged") else 201)
+    return Response(
+        shaped(VersionMade, result), status_code=200 if result.get("unchanged") else 201
+    )
 
 
 def _started(job: dict) -> Response[ImportJobView]:
     """The import job now running in the background (202)."""
-    return Response(as_(job, ImportJobView), status_code=202)
+    return Response(shaped(ImportJobView, job), status_code=202)
 
 
 @get("/api/projects/{project:str}/imports/{job:int}", access="reporter")
 def import_job_api(hub: HubDep, project: FromPath[str], job: FromPath[int]) -> ImportJobView:
     """A background import: status, phase, rows_done of total_rows, result or error."""
-    return as_(hub.datasets.imports.get(project, job).as_dict(), ImportJobView)
+    return shaped(ImportJobView, hub.datasets.imports.get(project, job).as_dict())
 
 
 @post(
@@ -145,19 +147,19 @@ async def preview_api(request: Request, hub: HubDep, project: FromPath[str]) -> 
     """A multipart upload as for an import: what it would import; nothing is kept."""
     hub.projects.get(project)
     received = await receive(request, hub)
-    return as_(await anyio.to_thread.run_sync(preview, hub, received), ImportPreview)
+    return shaped(ImportPreview, await anyio.to_thread.run_sync(preview, hub, received))
 
 
 @get(ONE, access="reporter")
 def dataset_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> DatasetDetail:
-    return as_(dataset_context(hub, project, dataset), DatasetDetail)
+    return shaped(DatasetDetail, dataset_context(hub, project, dataset))
 
 
 @get(ONE + "/versions", access="reporter")
 def versions_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str]
 ) -> list[VersionListed]:
-    return as_(dataset_context(hub, project, dataset)["versions"], list[VersionListed])
+    return shaped(list[VersionListed], dataset_context(hub, project, dataset)["versions"])
 
 
 @post(
@@ -208,7 +210,7 @@ def upload_version(
 def version_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
 ) -> VersionDetail:
-    return as_(version_context(hub, project, dataset, version), VersionDetail)
+    return shaped(VersionDetail, version_context(hub, project, dataset, version))
 
 
 @get(VERSION + "/rows", access="reporter")
@@ -221,7 +223,7 @@ def rows_api(
     limit: FromQuery[int] = PAGE,
     row_ids: FromQuery[bool] = False,
 ) -> DatasetRows:
-    return as_(rows_context(hub, project, dataset, version, offset, limit, row_ids), DatasetRows)
+    return shaped(DatasetRows, rows_context(hub, project, dataset, version, offset, limit, row_ids))
 
 
 @get(VERSION + "/profile", access="reporter")
@@ -229,7 +231,7 @@ def profile_api(
     hub: HubDep, project: FromPath[str], dataset: FromPath[str], version: FromPath[str]
 ) -> DatasetProfile:
     dataset_id(hub, project, dataset)
-    return as_(hub.datasets.profile(project, dataset, version), DatasetProfile)
+    return shaped(DatasetProfile, hub.datasets.profile(project, dataset, version))
 
 
 @get(VERSION + "/validation", access="reporter")
@@ -239,7 +241,7 @@ def validation_api(
     found = version_context(hub, project, dataset, version)["validation"]
     if found is None:
         raise NotFound(f"{dataset}@{version} was not checked (the dataset has no rules yet)")
-    return as_(found, DatasetValidation)
+    return shaped(DatasetValidation, found)
 
 
 @post(VERSION + "/validation", access="developer", status_code=200)
@@ -249,7 +251,7 @@ def recheck_api(
     found = recheck(hub, project, dataset, version)
     if found is None:
         raise InvalidInput(f"dataset '{dataset}' has no rules to check")
-    return as_(found, DatasetValidation)
+    return shaped(DatasetValidation, found)
 
 
 @get(
@@ -278,7 +280,7 @@ def diff_api(
     offset: Offset = 0,
     limit: FromQuery[int] = 100,
 ) -> DatasetDiff:
-    return as_(diff_context(hub, project, dataset, old, new, offset, limit), DatasetDiff)
+    return shaped(DatasetDiff, diff_context(hub, project, dataset, old, new, offset, limit))
 
 
 @post(
@@ -305,7 +307,7 @@ async def query_api(
     if format:
         return await query_download(hub, request.user, project, dataset, sql, version, format)
     found = await run_query_in_pool(hub, request.user, project, dataset, sql, version, limit)
-    return as_(found, QueryResult)
+    return shaped(QueryResult, found)
 
 
 @post(ONE + "/tags/{tag:str}", access="developer", status_code=201)
@@ -319,9 +321,8 @@ def tag_api(
 ) -> DatasetTag:
     """Tag a version (default: the latest)."""
     body = data or TagRequest()
-    return as_(
-        set_tag(hub, request.user, project, dataset, tag, body.version, body.move), DatasetTag
-    )
+    made = set_tag(hub, request.user, project, dataset, tag, body.version, body.move)
+    return shaped(DatasetTag, made)
 
 
 @delete(ONE + "/tags/{tag:str}", access="developer", status_code=204)
@@ -370,7 +371,7 @@ def key_api(
 
 @get(ONE + "/rules", access="reporter")
 def rules_api(hub: HubDep, project: FromPath[str], dataset: FromPath[str]) -> list[Rule]:
-    return as_(hub.catalog.rules(dataset_id(hub, project, dataset)), list[Rule])
+    return shaped(list[Rule], hub.catalog.rules(dataset_id(hub, project, dataset)))
 
 
 @put(ONE + "/rules", access="developer")
@@ -382,7 +383,7 @@ def set_rules_api(
     data: JSONBody[list[Rule] | RuleList],
 ) -> DatasetRules:
     """A list of rules (or `{"rules": [...]}`) replaces the dataset's rules."""
-    return as_(set_rules(hub, request.user, project, dataset, rule_dicts(data)), DatasetRules)
+    return shaped(DatasetRules, set_rules(hub, request.user, project, dataset, rule_dicts(data)))
 
 
 ROUTES = [
