@@ -3,7 +3,7 @@ and the invite link through which a new person chooses their password."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -14,6 +14,7 @@ from reef.errors import InvalidInput, PermissionDenied
 from reef.hub import Hub
 from reef.server.auth import SESSION_COOKIE
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, post
+from reef.server.users import UserOut, user_out
 from reef.store.people import Principal, check_name, token_hash
 
 MAX_DAYS = 3650
@@ -33,6 +34,50 @@ class NewToken(msgspec.Struct, forbid_unknown_fields=True):
 
 class InviteAnswer(msgspec.Struct, forbid_unknown_fields=True):
     password: str
+
+
+class TokenInfo(msgspec.Struct):
+    """One of your API tokens (never the token itself: only its hash is stored)."""
+
+    id: Annotated[
+        str,
+        msgspec.Meta(description="the start of the token's hash (to revoke it)",
+                     examples=["4b2b1b477e49794b"]),
+    ]  # fmt: skip
+    name: Annotated[str, msgspec.Meta(examples=["laptop"])]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: Annotated[datetime | None, msgspec.Meta(description="null: never expires")]
+    expired: bool
+
+
+class IssuedToken(TokenInfo):
+    """A new API token: `token` is in this answer only."""
+
+    token: Annotated[str, msgspec.Meta(description="send it as 'Authorization: Bearer TOKEN'")]
+    user: str
+
+
+class Account(msgspec.Struct):
+    """Your account and your API tokens."""
+
+    user: UserOut
+    tokens: list[TokenInfo]
+
+
+class PasswordChanged(msgspec.Struct):
+    user: str
+    changed: bool
+
+
+class InviteAccepted(msgspec.Struct):
+    """The account whose password was chosen: sign in with it now."""
+
+    user: str
+
+
+def tokens_of(hub: Hub, who: Principal) -> list[TokenInfo]:
+    return [TokenInfo(**t) for t in hub.people.api_tokens(who.user_id)]
 
 
 def person(who: Principal) -> Principal:
@@ -75,29 +120,29 @@ def optional_days(text: str | None) -> int | None:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/account", access="user", first_password=True)
-def account_api(request: Request, hub: HubDep) -> dict:
+def account_api(request: Request, hub: HubDep) -> Account:
     who = person(request.user)
-    return {"user": hub.people.user(who.name), "tokens": hub.people.api_tokens(who.user_id)}
+    return Account(user_out(hub.people.user(who.name)), tokens_of(hub, who))
 
 
 @post("/api/account/password", access="user", status_code=200, first_password=True)
-def password_api(request: Request, hub: HubDep, data: JSONBody[PasswordChange]) -> dict:
+def password_api(request: Request, hub: HubDep, data: JSONBody[PasswordChange]) -> PasswordChanged:
     """Change one's password; one's other browser sessions end."""
     who = person(request.user)
     keep = request.cookies.get(SESSION_COOKIE)
     hub.people.change_own_password(who, data.current, data.new, keep)
     hub.audit.record(who.name, "user.password", f"user {who.name}")
-    return {"user": who.name, "changed": True}
+    return PasswordChanged(who.name, True)
 
 
 @get("/api/account/tokens", access="user")
-def tokens_api(request: Request, hub: HubDep) -> list[dict]:
-    return hub.people.api_tokens(person(request.user).user_id)
+def tokens_api(request: Request, hub: HubDep) -> list[TokenInfo]:
+    return tokens_of(hub, person(request.user))
 
 
 @post("/api/account/tokens", access="user", status_code=201)
-def new_token_api(request: Request, hub: HubDep, data: JSONBody[NewToken]) -> dict:
-    return issue_api_token(hub, person(request.user), data.name, data.expires_days)
+def new_token_api(request: Request, hub: HubDep, data: JSONBody[NewToken]) -> IssuedToken:
+    return IssuedToken(**issue_api_token(hub, person(request.user), data.name, data.expires_days))
 
 
 @delete("/api/account/tokens/{token_id:str}", access="user", status_code=204)
@@ -108,11 +153,13 @@ def revoke_token_api(request: Request, hub: HubDep, token_id: FromPath[str]) -> 
 
 
 @post("/api/invites/{token:str}", access="public", status_code=200)
-def accept_invite_api(hub: HubDep, token: FromPath[str], data: JSONBody[InviteAnswer]) -> dict:
+def accept_invite_api(
+    hub: HubDep, token: FromPath[str], data: JSONBody[InviteAnswer]
+) -> InviteAccepted:
     """Choose a password through an invite link's token (one use)."""
     name = hub.people.accept_invite(token, data.password)
     hub.audit.record(name, "user.invite_accepted", f"user {name}")
-    return {"user": name}
+    return InviteAccepted(name)
 
 
 # pages -------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import timedelta
+from typing import Annotated
 
 import anyio
+import msgspec
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
@@ -27,6 +29,13 @@ from reef.store.people import Principal, TokenExpired
 from reef.store.ttl_cache import MISSING
 
 SESSION_COOKIE = "reef_session"
+
+
+class TokenIssued(msgspec.Struct):
+    """A new API token (shown only here) and the user it acts as."""
+
+    token: Annotated[str, msgspec.Meta(description="send it as 'Authorization: Bearer TOKEN'")]
+    user: str
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
@@ -130,7 +139,7 @@ def create_token(
     hub: HubDep,
     label: FromQuery[str] = "api",
     expires_days: FromQuery[int | None] = None,
-) -> dict:
+) -> TokenIssued:
     """Exchange HTTP Basic credentials for an API token (only its hash is stored), valid
     for `expires_days` days when given."""
     who: Principal = request.user
@@ -141,7 +150,7 @@ def create_token(
     ttl = timedelta(days=expires_days) if expires_days else None
     token = hub.people.issue_token(who.user_id, "api", label, ttl=ttl)
     hub.audit.record(who.name, "token.create", f"user {who.name}", label=label)
-    return {"token": token, "user": who.name}
+    return TokenIssued(token, who.name)
 
 
 @get("/login", access="public")

@@ -9,6 +9,7 @@ htmx; the API is the same function with a JSON body.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -49,6 +50,31 @@ class NewComment(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[
         str, msgspec.Meta(max_length=MAX_TEXT, examples=["Looks good, @maria: shall we promote?"])
     ]
+
+
+class Comment(msgspec.Struct):
+    """A comment, oldest first."""
+
+    id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+class PostedComment(msgspec.Struct):
+    """The comment stored; `note` names @mentions that were not notified (not members)."""
+
+    id: int
+    author: str
+    text: str
+    note: Annotated[
+        str | None,
+        msgspec.Meta(examples=["@sam not notified: not a member of this project"]),
+    ]
+
+
+def as_comments(rows: list[dict]) -> list[Comment]:
+    return [Comment(**c) for c in rows]
 
 
 def text_of(text: str) -> str:
@@ -114,9 +140,9 @@ BASE = "/projects/{project:str}/comments/{kind:str}/{target:str}"
 @get("/api" + BASE, access="reporter")
 def comments_api(
     hub: HubDep, project: FromPath[str], kind: FromPath[str], target: FromPath[str]
-) -> list[dict]:
+) -> list[Comment]:
     """The comments on a run (its number), a model (its name) or a dataset version (NAME@V)."""
-    return comments_of(hub, project, kind, target)
+    return as_comments(comments_of(hub, project, kind, target))
 
 
 @post("/api" + BASE, access="reporter", status_code=201)
@@ -127,9 +153,9 @@ def comment_api(
     kind: FromPath[str],
     target: FromPath[str],
     data: JSONBody[NewComment],
-) -> dict:
+) -> PostedComment:
     """Comment; `note` names @mentions that were not notified (not members)."""
-    return post_comment(hub, request.user, project, kind, target, data.text)
+    return PostedComment(**post_comment(hub, request.user, project, kind, target, data.text))
 
 
 @get(BASE, access="reporter")

@@ -29,6 +29,17 @@ class MemberRole(msgspec.Struct, forbid_unknown_fields=True):
     role: Role
 
 
+class Member(msgspec.Struct):
+    """A member of the project and their role."""
+
+    user: str
+    role: Role
+
+
+def as_members(rows: list[dict]) -> list[Member]:
+    return [Member(**m) for m in rows]
+
+
 def existing_user(hub: Hub, name: object) -> dict:
     """The users row for a member name; a clear 400 when there is no such user."""
     if not isinstance(name, str) or not name:
@@ -74,17 +85,17 @@ def members_context(hub: Hub, project: str) -> dict:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects/{project:str}/members", access="reporter")
-def members_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.projects.members(project)
+def members_api(hub: HubDep, project: FromPath[str]) -> list[Member]:
+    return as_members(hub.projects.members(project))
 
 
 @post("/api/projects/{project:str}/members", access="maintainer", status_code=201)
 def add_member_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[NewMember]
-) -> list[dict]:
+) -> list[Member]:
     """Add an existing user with a role (or change the role of a member). Only owners grant
-    or take away the owner role."""
-    return set_member(hub, request.user, project, data.user, data.role)
+    or take away the owner role. The answer: every member."""
+    return as_members(set_member(hub, request.user, project, data.user, data.role))
 
 
 @patch("/api/projects/{project:str}/members/{user:str}", access="maintainer")
@@ -94,18 +105,19 @@ def change_member_api(
     project: FromPath[str],
     user: FromPath[str],
     data: JSONBody[MemberRole],
-) -> list[dict]:
+) -> list[Member]:
+    """Change a member's role. The answer: every member."""
     if user not in {m["user"] for m in hub.projects.members(project)}:
         raise NotFound(f"'{user}' is not a member of project '{project}'")
-    return set_member(hub, request.user, project, user, data.role)
+    return as_members(set_member(hub, request.user, project, user, data.role))
 
 
 @delete("/api/projects/{project:str}/members/{user:str}", access="maintainer", status_code=200)
 def remove_member_api(
     request: Request, hub: HubDep, project: FromPath[str], user: FromPath[str]
-) -> list[dict]:
-    """Remove a member; the last owner cannot be removed."""
-    return remove_member(hub, request.user, project, user)
+) -> list[Member]:
+    """Remove a member; the last owner cannot be removed. The answer: the members left."""
+    return as_members(remove_member(hub, request.user, project, user))
 
 
 # pages -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from reef.server.model_requests import (
     Traffic,
     given,
 )
+from reef.server.projects import Alert, as_alerts
 from reef.server.routes import Form, FromPath, FromQuery, HubDep, JSONBody, get, patch, post
 from reef.server.shaped import maybe, shaped
 from reef.store.people import Principal
@@ -354,8 +355,9 @@ def monitoring_api(hub: HubDep, project: FromPath[str], model: FromPath[str]) ->
 
 
 @get("/api/projects/{project:str}/alerts", access="reporter")
-def alerts_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return monitoring.alerts(hub, project)
+def alerts_api(hub: HubDep, project: FromPath[str]) -> list[Alert]:
+    """Open alerts of the project's models (drift, live accuracy), newest first."""
+    return as_alerts(monitoring.alerts(hub, project))
 
 
 @post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -13,12 +14,14 @@ from litestar.response import Redirect, Template
 from reef.errors import Conflict, PermissionDenied
 from reef.hub import Hub
 from reef.runtime.monitoring import alerts
-from reef.server.members import members_context
+from reef.server.members import Member, as_members, members_context
 from reef.server.modules import module_card
 from reef.server.project_path import RUNS_TARGET, path_context, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.server.wording import ROLE_HELP, activity
 from reef.store.people import Principal
+from reef.store.projects import Project
+from reef.store.runs import Run
 
 
 def project_context(hub: Hub, project: str, who: Principal) -> dict[str, Any]:
@@ -53,7 +56,120 @@ class ProjectChange(msgspec.Struct, forbid_unknown_fields=True):
     description: Description
 
 
-def create_project(hub: Hub, who: Principal, data: Mapping[str, str]) -> Any:
+Role = Annotated[
+    str | None,
+    msgspec.Meta(description="your role: reporter, developer, maintainer or owner (admins "
+                 "act as owners; null: not a member)", examples=["owner"]),
+]  # fmt: skip
+
+
+class ProjectListed(msgspec.Struct):
+    """A project you can see, with your role in it."""
+
+    name: str
+    description: str
+    created_at: datetime
+    role: Role
+
+
+class DatasetSummary(msgspec.Struct):
+    name: str
+    description: str | None
+    created_by: str
+    created_at: datetime
+    latest: Annotated[int | None, msgspec.Meta(description="the newest version")]
+    versions: int
+    num_rows: Annotated[int | None, msgspec.Meta(description="rows of the newest version")]
+
+
+class ModuleCard(msgspec.Struct):
+    """A module of the project: its manifest's kind and description, and its last commit."""
+
+    project: str
+    name: str
+    kind: Annotated[str, msgspec.Meta(examples=["trainer"])]
+    description: str
+    commit: str
+    updated: datetime
+    params: Annotated[list[str], msgspec.Meta(description="the names of its parameters")]
+
+
+class PipelineSummary(msgspec.Struct):
+    name: str
+    spec: Annotated[dict[str, Any], msgspec.Meta(description="the pipeline's steps")]
+    created_by: str
+    updated_at: datetime
+
+
+class ModelSummary(msgspec.Struct):
+    name: str
+    description: str | None
+    latest: Annotated[int | None, msgspec.Meta(description="the newest version")]
+    versions: int
+    aliases: Annotated[str | None, msgspec.Meta(examples=["production=3, staging=4"])]
+
+
+class AuditEntry(msgspec.Struct):
+    """Something someone did, as the audit log keeps it."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: Annotated[str, msgspec.Meta(examples=["run.create"])]
+    project: str | None
+    target: Annotated[str, msgspec.Meta(examples=["run 12"])]
+    detail: Annotated[str | None, msgspec.Meta(description="JSON text")]
+
+
+class Alert(msgspec.Struct):
+    """An open alert of a model (drift, live accuracy)."""
+
+    model: str
+    kind: Annotated[str, msgspec.Meta(examples=["drift"])]
+    version: int
+    message: str
+    detail: dict[str, Any]
+    raised_at: datetime
+    url: Annotated[str, msgspec.Meta(description="the model page's monitoring section")]
+
+
+class ProjectOverview(msgspec.Struct):
+    """A project and what is in it: datasets, modules, pipelines, the last 20 runs, models,
+    members, the last 15 audit entries, and open model alerts."""
+
+    project: Project
+    role: Role
+    datasets: list[DatasetSummary]
+    modules: list[ModuleCard]
+    pipelines: list[PipelineSummary]
+    runs: list[Run]
+    models: list[ModelSummary]
+    members: list[Member]
+    activity: list[AuditEntry]
+    alerts: list[Alert]
+
+
+def as_alerts(rows: list[dict[str, Any]]) -> list[Alert]:
+    return [Alert(**a) for a in rows]
+
+
+def overview(ctx: dict[str, Any]) -> ProjectOverview:
+    """`project_context` as the API answers it."""
+    return ProjectOverview(
+        project=ctx["project"],
+        role=ctx["role"],
+        datasets=[DatasetSummary(**d) for d in ctx["datasets"]],
+        modules=[ModuleCard(**m) for m in ctx["modules"]],
+        pipelines=[PipelineSummary(**p) for p in ctx["pipelines"]],
+        runs=ctx["runs"],
+        models=[ModelSummary(**m) for m in ctx["models"]],
+        members=as_members(ctx["members"]),
+        activity=[AuditEntry(**a) for a in ctx["activity"]],
+        alerts=as_alerts(ctx["alerts"]),
+    )
+
+
+def create_project(hub: Hub, who: Principal, data: Mapping[str, str]) -> Project:
     """`data`: the name and description (from a NewProject, a form or the MLflow API)."""
     name, description = data.get("name", ""), data.get("description") or ""
     if not hub.site.may_create_projects(who):
@@ -67,24 +183,24 @@ def create_project(hub: Hub, who: Principal, data: Mapping[str, str]) -> Any:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/projects", access="user")
-def list_projects_api(request: Request, hub: HubDep) -> list[dict]:
-    return hub.projects.visible_to(request.user)
+def list_projects_api(request: Request, hub: HubDep) -> list[ProjectListed]:
+    return [ProjectListed(**p) for p in hub.projects.visible_to(request.user)]
 
 
 @post("/api/projects", access="user", status_code=201)
-def create_project_api(request: Request, hub: HubDep, data: JSONBody[NewProject]) -> Any:
+def create_project_api(request: Request, hub: HubDep, data: JSONBody[NewProject]) -> Project:
     return create_project(hub, request.user, msgspec.structs.asdict(data))
 
 
 @get("/api/projects/{project:str}", access="reporter")
-def project_api(request: Request, hub: HubDep, project: FromPath[str]) -> dict:
-    return project_context(hub, project, request.user)
+def project_api(request: Request, hub: HubDep, project: FromPath[str]) -> ProjectOverview:
+    return overview(project_context(hub, project, request.user))
 
 
 @patch("/api/projects/{project:str}", access="maintainer")
 def update_project_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[ProjectChange]
-) -> Any:
+) -> Project:
     hub.audit.record(request.user.name, "project.update", f"project {project}", project)
     return hub.projects.update(project, data.description)
 

@@ -4,7 +4,9 @@ difference in the reproducibility record (commits, data versions, params, seed, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from reef.errors import NotFound
 from reef.hub import Hub
@@ -13,6 +15,48 @@ from reef.store.runs import Run
 
 SYSTEM = "system/"  # machine measurements (CPU, memory, GPU): listed apart, never compared
 NOT_COMPARED = {"run_id", "step", "hostname", "executable"}  # differ by design, or by host
+
+
+class MetricComparison(msgspec.Struct):
+    """A (step, key)'s final value in the original and in the re-run."""
+
+    step: str
+    key: str
+    original: float | None
+    value: float | None
+    difference: Annotated[float | None, msgspec.Meta(description="value - original")]
+    identical: Annotated[bool, msgspec.Meta(description="bit for bit, and in both runs")]
+
+
+class RecordDifference(msgspec.Struct):
+    """A field of a step's reproducibility record that differs (`package NAME` per package)."""
+
+    step: str
+    field: Annotated[str, msgspec.Meta(examples=["commit", "seed", "package numpy"])]
+    original: Any
+    value: Any
+
+
+class RerunDiff(msgspec.Struct):
+    """A re-run against the run it repeated: final metrics side by side, record differences.
+    `system_metrics_not_compared`: machine measurements (system/...) left out."""
+
+    original: int
+    run: int
+    finished: Annotated[bool, msgspec.Meta(description="whether both runs have finished")]
+    metrics: list[MetricComparison]
+    metrics_identical: bool
+    differing_metrics: int
+    system_metrics_not_compared: int
+    record: list[RecordDifference]
+    record_identical: bool
+
+    @classmethod
+    def of(cls, diff: dict[str, Any]) -> RerunDiff:
+        """`rerun_diff`'s answer as typed rows."""
+        metrics = [MetricComparison(**m) for m in diff["metrics"]]
+        record = [RecordDifference(**r) for r in diff["record"]]
+        return cls(**{**diff, "metrics": metrics, "record": record})
 
 
 def rerun_diff(hub: Hub, run: Run) -> dict[str, Any] | None:
@@ -102,13 +146,13 @@ def _said(record: dict | None) -> str:
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/rerun-diff", access="reporter")
-def rerun_diff_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
+def rerun_diff_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> RerunDiff:
     """A re-run against its original: final metrics side by side, record differences."""
     run = hub.runs.run_in(project, run_id)
     diff = rerun_diff(hub, run)
     if diff is None:
         raise NotFound(f"run {run_id} is not a re-run: it has no original to compare with")
-    return diff
+    return RerunDiff.of(diff)
 
 
 ROUTES = [rerun_diff_api]

@@ -13,6 +13,7 @@ from msgspec import Meta
 from reef.errors import InvalidInput
 from reef.hub import Hub
 from reef.server.routes import FromPath, HubDep, get
+from reef.server.run_answers import RunRow
 from reef.server.shaped import shaped
 from reef.store.run_search import RunQuery
 from reef.store.runs import Run
@@ -186,12 +187,12 @@ def data_changes(runs: list, steps: dict) -> list[dict[str, Any]]:
 
 
 @get("/api/projects/{project:str}/runs", access="reporter")
-def list_runs_api(request: Request, hub: HubDep, project: FromPath[str]) -> Response:
+def list_runs_api(request: Request, hub: HubDep, project: FromPath[str]) -> Response[list[RunRow]]:
     """Runs, filtered (status, author, pipeline, module, dataset, param=STEP.KEY=V,
     metric=KEY>=X), sorted (sort=-metric:accuracy), with columns=metric:K,param:S.K, paged;
     the total is in the X-Total-Count header."""
     total, rows = hub.runs.search(hub.projects.get(project).id, query_from(request))
-    return Response(rows, headers={"X-Total-Count": str(total)})
+    return Response([RunRow(**r) for r in rows], headers={"X-Total-Count": str(total)})
 
 
 @get("/api/projects/{project:str}/compare", access="reporter")

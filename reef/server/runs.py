@@ -17,8 +17,9 @@ from reef.errors import Conflict, NotFound, PermissionDenied
 from reef.hub import Hub
 from reef.pipeline import upstream
 from reef.server import dag
-from reef.server.comments import NewComment, post_comment
+from reef.server.comments import Comment, NewComment, PostedComment, as_comments, post_comment
 from reef.server.disposition import attachment, inline
+from reef.server.file_answers import file_answer
 from reef.server.modules import start_module_run
 from reef.server.rerun_diff import rerun_diff, rerun_diff_api
 from reef.server.routes import (
@@ -30,6 +31,20 @@ from reef.server.routes import (
     Offset,
     get,
     post,
+)
+from reef.server.run_answers import (
+    AllLogs,
+    ArtifactStored,
+    CurrentStatus,
+    MetricHistory,
+    RunCreated,
+    RunDetail,
+    RunId,
+    RunRecord,
+    RunState,
+    StepLog,
+    Stored,
+    run_detail,
 )
 from reef.server.run_reports import (
     ArtifactUpload,
@@ -152,7 +167,9 @@ def require_run_writer(hub: Hub, who: Principal, project: str, run_id: int) -> N
         )
 
 
-def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data: RunEnd) -> dict:
+def finish_script_run(
+    hub: Hub, who: Principal, project: str, run_id: int, data: RunEnd
+) -> RunState:
     require_run_writer(hub, who, project, run_id)
     run = hub.runs.run_in(project, run_id)
     status = data.status
@@ -168,49 +185,49 @@ def finish_script_run(hub: Hub, who: Principal, project: str, run_id: int, data:
         finished_at=now(),
         error=data.error if status == "failed" else None,
     )
-    return {"id": run_id, "status": status}
+    return RunState(run_id, status)
 
 
-def add_comment(hub: Hub, who: Principal, project: str, run_id: int, text: str) -> dict:
-    return post_comment(hub, who, project, "run", str(run_id), text)
+def add_comment(hub: Hub, who: Principal, project: str, run_id: int, text: str) -> PostedComment:
+    return PostedComment(**post_comment(hub, who, project, "run", str(run_id), text))
 
 
-def record(hub: Hub, project: str, run_id: int) -> dict:
+def record(hub: Hub, project: str, run_id: int) -> RunRecord:
     """Everything that went into a run: the pinned spec and each step's environment."""
     run = hub.runs.run_in(project, run_id)
-    return {
-        "run": run.id,
-        "project": project,
-        "pipeline": run.pipeline,
-        "spec": run.spec,
-        "created_by": run.created_by,
-        "created_at": run.created_at,
-        "steps": [
-            s.record or {"step": s.name, "note": "not started"} for s in hub.runs.steps(run_id)
-        ],
-    }
+    return RunRecord(
+        run=run.id,
+        project=project,
+        pipeline=run.pipeline,
+        spec=run.spec,
+        created_by=run.created_by,
+        created_at=run.created_at,
+        steps=[s.record or {"step": s.name, "note": "not started"} for s in hub.runs.steps(run_id)],
+    )
 
 
 # API ---------------------------------------------------------------------------------
 @post("/api/projects/{project:str}/runs", access="developer", status_code=201)
 def create_run_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[NewRun]
-) -> dict:
+) -> RunCreated:
     """With `module`: run that module (one step). Without: a run a script reports to."""
     if data.module is not None:
-        return {"id": start_module_run(hub, request.user, project, msgspec.structs.asdict(data))}
+        return RunCreated(
+            start_module_run(hub, request.user, project, msgspec.structs.asdict(data))
+        )
     run_id = start_script_run(hub, request.user, project, data)
     hub.script_runs.touch(run_id)
-    return {"id": run_id, "heartbeat_s": hub.script_runs.interval}
+    return RunCreated(run_id, hub.script_runs.interval)
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/heartbeat", access="developer")
-def heartbeat_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
+def heartbeat_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> CurrentStatus:
     """A script run is still alive (the SDK sends this while a run is open); its status, so a
     script learns when its run was ended without it."""
     hub.runs.check_in(project, run_id)
     hub.script_runs.touch(run_id)
-    return {"status": hub.runs.run(run_id).status}
+    return CurrentStatus(hub.runs.run(run_id).status)
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/finish", access="developer", status_code=200)
@@ -220,14 +237,15 @@ def finish_api(
     project: FromPath[str],
     run_id: FromPath[int],
     data: JSONBody[RunEnd | None] = None,
-) -> dict:
+) -> RunState:
+    """End a script run (`succeeded` unless told); a pipeline run ends by itself."""
     return finish_script_run(hub, request.user, project, run_id, data or RunEnd())
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter")
-def comments_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> list[dict]:
+def comments_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> list[Comment]:
     hub.runs.run_in(project, run_id)
-    return hub.runs.comments(run_id)
+    return as_comments(hub.runs.comments(run_id))
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/comments", access="reporter", status_code=201)
@@ -237,12 +255,13 @@ def comment_api(
     project: FromPath[str],
     run_id: FromPath[int],
     data: JSONBody[NewComment],
-) -> dict:
+) -> PostedComment:
     return add_comment(hub, request.user, project, run_id, data.text)
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/record", access="reporter")
-def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Response:
+def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Response[RunRecord]:
+    """The run's record as a JSON file to keep (Content-Disposition: attachment)."""
     body = record(hub, project, run_id)
     return Response(
         body,
@@ -251,14 +270,14 @@ def record_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> Re
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}", access="reporter", run_token=True)
-def run_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
-    return run_context(hub, project, run_id)
+def run_api(hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> RunDetail:
+    return run_detail(run_context(hub, project, run_id))
 
 
 @get("/api/projects/{project:str}/runs/{run_id:int}/metrics", access="reporter", run_token=True)
 def metrics_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], times: FromQuery[bool] = False
-) -> dict:
+) -> MetricHistory:
     """Each key's points as [step, value], or [step, value, time] with `times=true` (seconds
     since the epoch, as the logger stamped them)."""
     hub.runs.run_in(project, run_id)
@@ -277,12 +296,12 @@ def log_metrics_api(
     project: FromPath[str],
     run_id: FromPath[int],
     data: JSONBody[MetricPost],
-) -> dict:
+) -> Stored:
     require_run_writer(hub, request.user, project, run_id)
     hub.script_runs.touch(run_id)
     columns = metric_columns(data)
     step = as_own_step(request.user, data.step or "")
-    return {"stored": hub.runs.log_metric_columns(run_id, step, columns)}
+    return Stored(hub.runs.log_metric_columns(run_id, step, columns))
 
 
 @post(
@@ -297,12 +316,12 @@ def log_params_api(
     project: FromPath[str],
     run_id: FromPath[int],
     data: JSONBody[ParamsPost],
-) -> dict:
+) -> Stored:
     require_run_writer(hub, request.user, project, run_id)
     hub.script_runs.touch(run_id)
     step = as_own_step(request.user, data.step or "script")
     hub.runs.log_params(run_id, step, data.params)
-    return {"stored": len(data.params)}
+    return Stored(len(data.params))
 
 
 @post(
@@ -318,7 +337,7 @@ def upload_artifact_api(
     project: FromPath[str],
     run_id: FromPath[int],
     data: Annotated[ArtifactUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
-) -> dict:
+) -> ArtifactStored:
     require_run_writer(hub, request.user, project, run_id)
     step = as_own_step(request.user, data.step or "script")
     file = data.file
@@ -326,13 +345,21 @@ def upload_artifact_api(
     digest, size = hub.artifacts.put_stream(file.file)
     name = data.name or file.filename
     hub.runs.add_artifact(run_id, step, name, digest, size)
-    return {"name": name, "digest": digest, "size": size}
+    return ArtifactStored(name, digest, size)
 
 
-@get("/api/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}", access="reporter")
+@get(
+    "/api/projects/{project:str}/runs/{run_id:int}/artifacts/{artifact_id:int}",
+    access="reporter",
+    responses=file_answer(
+        "application/octet-stream",
+        "the artifact's content, with the media type its name implies (sandboxed)",
+    ),
+)
 def artifact_api(
     hub: HubDep, project: FromPath[str], run_id: FromPath[int], artifact_id: FromPath[int]
 ) -> Response:
+    """The artifact's content, with the media type its name implies (sandboxed)."""
     return _artifact(hub, project, run_id, artifact_id)
 
 
@@ -343,23 +370,24 @@ def logs_api(
     run_id: FromPath[int],
     step: FromQuery[str | None] = None,
     offset: Offset = 0,
-) -> dict:
+) -> AllLogs | StepLog:
+    """Without `step`: the tail of each step's log. With it: that step's log from `offset`."""
     hub.runs.run_in(project, run_id)
     if step is None:
-        return {"logs": step_logs(hub, run_id)}
+        return AllLogs(step_logs(hub, run_id))
     if step not in {s.name for s in hub.runs.steps(run_id)}:
         raise NotFound(f"run {run_id} has no step '{step}'")
     text, end = read_log(hub, run_id, step, offset)
-    return {"step": step, "text": text, "offset": end}
+    return StepLog(step, text, end)
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/cancel", access="developer", status_code=200)
 def cancel_api(
     request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
-) -> dict:
+) -> RunState:
     hub.runs.run_in(project, run_id)
     hub.orchestrator.cancel(run_id, request.user)
-    return {"id": run_id, "status": hub.runs.run(run_id).status}
+    return RunState(run_id, hub.runs.run(run_id).status)
 
 
 @post(
@@ -373,10 +401,11 @@ def retry_api(
     project: FromPath[str],
     run_id: FromPath[int],
     step: FromPath[str],
-) -> dict:
+) -> RunState:
+    """Run a failed or cancelled step of a finished run again, with the steps it held back."""
     hub.runs.run_in(project, run_id)
     hub.orchestrator.retry(run_id, step, request.user)
-    return {"id": run_id, "status": hub.runs.run(run_id).status}
+    return RunState(run_id, hub.runs.run(run_id).status)
 
 
 @post("/projects/{project:str}/runs/{run_id:int}/steps/{step:str}/retry", access="developer")
@@ -393,8 +422,11 @@ def retry_page(
 
 
 @post("/api/projects/{project:str}/runs/{run_id:int}/rerun", access="developer", status_code=201)
-def rerun_api(request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]) -> dict:
-    return {"id": rerun(hub, request.user, project, run_id)}
+def rerun_api(
+    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
+) -> RunId:
+    """A new run from the pinned spec of this one (every step runs again)."""
+    return RunId(rerun(hub, request.user, project, run_id))
 
 
 # pages -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from reef.errors import InvalidInput
 from reef.runtime import usage
 from reef.runtime.usage import Quota, UsageReport
+from reef.server.file_answers import file_answer
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, get, post, put
 
 BASE = "/api/projects/{project:str}"
@@ -47,7 +48,7 @@ def usage_api(
     return usage.report(hub, project, by, period)
 
 
-@get(f"{BASE}/usage.csv", access="reporter")
+@get(f"{BASE}/usage.csv", access="reporter", responses=file_answer("text/csv", "the report's rows"))
 def usage_csv_api(
     hub: HubDep, project: FromPath[str], by: By = "person", period: Period = "week"
 ) -> Response:
@@ -61,7 +62,7 @@ def all_usage_api(hub: HubDep, by: By = "project", period: Period = "week") -> U
     return usage.report(hub, None, by, period)
 
 
-@get("/api/usage.csv", access="admin")
+@get("/api/usage.csv", access="admin", responses=file_answer("text/csv", "the report's rows"))
 def all_usage_csv_api(hub: HubDep, by: By = "project", period: Period = "week") -> Response:
     return _csv(usage.report(hub, None, by, period))
 

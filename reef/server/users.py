@@ -5,7 +5,8 @@ API and pages."""
 from __future__ import annotations
 
 import secrets
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
@@ -45,6 +46,65 @@ class PasswordReset(msgspec.Struct, forbid_unknown_fields=True):
 
 class SiteChange(msgspec.Struct, forbid_unknown_fields=True):
     project_creation: Literal["everyone", "admins", "allowed"]
+
+
+CreationMode = Annotated[
+    str,
+    msgspec.Meta(
+        description="who may create projects: everyone, admins, or allowed (admins and the "
+        "users marked may_create_projects)",
+        examples=["everyone"],
+    ),
+]
+OneTimePassword = Annotated[
+    str | None,
+    msgspec.Meta(description="a one-time password, shown only in this answer (left out "
+                 "when there is none)"),
+]  # fmt: skip
+InviteUrl = Annotated[
+    str | None,
+    msgspec.Meta(
+        description="the link where the person chooses a password, shown only in this answer "
+        "(left out when there is none)",
+        examples=["http://reef.example:8000/invite/Xy3..."],
+    ),
+]
+
+
+class UserOut(msgspec.Struct):
+    """An account. `must_change_password`: the person signs in with a one-time password and
+    must choose their own before anything else."""
+
+    id: int
+    name: str
+    is_admin: bool
+    created_at: datetime
+    disabled: bool
+    may_create_projects: bool
+    must_change_password: bool
+
+
+class CreatedUser(UserOut, omit_defaults=True):
+    """The new account, with the way in reef chose for it (when the admin chose none)."""
+
+    password: OneTimePassword = None
+    invite_url: InviteUrl = None
+
+
+class NewSecret(msgspec.Struct, omit_defaults=True):
+    """A fresh way in for `user`: `password` or `invite_url`, shown once."""
+
+    user: str
+    password: OneTimePassword = None
+    invite_url: InviteUrl = None
+
+
+class SiteSettings(msgspec.Struct):
+    project_creation: CreationMode
+
+
+def user_out(row: dict[str, Any]) -> UserOut:
+    return UserOut(**row)
 
 
 def base_url(request: Request) -> str:
@@ -107,36 +167,36 @@ def admin_context(hub: Hub, shown: dict | None = None) -> dict[str, Any]:
 
 # API ---------------------------------------------------------------------------------
 @get("/api/users", access="admin")
-def users_api(hub: HubDep) -> list[dict]:
-    return hub.people.list_users()
+def users_api(hub: HubDep) -> list[UserOut]:
+    return [user_out(u) for u in hub.people.list_users()]
 
 
 @post("/api/users", access="admin", status_code=201)
-def create_user_api(request: Request, hub: HubDep, data: JSONBody[NewUser]) -> dict:
+def create_user_api(request: Request, hub: HubDep, data: JSONBody[NewUser]) -> CreatedUser:
     """Create an account; the answer carries `password` or `invite_url` once when reef
     chose the way in."""
-    return create_user(hub, request.user, data, base_url(request))
+    return CreatedUser(**create_user(hub, request.user, data, base_url(request)))
 
 
 @get("/api/users/{name:str}", access="admin")
-def user_api(hub: HubDep, name: FromPath[str]) -> dict:
-    return hub.people.user(name)
+def user_api(hub: HubDep, name: FromPath[str]) -> UserOut:
+    return user_out(hub.people.user(name))
 
 
 @patch("/api/users/{name:str}", access="admin")
 def change_user_api(
     request: Request, hub: HubDep, name: FromPath[str], data: JSONBody[UserChange]
-) -> dict:
-    return change_user(hub, request.user, name, data)
+) -> UserOut:
+    return user_out(change_user(hub, request.user, name, data))
 
 
 @post("/api/users/{name:str}/reset-password", access="admin", status_code=200)
 def reset_password_api(
     request: Request, hub: HubDep, name: FromPath[str], data: JSONBody[PasswordReset | None] = None
-) -> dict:
+) -> NewSecret:
     """A new one-time password (or invite link); the person's browser sessions end."""
     invite = data.invite if data else False
-    return reset_password(hub, request.user, name, invite, base_url(request))
+    return NewSecret(**reset_password(hub, request.user, name, invite, base_url(request)))
 
 
 @delete("/api/users/{name:str}", access="admin", status_code=204)
@@ -145,15 +205,17 @@ def delete_user_api(request: Request, hub: HubDep, name: FromPath[str]) -> None:
 
 
 @get("/api/site-settings", access="admin")
-def site_settings_api(hub: HubDep) -> dict:
-    return {"project_creation": hub.site.project_creation()}
+def site_settings_api(hub: HubDep) -> SiteSettings:
+    return SiteSettings(hub.site.project_creation())
 
 
 @patch("/api/site-settings", access="admin")
-def change_site_settings_api(request: Request, hub: HubDep, data: JSONBody[SiteChange]) -> dict:
+def change_site_settings_api(
+    request: Request, hub: HubDep, data: JSONBody[SiteChange]
+) -> SiteSettings:
     hub.site.set_project_creation(data.project_creation)
     hub.audit.record(request.user.name, "site.update", "site", mode=data.project_creation)
-    return {"project_creation": hub.site.project_creation()}
+    return SiteSettings(hub.site.project_creation())
 
 
 # pages -------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ webhook sends the project's events to a URL outside reef."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Any
+
 import anyio
 import msgspec
 from litestar import Request
@@ -29,24 +32,79 @@ class WebhookChange(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool
 
 
+Events = Annotated[
+    list[str],
+    msgspec.Meta(description="the events it is sent", examples=[["model.promote", "ping"]]),
+]
+
+
+class Webhook(msgspec.Struct):
+    """A webhook of the project (its secret is shown only when it is added)."""
+
+    id: int
+    project_id: int
+    url: str
+    events: Events
+    enabled: bool
+    created_by: str
+    created_at: datetime
+
+
+class NewWebhook(msgspec.Struct):
+    """The webhook added, with its secret: shown this once."""
+
+    id: int
+    project_id: int
+    url: str
+    events: Events
+    secret: Annotated[
+        str, msgspec.Meta(description="the HMAC-SHA256 key of the X-Reef-Signature header")
+    ]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+
+
+class Delivery(msgspec.Struct):
+    """One event sent (or to be sent) to a webhook, newest first."""
+
+    id: int
+    webhook_id: int
+    event: Annotated[str, msgspec.Meta(examples=["ping"])]
+    payload: Annotated[dict[str, Any], msgspec.Meta(description="the JSON body sent")]
+    status: Annotated[str, msgspec.Meta(examples=["pending", "delivered", "failed"])]
+    attempts: int
+    next_at: Annotated[datetime | None, msgspec.Meta(description="when it is tried next")]
+    response_status: Annotated[int | None, msgspec.Meta(description="the receiver's HTTP status")]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class DeliveryId(msgspec.Struct):
+    """The delivery queued (it is sent in the background)."""
+
+    id: int
+
+
 @get(BASE, access="maintainer")
-def webhooks_api(hub: HubDep, project: FromPath[str]) -> list[dict]:
-    return hub.webhooks.listing(project)
+def webhooks_api(hub: HubDep, project: FromPath[str]) -> list[Webhook]:
+    return [Webhook(**h) for h in hub.webhooks.listing(project)]
 
 
 @post(BASE, access="maintainer", status_code=201)
 def add_webhook_api(
     request: Request, hub: HubDep, project: FromPath[str], data: JSONBody[WebhookIn]
-) -> dict:
-    return hub.webhooks.add(project, request.user, data.url, data.events, data.secret)
+) -> NewWebhook:
+    return NewWebhook(**hub.webhooks.add(project, request.user, data.url, data.events, data.secret))
 
 
 @patch(BASE + "/{hook_id:int}", access="maintainer")
 def change_webhook_api(
     request: Request, hub: HubDep, project: FromPath[str], hook_id: FromPath[int],
     data: JSONBody[WebhookChange],
-) -> dict:  # fmt: skip
-    return hub.webhooks.set_enabled(project, hook_id, data.enabled, request.user)
+) -> Webhook:  # fmt: skip
+    return Webhook(**hub.webhooks.set_enabled(project, hook_id, data.enabled, request.user))
 
 
 @delete(BASE + "/{hook_id:int}", access="maintainer")
@@ -57,8 +115,9 @@ def delete_webhook_api(
 
 
 @get(BASE + "/{hook_id:int}/deliveries", access="maintainer")
-def deliveries_api(hub: HubDep, project: FromPath[str], hook_id: FromPath[int]) -> list[dict]:
-    return hub.webhooks.deliveries(project, hook_id)
+def deliveries_api(hub: HubDep, project: FromPath[str], hook_id: FromPath[int]) -> list[Delivery]:
+    """The webhook's last 50 deliveries."""
+    return [Delivery(**d) for d in hub.webhooks.deliveries(project, hook_id)]
 
 
 @post(BASE + "/{hook_id:int}/deliveries/{delivery_id:int}/again", access="maintainer",
@@ -66,13 +125,17 @@ def deliveries_api(hub: HubDep, project: FromPath[str], hook_id: FromPath[int]) 
 def send_again_api(
     request: Request, hub: HubDep, project: FromPath[str], hook_id: FromPath[int],
     delivery_id: FromPath[int],
-) -> dict:  # fmt: skip
-    return {"id": hub.webhooks.send_again(project, hook_id, delivery_id, request.user)}
+) -> DeliveryId:  # fmt: skip
+    """Send a delivery's payload again, as a new delivery."""
+    return DeliveryId(hub.webhooks.send_again(project, hook_id, delivery_id, request.user))
 
 
 @post(BASE + "/{hook_id:int}/ping", access="maintainer", status_code=201)
-def ping_api(request: Request, hub: HubDep, project: FromPath[str], hook_id: FromPath[int]) -> dict:
-    return {"id": hub.webhooks.ping(project, hook_id, request.user)}
+def ping_api(
+    request: Request, hub: HubDep, project: FromPath[str], hook_id: FromPath[int]
+) -> DeliveryId:
+    """Send a `ping` event to the webhook."""
+    return DeliveryId(hub.webhooks.ping(project, hook_id, request.user))
 
 
 # pages -------------------------------------------------------------------------------
