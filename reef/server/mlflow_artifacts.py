@@ -17,7 +17,14 @@ from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.server.mlflow_api import PREFIXES, mlget
 from reef.server.mlflow_models import model_for
-from reef.server.mlflow_wire import HANDLERS, SCRIPT_STEP, field, run_for, run_id_of
+from reef.server.mlflow_wire import (
+    HANDLERS,
+    SCRIPT_STEP,
+    field,
+    run_for,
+    run_id_of,
+    run_writable,
+)
 from reef.server.routes import FromPath, HubDep
 from reef.store.artifacts import Incoming
 from reef.store.people import Principal
@@ -43,7 +50,10 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
     rel = "" if rel == "." else rel
     owner = m[2]
     if owner.isdigit():
-        run_for(hub, who, int(owner), write)
+        if write:
+            run_writable(hub, who, int(owner))  # no database read once the run is known
+        else:
+            run_for(hub, who, int(owner))
         return int(owner), rel
     model_id = owner.split("/", 1)[1]
     model = model_for(hub, who, model_id, "developer" if write else "reporter")

@@ -118,6 +118,7 @@ class Runs:
         self.db = db
         self.ingest = MetricIngest(db)
         self._belongs = TTLCache(ttl_s=30.0)  # (project, run id) pairs seen to match
+        self._owners = TTLCache(ttl_s=30.0)  # run id -> (project name, creator)
 
     # pipelines -----------------------------------------------------------------
     def save_pipeline(self, project_id: int, name: str, spec: dict, author: str) -> bool:
@@ -224,6 +225,22 @@ class Runs:
         if creator is MISSING:
             creator = self._belongs.put((project, run_id), self.run_in(project, run_id).created_by)
         return creator
+
+    def owner(self, run_id: int) -> tuple[str, str]:
+        """(project name, creator) of run `run_id`, NotFound if there is none. What a write to
+        a run (MLflow's log-batch, an artifact upload) checks, so the answer is kept 30 s (a
+        run never changes project or creator; a deleted project's roles are gone at once)."""
+        got = self._owners.get(run_id)
+        if got is MISSING:
+            row = self.db.one(
+                "SELECT p.name, r.created_by FROM runs r JOIN projects p ON p.id = r.project_id "
+                "WHERE r.id = ?",
+                [run_id],
+            )
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            got = self._owners.put(run_id, (row["name"], row["created_by"]))
+        return got
 
     def run_in(self, project: str, run_id: int) -> Run:
         """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
