@@ -104,3 +104,22 @@ def test_folds_beside_concurrent_batches_keep_the_summary_exact(runs: Runs) -> N
     scan, summary = scan_and_summary(runs.db)
     assert summary == scan and len(scan) == 8
     assert shared_flags(runs.db) == shared_expected(runs.db)
+
+
+def test_a_cached_steps_copied_points_are_summarised_by_the_fold(runs: Runs) -> None:
+    """The fold runs beside the writer lock, so it must be run_metrics' one writer: two
+    writers summarising one run's points each in their own transaction would not see each
+    other's rows and could both leave a key shared by two steps marked unshared. A cached
+    step's copied points are handed to the fold instead of summarised by the copy."""
+    from types import SimpleNamespace as Step
+
+    runs.log_metrics(1, "train", [{"key": "loss", "value": 0.5, "step": 0}])
+    runs.log_metrics(2, "eval", [{"key": "loss", "value": 0.75, "step": 0}])
+    runs.settle_metrics()
+    runs.copy_reports(Step(run_id=1, name="train"), Step(run_id=2, name="train"))
+    assert runs.db.query("SELECT * FROM run_metrics WHERE step_name = 'train' AND run_id = 2") == []
+    runs.settle_metrics()
+    scan, summary = scan_and_summary(runs.db)
+    assert summary == scan and len(scan) == 3
+    assert shared_flags(runs.db) == shared_expected(runs.db)
+    assert runs.step_metrics(2) == {("eval", "loss"): 0.75, ("train", "loss"): 0.5}

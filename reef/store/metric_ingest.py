@@ -10,7 +10,8 @@ request: committed points wait in memory and are folded together once a second, 
 before anything reads the summary (`settle`). A crash can only lose that wait, and `reconcile`
 repairs it at start-up from the points themselves.
 
-The fold does not hold the writer lock: only the fold writes run_metrics, so it runs in a
+The fold does not hold the writer lock: only the fold writes run_metrics (points committed
+another way, such as a cached step's copy, are handed to it: `committed`), so it runs in a
 transaction of its own beside the other writers (DuckDB lets transactions that touch different
 rows commit side by side) and one fold lock keeps folds in order. A batch of points, or any
 other write, never waits for a fold, and a read that settles waits only for the fold."""
@@ -203,6 +204,13 @@ class MetricIngest:
                     self._unfolded.append(batch)
         if mine.error is not None:  # another caller took our points and failed to write them
             raise mine.error
+
+    def committed(self, table: pa.Table) -> None:
+        """Points (a table of SCHEMA) the caller has itself committed to `metrics` (a cached
+        step's copied points): to be summarised by the next fold, as appended ones are."""
+        if table.num_rows:
+            with self._lock:
+                self._unfolded.append(table)
 
     def settle(self) -> None:
         """Fold every committed point into run_metrics: call before reading the summary.

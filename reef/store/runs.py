@@ -12,13 +12,13 @@ from typing import Any
 from reef.errors import NotFound
 from reef.store import run_search
 from reef.store.db import Database, fetched, now
+from reef.store.metric_ingest import SCHEMA as POINTS
 from reef.store.metric_ingest import (
-    FOLD_SUMMARY,
-    MARK_SHARED,
     MetricIngest,
     points_table,
     rows_as_columns,
 )
+from reef.store.metric_ingest import insert as insert_points
 from reef.store.run_search import RunQuery
 from reef.store.status import FINISHED, Status
 from reef.store.ttl_cache import MISSING, TTLCache
@@ -317,10 +317,8 @@ class Runs:
                 "FROM metrics WHERE run_id = ? AND step_name = ?"
             )
             ids = [dst.run_id, dst.name, src.run_id, src.name]
-            cur.execute(f"INSERT INTO metrics {copied}", ids)
-            cur.execute(FOLD_SUMMARY.format(source=copied), ids)
-            keys = "SELECT run_id, key FROM run_metrics WHERE run_id = ?"
-            cur.execute(MARK_SHARED.format(source=keys), [dst.run_id])
+            points = cur.sql(copied, params=ids).to_arrow_table().cast(POINTS)
+            insert_points(cur, points)
             cur.execute(
                 "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
                 "WHERE run_id = ? AND step = ?",
@@ -332,6 +330,8 @@ class Runs:
                 "WHERE run_id = ? AND step_name = ?",
                 [dst.run_id, dst.name, src.run_id, src.name],
             )
+        # summarised by the fold, the one writer of run_metrics (it runs beside this lock)
+        self.ingest.committed(points)
 
     # what steps report -----------------------------------------------------------
     def log_params(self, run_id: int, step: str, params: dict[str, Any]) -> None:
