@@ -20,6 +20,7 @@ from reef.server.mlflow_models import model_for
 from reef.server.mlflow_wire import (
     HANDLERS,
     SCRIPT_STEP,
+    check_role,
     field,
     run_for,
     run_id_of,
@@ -56,8 +57,13 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
             run_for(hub, who, int(owner))
         return int(owner), rel
     model_id = owner.split("/", 1)[1]
-    model = model_for(hub, who, model_id, "developer" if write else "reporter")
-    return int(model["run_id"] or 0), posixpath.join("models", model_id, rel).rstrip("/")
+    files = posixpath.join("models", model_id, rel).rstrip("/")
+    if write:  # as model_for checks it, from the model's owner kept a while
+        project, run_id = hub.logged_models.owner(model_id)
+        check_role(hub, who, project, "developer", f"Logged model with ID '{model_id}' not found.")
+        return run_id, files
+    model = model_for(hub, who, model_id, "reporter")
+    return int(model["run_id"] or 0), files
 
 
 @litestar.put(
