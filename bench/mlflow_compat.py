@@ -6,7 +6,12 @@ For each side: wall time of the whole script per repeat (median and range), the 
 CPU seconds (its process tree) per script, and the time the client spent waiting on the
 server: the sum of its HTTP request latencies, in all and per kind of request, measured from
 outside the unchanged script by a `sitecustomize` hook (on PYTHONPATH) that times every
-`requests.Session.send`. Results go to bench/results/mlflow_compat.txt.
+`requests.Session.send`. The hook also counts what could make the client wait without it
+showing as a slow answer: retries (urllib3's, with MLflow's backoff of 4 s and more from the
+second retry of a request), answers other than 2xx, and new connections. Both servers run at
+once and the scripts alternate between them (the order swapped each round), so a shared
+machine's changing load stretches both sides alike; the load average is sampled before each
+script. Results go to bench/results/mlflow_compat.txt.
 
     python bench/mlflow_compat.py [--repeat 5] [--mlflow-venv /tmp/reef-bench-mlflow]
 """
@@ -51,13 +56,17 @@ def mlflow_venv(venv: Path) -> Path:
     return python
 
 
-# Loaded at the workload's start (PYTHONPATH): times each HTTP request the client sends and
-# appends {"kind", "seconds"} lines to $REEF_BENCH_TIMINGS when the script exits.
+# Loaded at the workload's start (PYTHONPATH): times each HTTP request the client sends, notes
+# its status, every retry urllib3 makes (and why) and every new connection, and appends them as
+# one JSON line to $REEF_BENCH_TIMINGS when the script exits.
 TIMING_HOOK = """
 import atexit, json, os, time
 import requests
+import urllib3.connection
+import urllib3.util.retry
 
-_sent, _timings = requests.Session.send, []
+_sent, _timings, _retries, _statuses = requests.Session.send, [], [], {}
+_connects = [0]
 
 def _kind(request):
     path = request.path_url.split("?")[0]
@@ -70,18 +79,37 @@ def _kind(request):
     return "other calls"
 
 def _send(self, request, **kw):
-    started = time.perf_counter()
+    started, status = time.perf_counter(), "error"
     try:
-        return _sent(self, request, **kw)
+        response = _sent(self, request, **kw)
+        status = str(response.status_code)
+        return response
     finally:
         _timings.append({"kind": _kind(request), "seconds": time.perf_counter() - started})
+        _statuses[status] = _statuses.get(status, 0) + 1
+
+_increment = urllib3.util.retry.Retry.increment
+
+def _retry(self, method=None, url=None, response=None, error=None, *a, **kw):
+    why = f"HTTP {response.status}" if response is not None else type(error).__name__
+    _retries.append(f"{method} {str(url).split('?')[0]}: {why}")
+    return _increment(self, method, url, response, error, *a, **kw)
+
+_connect = urllib3.connection.HTTPConnection.connect
+
+def _connected(self):
+    _connects[0] += 1
+    return _connect(self)
 
 def _write():
     with open(os.environ["REEF_BENCH_TIMINGS"], "a") as f:
-        f.write(json.dumps(_timings) + "\\n")
+        f.write(json.dumps({"requests": _timings, "retries": _retries,
+                            "statuses": _statuses, "connects": _connects[0]}) + "\\n")
 
 if os.environ.get("REEF_BENCH_TIMINGS"):
     requests.Session.send = _send
+    urllib3.util.retry.Retry.increment = _retry
+    urllib3.connection.HTTPConnection.connect = _connected
     atexit.register(_write)
 """
 
@@ -154,13 +182,11 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def measure(python: Path, url: str, env: dict, pid: int, repeat: int, work: Path) -> dict:
-    """Per script run after a warm-up: wall, server CPU, the client's wait on the server in
-    all and per kind of request (seconds), and the number of requests of each kind."""
+def environment(url: str, env: dict, work: Path) -> dict:
     hook = work / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(TIMING_HOOK)
-    environ = {
+    return {
         **os.environ,
         **env,
         "MLFLOW_TRACKING_URI": url,
@@ -168,32 +194,59 @@ def measure(python: Path, url: str, env: dict, pid: int, repeat: int, work: Path
         "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
         "PYTHONPATH": str(hook),
     }
-    out: dict[str, list] = {"wall": [], "cpu": [], "wait": [], "kinds": [], "counts": []}
-    for i in range(repeat + 1):  # the first is a warm-up (imports cached, experiment created)
-        timings = work / f"timings-{i}.json"
-        before = tree_cpu(pid)
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(python), "-P", str(WORKLOAD)],
-            env={**environ, "REEF_BENCH_TIMINGS": str(timings)},
-            cwd=work,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"the workload failed against {url}:\n{done.stderr[-3000:]}")
-        if i:
-            requests = json.loads(timings.read_text().splitlines()[-1])
-            kinds, counts = defaultdict(float), Counter()
-            for r in requests:
-                kinds[r["kind"]] += r["seconds"]
-                counts[r["kind"]] += 1
-            out["wall"].append(wall)
-            out["cpu"].append(tree_cpu(pid) - before)
-            out["wait"].append(sum(kinds.values()))
-            out["kinds"].append(dict(kinds))
-            out["counts"].append(dict(counts))
+
+
+def script(python: Path, environ: dict, pid: int, work: Path, i: int) -> dict:
+    """One run of the workload: wall, server CPU, the client's wait on the server in all and
+    per kind of request (seconds), the number of requests of each kind, retries, statuses,
+    new connections, and the load average at its start."""
+    timings = work / f"timings-{i}.json"
+    load = os.getloadavg()[0]
+    before = tree_cpu(pid)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(python), "-P", str(WORKLOAD)],
+        env={**environ, "REEF_BENCH_TIMINGS": str(timings)},
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        url = environ["MLFLOW_TRACKING_URI"]
+        raise RuntimeError(f"the workload failed against {url}:\n{done.stderr[-3000:]}")
+    # the last line: child processes the script starts (MLflow's requirement inference)
+    # load the hook too and write theirs first
+    seen = json.loads(timings.read_text().splitlines()[-1])
+    kinds, counts = defaultdict(float), Counter()
+    for r in seen["requests"]:
+        kinds[r["kind"]] += r["seconds"]
+        counts[r["kind"]] += 1
+    return {
+        "wall": wall,
+        "cpu": tree_cpu(pid) - before,
+        "wait": sum(kinds.values()),
+        "kinds": dict(kinds),
+        "counts": dict(counts),
+        "retries": seen["retries"],
+        "statuses": seen["statuses"],
+        "connects": seen["connects"],
+        "load": load,
+    }
+
+
+def measure(sides: dict[str, tuple], python: Path, repeat: int) -> dict[str, dict]:
+    """A warm-up script per side (imports cached, experiment created), then `repeat` rounds
+    of one script per side, alternating which goes first."""
+    out: dict[str, dict[str, list]] = {side: defaultdict(list) for side in sides}
+    for environ, pid, work in sides.values():
+        script(python, environ, pid, work, 0)
+    names = list(sides)
+    for i in range(1, repeat + 1):
+        for side in names if i % 2 else names[::-1]:
+            environ, pid, work = sides[side]
+            for key, value in script(python, environ, pid, work, i).items():
+                out[side][key].append(value)
     return out
 
 
@@ -220,16 +273,20 @@ def ratio(theirs: list[float], ours: list[float]) -> str:
     return f"x{x:.2f}" + (" (reaches x5)" if x >= 5 else "")
 
 
-def report(m: dict, r: dict, repeat: int) -> list[str]:
+def report(m: dict, r: dict, repeat: int, logs: dict[str, int]) -> list[str]:
     """The figures of both sides, medians over the runs, and the ratio MLflow/reef of each."""
     own = {side: [w - x for w, x in zip(d["wall"], d["wait"], strict=True)] for side, d in
            (("mlflow", m), ("reef", r))}  # fmt: skip
+    loads = m["load"] + r["load"]
     lines = [
         f"# MLflow compatibility benchmark, {date.today()} ({platform.node()}, "
-        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})",
+        f"{os.cpu_count()} cores)",
+        f"load average (1 min) at each script's start: median {med(loads):.1f}, "
+        f"min {min(loads):.1f}, max {max(loads):.1f}",
         f"workload: {WORKLOAD.name} (10 params, 5 metrics x 1000 steps in batches of 500 "
         f"points, 3 artifacts, a logged scikit-learn model), client mlflow {MLFLOW_VERSION}, "
-        f"{repeat} runs after a warm-up; medians (min, max); ratio = MLflow / reef",
+        f"{repeat} runs a side after a warm-up each, the sides alternating; medians (min, max); "
+        "ratio = MLflow / reef",
         "",
         f"{'figure':<34} {'mlflow server (SQLite)':<32} {'reef serve':<32} ratio",
     ]
@@ -252,6 +309,19 @@ def report(m: dict, r: dict, repeat: int) -> list[str]:
         n = r["counts"][-1].get(kind, 0)
         label = f"  {kind} ({n})"
         lines.append(f"{label:<34} {fmt(theirs):<32} {fmt(ours):<32} {ratio(theirs, ours)}")
+    lines += ["", "what could make the client wait unseen (all scripts of a side):"]
+    for side, d in (("mlflow server", m), ("reef serve", r)):
+        statuses: Counter = Counter()
+        for run in d["statuses"]:
+            statuses.update(run)
+        odd = {k: v for k, v in sorted(statuses.items()) if not k.startswith("2")}
+        retries = [x for run in d["retries"] for x in run]
+        lines.append(
+            f"  {side}: {sum(statuses.values())} requests, not 2xx: {odd or 'none'}; "
+            f"retries: {len(retries)}{' ' + str(retries[:5]) if retries else ''}; "
+            f"new connections per script: {sorted(set(d['connects']))}; "
+            f"error lines in its log: {logs[side.split()[0]]}"
+        )
     bound = med(m["wall"]) / max(med(own["reef"]), 1e-9)
     return [
         *lines,
@@ -267,6 +337,13 @@ def report(m: dict, r: dict, repeat: int) -> list[str]:
     ]
 
 
+def server_errors(work: Path) -> int:
+    """Lines of the server's log that report an error or a traceback."""
+    text = "".join(p.read_text(errors="replace") for p in work.glob("*-server.log"))
+    text += "".join(p.read_text(errors="replace") for p in work.glob("*-serve.log"))
+    return sum(1 for line in text.splitlines() if "Traceback" in line or "ERROR" in line)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -276,17 +353,24 @@ def main() -> int:
     )
     args = parser.parse_args()
     python = mlflow_venv(args.mlflow_venv)
-    results = {}
     with tempfile.TemporaryDirectory(prefix="reef-bench-compat-") as tmp:
-        for side, start in (("mlflow", start_mlflow), ("reef", start_reef)):
-            work = Path(tmp, side)
-            work.mkdir()
-            proc, url, env = start(python, work) if side == "mlflow" else start(work)
-            try:
-                results[side] = measure(python, url, env, proc.pid, args.repeat, work)
-            finally:
+        procs: list[subprocess.Popen] = []
+        sides: dict[str, tuple] = {}
+        try:
+            for side in ("mlflow", "reef"):
+                work = Path(tmp, side)
+                work.mkdir()
+                proc, url, env = (
+                    start_mlflow(python, work) if side == "mlflow" else start_reef(work)
+                )
+                procs.append(proc)
+                sides[side] = (environment(url, env, work), proc.pid, work)
+            results = measure(sides, python, args.repeat)
+        finally:
+            for proc in procs:
                 stop(proc)
-    lines = report(results["mlflow"], results["reef"], args.repeat)
+        logs = {side: server_errors(work) for side, (_, _, work) in sides.items()}
+    lines = report(results["mlflow"], results["reef"], args.repeat, logs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

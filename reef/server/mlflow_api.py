@@ -36,6 +36,7 @@ from reef.server.mlflow_wire import (
     run_id_of,
     run_info,
     run_json,
+    run_writable,
     tag_list,
 )
 from reef.server.projects import create_project
@@ -231,7 +232,8 @@ def get_run(request: Request, hub: HubDep) -> dict:
 
 @mlpost("/runs/update")
 def update_run(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
     fields: dict[str, Any] = {}
     if status := (data or {}).get("status"):
         if status not in STATUS_TO_REEF:
@@ -245,8 +247,8 @@ def update_run(request: Request, hub: HubDep, data: Body = None) -> dict:
     if name := (data or {}).get("run_name"):
         fields["name"] = str(name)
     if fields:
-        hub.runs.update_run(run.id, **fields)
-    return {"run_info": run_info(hub, hub.runs.run(run.id))}
+        hub.runs.update_run(run_id, **fields)
+    return {"run_info": run_info(hub, hub.runs.run(run_id))}
 
 
 def _when(ms: int) -> datetime:
@@ -255,45 +257,51 @@ def _when(ms: int) -> datetime:
 
 @mlpost("/runs/delete")
 def delete_run(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
-    hub.mlflow.set_deleted(run.id, True)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
+    hub.mlflow.set_deleted(run_id, True)
     return {}
 
 
 @mlpost("/runs/restore")
 def restore_run(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
-    hub.mlflow.set_deleted(run.id, False)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
+    hub.mlflow.set_deleted(run_id, False)
     return {}
 
 
 @mlpost("/runs/log-metric")
 def log_metric(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
-    _log(hub, run.id, [_metric(data)], {}, {})
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
+    _log(hub, run_id, [_metric(data)], {}, {})
     return {}
 
 
 @mlpost("/runs/log-parameter")
 def log_param(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
-    _log(hub, run.id, [], {field(data, "key"): str(field(data, "value", required=False) or "")}, {})
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
+    _log(hub, run_id, [], {field(data, "key"): str(field(data, "value", required=False) or "")}, {})
     return {}
 
 
 @mlpost("/runs/set-tag")
 def set_tag(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
-    _log(hub, run.id, [], {}, {field(data, "key"): str(field(data, "value", required=False) or "")})
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
+    _log(hub, run_id, [], {}, {field(data, "key"): str(field(data, "value", required=False) or "")})
     return {}
 
 
 @mlpost("/runs/delete-tag")
 def delete_tag(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
     key = field(data, "key")
-    if not hub.mlflow.delete_run_tag(run.id, key):
-        raise NotFound(f"No tag with name: {key} in run with id {run.id}")
+    if not hub.mlflow.delete_run_tag(run_id, key):
+        raise NotFound(f"No tag with name: {key} in run with id {run_id}")
     return {}
 
 
@@ -301,7 +309,8 @@ def delete_tag(request: Request, hub: HubDep, data: Body = None) -> dict:
 def log_batch(request: Request, hub: HubDep, data: Body = None) -> dict:
     """MLflow's limits (1000 metrics, 100 params, 100 tags, 1000 in all) are checked before
     anything is stored, so an oversized batch stores nothing."""
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
     metrics, params, tags = (data or {}).get("metrics") or [], data.get("params"), data.get("tags")
     if not isinstance(metrics, list):
         raise InvalidInput("parameter 'metrics' must be a list")
@@ -316,7 +325,7 @@ def log_batch(request: Request, hub: HubDep, data: Body = None) -> dict:
             raise InvalidInput(
                 f"A batch logging request can contain at most {limit} {what}. Got {got} {what}."
             )
-    _log(hub, run.id, [_metric(m) for m in metrics], params_d, tags_d)
+    _log(hub, run_id, [_metric(m) for m in metrics], params_d, tags_d)
     return {}
 
 
@@ -418,10 +427,11 @@ def log_inputs(request: Request, hub: HubDep, data: Body = None) -> dict:
 
 @mlpost("/runs/outputs")
 def log_outputs(request: Request, hub: HubDep, data: Body = None) -> dict:
-    run, _ = run_for(hub, request.user, run_id_of(data), write=True)
+    run_id = run_id_of(data)
+    run_writable(hub, request.user, run_id)
     models = [str(field(m, "model_id")) for m in (data or {}).get("models") or []]
     if models:
-        hub.mlflow.set_run_tags(run.id, {"mlflow.loggedModels": ",".join(models)})
+        hub.mlflow.set_run_tags(run_id, {"mlflow.loggedModels": ",".join(models)})
     return {}
 
 

@@ -17,7 +17,15 @@ from reef.errors import InvalidInput, NotFound
 from reef.hub import Hub
 from reef.server.mlflow_api import PREFIXES, mlget
 from reef.server.mlflow_models import model_for
-from reef.server.mlflow_wire import HANDLERS, SCRIPT_STEP, field, run_for, run_id_of
+from reef.server.mlflow_wire import (
+    HANDLERS,
+    SCRIPT_STEP,
+    check_role,
+    field,
+    run_for,
+    run_id_of,
+    run_writable,
+)
 from reef.server.routes import FromPath, HubDep
 from reef.store.artifacts import Incoming
 from reef.store.people import Principal
@@ -43,11 +51,19 @@ def _place(hub: Hub, who: Principal, path: str, write: bool = False) -> tuple[in
     rel = "" if rel == "." else rel
     owner = m[2]
     if owner.isdigit():
-        run_for(hub, who, int(owner), write)
+        if write:
+            run_writable(hub, who, int(owner))  # no database read once the run is known
+        else:
+            run_for(hub, who, int(owner))
         return int(owner), rel
     model_id = owner.split("/", 1)[1]
-    model = model_for(hub, who, model_id, "developer" if write else "reporter")
-    return int(model["run_id"] or 0), posixpath.join("models", model_id, rel).rstrip("/")
+    files = posixpath.join("models", model_id, rel).rstrip("/")
+    if write:  # as model_for checks it, from the model's owner kept a while
+        project, run_id = hub.logged_models.owner(model_id)
+        check_role(hub, who, project, "developer", f"Logged model with ID '{model_id}' not found.")
+        return run_id, files
+    model = model_for(hub, who, model_id, "reporter")
+    return int(model["run_id"] or 0), files
 
 
 @litestar.put(

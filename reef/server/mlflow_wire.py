@@ -164,6 +164,20 @@ def run_for(hub: Hub, who: Principal, run_id: int, write: bool = False) -> tuple
     return run, project
 
 
+def run_writable(hub: Hub, who: Principal, run_id: int) -> str:
+    """What `run_for(..., write=True)` checks, without reading the run: its project and
+    creator are kept a while (they never change), so a log-batch or an artifact upload asks
+    the database nothing to be let in. Returns the project."""
+    try:
+        project, creator = hub.runs.owner(run_id)
+    except NotFound:
+        raise NotFound(f"Run with id={run_id} not found") from None
+    check_role(hub, who, project, "reporter", f"Run with id={run_id} not found")
+    check_role(hub, who, project, "developer" if creator == who.name else "maintainer", "")
+    hub.script_runs.touch(run_id)  # a script logging through MLflow is alive
+    return project
+
+
 # JSON -----------------------------------------------------------------------------------
 def experiment_json(hub: Hub, project_id: int) -> dict[str, Any]:
     e = hub.mlflow.experiment(project_id)

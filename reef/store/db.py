@@ -1,4 +1,5 @@
-"""The metadata store: one DuckDB file, one writer under one lock, a cursor per reader."""
+"""The metadata store: one DuckDB file, one writer under one lock (the metric fold beside it,
+in a transaction of its own), a cursor per reader."""
 
 from __future__ import annotations
 
@@ -84,6 +85,25 @@ class Database:
                 cur.execute("COMMIT")
             finally:
                 cur.close()
+
+    @contextmanager
+    def side_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction on a cursor of its own, outside the writer lock, for a writer
+        that alone writes its table (the metric fold, run_metrics): DuckDB commits it beside
+        the writer's transactions, so neither waits for the other. Rows that another
+        transaction changed too would fail its commit rather than be overwritten."""
+        cur = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+        finally:
+            cur.close()
 
     def insert_arrow(self, table: str, data: Any) -> None:
         """Bulk insert of an Arrow table whose columns match `table`'s, in order."""

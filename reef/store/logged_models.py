@@ -9,11 +9,28 @@ from typing import Any
 
 from reef.errors import NotFound
 from reef.store.db import Database, now
+from reef.store.ttl_cache import MISSING, TTLCache
 
 
 class LoggedModels:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._owners = TTLCache(ttl_s=30.0)  # model id -> (project name, run id)
+
+    def owner(self, model_id: str) -> tuple[str, int]:
+        """(project name, run id) of a logged model: what an upload of its files checks, kept
+        30 s (neither changes; a deleted model is dropped at once)."""
+        got = self._owners.get(model_id)
+        if got is MISSING:
+            row = self.db.one(
+                "SELECT p.name, coalesce(m.run_id, 0) AS run_id FROM logged_models m "
+                "JOIN projects p ON p.id = m.project_id WHERE m.model_id = ?",
+                [model_id],
+            )
+            if row is None:
+                raise NotFound(f"Logged model with ID '{model_id}' not found.")
+            got = self._owners.put(model_id, (row["name"], int(row["run_id"])))
+        return got
 
     def create(
         self,
@@ -77,6 +94,7 @@ class LoggedModels:
     def delete(self, model_id: str) -> None:
         self.get(model_id)
         self.db.execute("DELETE FROM logged_models WHERE model_id = ?", [model_id])
+        self._owners.clear()
 
     def in_projects(self, project_ids: list[int], limit: int, offset: int) -> list[str]:
         if not project_ids:

@@ -8,7 +8,13 @@ points are committed. DuckDB charges a few milliseconds per statement however fe
 touches, and the fold (an aggregate and an upsert) is the dearer half, so it is not done per
 request: committed points wait in memory and are folded together once a second, and at once
 before anything reads the summary (`settle`). A crash can only lose that wait, and `reconcile`
-repairs it at start-up from the points themselves."""
+repairs it at start-up from the points themselves.
+
+The fold does not hold the writer lock: only the fold writes run_metrics (points committed
+another way, such as a cached step's copy, are handed to it: `committed`), so it runs in a
+transaction of its own beside the other writers (DuckDB lets transactions that touch different
+rows commit side by side) and one fold lock keeps folds in order. A batch of points, or any
+other write, never waits for a fold, and a read that settles waits only for the fold."""
 
 from __future__ import annotations
 
@@ -171,8 +177,9 @@ class MetricIngest:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._queue: list[_Pending] = []
-        self._lock = threading.Lock()
-        self._unfolded: list[pa.Table] = []  # committed, not yet in run_metrics (db lock)
+        self._lock = threading.Lock()  # guards _queue and _unfolded
+        self._unfolded: list[pa.Table] = []  # committed, not yet in run_metrics
+        self._folding = threading.Lock()  # one fold at a time; not the writer lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -193,30 +200,41 @@ class MetricIngest:
                     for p in taken:
                         p.error = e
                     raise
-                self._unfolded.append(batch)  # still under the lock: no fold can miss it
+                with self._lock:  # before the caller returns: a settle after that folds it
+                    self._unfolded.append(batch)
         if mine.error is not None:  # another caller took our points and failed to write them
             raise mine.error
 
+    def committed(self, table: pa.Table) -> None:
+        """Points (a table of SCHEMA) the caller has itself committed to `metrics` (a cached
+        step's copied points): to be summarised by the next fold, as appended ones are."""
+        if table.num_rows:
+            with self._lock:
+                self._unfolded.append(table)
+
     def settle(self) -> None:
         """Fold every committed point into run_metrics: call before reading the summary.
-        Always under the writer lock, even with nothing left to fold here: the background
-        fold may have taken the points and still be writing them (it holds the lock), and a
-        read right after an early return would miss them."""
-        with self.db.writer():
-            taken, self._unfolded = self._unfolded, []
+        Always under the fold lock, even with nothing left to fold here: the background
+        fold may have taken the points and still be writing them (it holds that lock), and a
+        read right after an early return would miss them. Not under the writer lock: the
+        fold's transaction runs beside the writers' (see the module's notes)."""
+        with self._folding:
+            with self._lock:
+                taken, self._unfolded = self._unfolded, []
             if not taken:
                 return
             try:
-                with self.db.transaction() as cur:
+                with self.db.side_transaction() as cur:
                     fold(cur, pa.concat_tables(taken))
             except BaseException:
-                self._unfolded[:0] = taken
+                with self._lock:
+                    self._unfolded[:0] = taken
                 raise
 
     def reconcile(self) -> list[int]:
         """Summarise again, from their points, the runs whose summary missed some (a crash
         between a commit and its fold); returns their ids."""
-        with self.db.writer():
+        with self._folding, self.db.writer():
             runs = [r["run_id"] for r in self.db.query(UNFOLDED_RUNS)]
             if runs:
                 marks = ",".join("?" * len(runs))

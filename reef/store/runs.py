@@ -12,13 +12,13 @@ from typing import Any
 from reef.errors import NotFound
 from reef.store import run_search
 from reef.store.db import Database, fetched, now
+from reef.store.metric_ingest import SCHEMA as POINTS
 from reef.store.metric_ingest import (
-    FOLD_SUMMARY,
-    MARK_SHARED,
     MetricIngest,
     points_table,
     rows_as_columns,
 )
+from reef.store.metric_ingest import insert as insert_points
 from reef.store.run_search import RunQuery
 from reef.store.status import FINISHED, Status
 from reef.store.ttl_cache import MISSING, TTLCache
@@ -118,6 +118,7 @@ class Runs:
         self.db = db
         self.ingest = MetricIngest(db)
         self._belongs = TTLCache(ttl_s=30.0)  # (project, run id) pairs seen to match
+        self._owners = TTLCache(ttl_s=30.0)  # run id -> (project name, creator)
 
     # pipelines -----------------------------------------------------------------
     def save_pipeline(self, project_id: int, name: str, spec: dict, author: str) -> bool:
@@ -225,6 +226,22 @@ class Runs:
             creator = self._belongs.put((project, run_id), self.run_in(project, run_id).created_by)
         return creator
 
+    def owner(self, run_id: int) -> tuple[str, str]:
+        """(project name, creator) of run `run_id`, NotFound if there is none. What a write to
+        a run (MLflow's log-batch, an artifact upload) checks, so the answer is kept 30 s (a
+        run never changes project or creator; a deleted project's roles are gone at once)."""
+        got = self._owners.get(run_id)
+        if got is MISSING:
+            row = self.db.one(
+                "SELECT p.name, r.created_by FROM runs r JOIN projects p ON p.id = r.project_id "
+                "WHERE r.id = ?",
+                [run_id],
+            )
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            got = self._owners.put(run_id, (row["name"], row["created_by"]))
+        return got
+
     def run_in(self, project: str, run_id: int) -> Run:
         """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
         row = self.db.one(
@@ -300,10 +317,8 @@ class Runs:
                 "FROM metrics WHERE run_id = ? AND step_name = ?"
             )
             ids = [dst.run_id, dst.name, src.run_id, src.name]
-            cur.execute(f"INSERT INTO metrics {copied}", ids)
-            cur.execute(FOLD_SUMMARY.format(source=copied), ids)
-            keys = "SELECT run_id, key FROM run_metrics WHERE run_id = ?"
-            cur.execute(MARK_SHARED.format(source=keys), [dst.run_id])
+            points = cur.sql(copied, params=ids).to_arrow_table().cast(POINTS)
+            insert_points(cur, points)
             cur.execute(
                 "INSERT OR REPLACE INTO run_params SELECT ?, ?, key, value FROM run_params "
                 "WHERE run_id = ? AND step = ?",
@@ -315,6 +330,8 @@ class Runs:
                 "WHERE run_id = ? AND step_name = ?",
                 [dst.run_id, dst.name, src.run_id, src.name],
             )
+        # summarised by the fold, the one writer of run_metrics (it runs beside this lock)
+        self.ingest.committed(points)
 
     # what steps report -----------------------------------------------------------
     def log_params(self, run_id: int, step: str, params: dict[str, Any]) -> None:
