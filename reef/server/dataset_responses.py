@@ -36,7 +36,7 @@ class DatasetSummary(msgspec.Struct):
     """A dataset of the project, with its latest version."""
 
     name: str
-    description: str
+    description: str | None
     created_by: str
     created_at: datetime
     latest: Annotated[int | None, Meta(description="the latest version (null: none yet)")]

@@ -26,7 +26,7 @@ class ModelSummary(Answer):
     """A model of the project, as the models list shows it."""
 
     name: Annotated[str, Meta(examples=["churn"])]
-    description: str
+    description: str | None
     latest: Annotated[int | None, Meta(description="the newest version; null: none yet")]
     versions: Annotated[int, Meta(description="how many versions it has")]
     aliases: Annotated[

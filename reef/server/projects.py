@@ -14,8 +14,11 @@ from litestar.response import Redirect, Template
 from reef.errors import Conflict, PermissionDenied
 from reef.hub import Hub
 from reef.runtime.monitoring import alerts
+from reef.server.dataset_responses import DatasetSummary
 from reef.server.members import Member, as_members, members_context
-from reef.server.modules import module_card
+from reef.server.model_answers import ModelSummary
+from reef.server.modules import ModuleCard, module_card
+from reef.server.pipelines import PipelineSummary
 from reef.server.project_path import RUNS_TARGET, path_context, runs_fragment, runs_links, wants
 from reef.server.routes import Form, FromPath, HubDep, JSONBody, delete, get, patch, post
 from reef.server.wording import ROLE_HELP, activity
@@ -70,43 +73,6 @@ class ProjectListed(msgspec.Struct):
     description: str
     created_at: datetime
     role: Role
-
-
-class DatasetSummary(msgspec.Struct):
-    name: str
-    description: str | None
-    created_by: str
-    created_at: datetime
-    latest: Annotated[int | None, msgspec.Meta(description="the newest version")]
-    versions: int
-    num_rows: Annotated[int | None, msgspec.Meta(description="rows of the newest version")]
-
-
-class ModuleCard(msgspec.Struct):
-    """A module of the project: its manifest's kind and description, and its last commit."""
-
-    project: str
-    name: str
-    kind: Annotated[str, msgspec.Meta(examples=["trainer"])]
-    description: str
-    commit: str
-    updated: datetime
-    params: Annotated[list[str], msgspec.Meta(description="the names of its parameters")]
-
-
-class PipelineSummary(msgspec.Struct):
-    name: str
-    spec: Annotated[dict[str, Any], msgspec.Meta(description="the pipeline's steps")]
-    created_by: str
-    updated_at: datetime
-
-
-class ModelSummary(msgspec.Struct):
-    name: str
-    description: str | None
-    latest: Annotated[int | None, msgspec.Meta(description="the newest version")]
-    versions: int
-    aliases: Annotated[str | None, msgspec.Meta(examples=["production=3, staging=4"])]
 
 
 class AuditEntry(msgspec.Struct):

@@ -80,7 +80,7 @@ class TriggerEvent(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str | None, Meta(description="why it was skipped or failed")]
 
 
-class AuditEntry(msgspec.Struct, forbid_unknown_fields=True):
+class TriggerHistoryEntry(msgspec.Struct, forbid_unknown_fields=True):
     """A change to the pipeline's triggers and guards, from the audit log."""
 
     id: int
@@ -103,7 +103,7 @@ class TriggersListing(msgspec.Struct, forbid_unknown_fields=True):
     paused_at: datetime | None
     paused_reason: str | None
     events: Annotated[list[TriggerEvent], Meta(description="the latest 20, newest first")]
-    history: Annotated[list[AuditEntry], Meta(description="the latest 20, newest first")]
+    history: Annotated[list[TriggerHistoryEntry], Meta(description="the latest 20, newest first")]
 
 
 class Resumed(TriggersListing):
