@@ -200,3 +200,22 @@ def test_a_restart_kills_only_its_own_orphans(server, tmp_path):
         assert step_processes(theirs["id"], other), "a restart elsewhere killed this step"
     finally:
         other.stop()
+
+
+def test_cancel_a_run_whose_step_is_still_queued(tmp_path):
+    """With no consumer (`--workers 0`), the step stays queued: cancelling revokes its queue
+    task (this was a 500: the revoke was asked of the task, not of the queue)."""
+    from test_accounts import make_app
+
+    from conftest import api_token
+
+    with make_app(tmp_path) as client:
+        client.headers.update(api_token(client))
+        run_id = start_sleeper(client, seconds=60)
+        state = client.get(f"/api/projects/ops/runs/{run_id}").json()
+        assert state["steps"][0]["status"] == "queued"
+        resp = client.post(f"/api/projects/ops/runs/{run_id}/cancel")
+        assert resp.status_code == 200, resp.text
+        state = client.get(f"/api/projects/ops/runs/{run_id}").json()
+        assert state["run"]["status"] == "cancelled"
+        assert [s["status"] for s in state["steps"]] == ["cancelled", "cancelled"]

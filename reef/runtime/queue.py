@@ -82,7 +82,7 @@ class StepQueue:
         return task.id
 
     def revoke(self, task_id: str) -> None:
-        self._task.revoke_by_id(task_id)
+        self.huey.revoke_by_id(task_id)
 
     def flush(self) -> None:
         """Drop every queued task (on start-up, before re-enqueueing from the metadata store)."""
