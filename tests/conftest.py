@@ -291,6 +291,15 @@ def app_client(settings: Settings) -> Iterator:
         yield client
 
 
+@pytest.fixture(scope="module")
+def openapi_doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The OpenAPI document of an app built in-process (nothing served)."""
+    from reef.server.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("openapi")))
+    return app.openapi_schema.to_schema()
+
+
 def api_token(client, user: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
     resp = client.post("/api/tokens", auth=(user, password))
     assert resp.status_code == 201, resp.text
