@@ -45,8 +45,10 @@ for _ in $(seq 1 "$load"); do
 done
 [ "$load" -gt 0 ] && echo "running the suite beside $load busy processes"
 
-# Two pytest workers: most tests wait on real servers and step processes, so two share the
-# two cores well. `-n 0` runs them in one. tests/conftest.py puts each file in one xdist group
-# (module-scoped fixtures serve ordered tests), all users of the demo server in another, and
-# the longest groups first; --no-loadscope-reorder keeps that order.
-.venv/bin/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15 ${args[@]+"${args[@]}"}
+# Four pytest workers on two cores: most tests wait on real servers, step processes and
+# browsers: with two workers the suite kept 1.1 cores busy on average, with four 1.8
+# (bench/results/suite.txt). `-n 0` runs them in one.
+# tests/conftest.py puts each file in one xdist group (module-scoped fixtures serve ordered
+# tests), all users of the demo server in another, and the longest groups first;
+# --no-loadscope-reorder keeps that order.
+.venv/bin/python -m pytest -q -n 4 --dist loadgroup --no-loadscope-reorder --durations=15 ${args[@]+"${args[@]}"}
