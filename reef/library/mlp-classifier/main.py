@@ -97,6 +97,10 @@ def main() -> None:
     torch.manual_seed(p["seed"])
     np.random.seed(p["seed"])
     torch.use_deterministic_algorithms(True)
+    # One thread: a re-run must give the same metrics to the last digit, and a product split
+    # across threads may be summed in another order when the BLAS picks its thread count by
+    # the machine's load. Batches of this size gain nothing from more threads.
+    torch.set_num_threads(1)
     x, names, y, classes = features_and_labels(pq.read_table(ctx.input_path("train")), p["label"])
     mean, std = scaling(x, p["standardize"])
     model = MLP(mean, std, p["hidden"], len(classes))
