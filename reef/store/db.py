@@ -73,18 +73,8 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction: everything inside commits together or not at all."""
-        with self._lock:
-            cur = self._con.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
+        with self._lock, self.side_transaction() as cur:
+            yield cur
 
     @contextmanager
     def side_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

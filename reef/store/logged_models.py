@@ -9,7 +9,7 @@ from typing import Any
 
 from reef.errors import NotFound
 from reef.store.db import Database, now
-from reef.store.ttl_cache import MISSING, TTLCache
+from reef.store.ttl_cache import TTLCache
 
 
 class LoggedModels:
@@ -20,17 +20,17 @@ class LoggedModels:
     def owner(self, model_id: str) -> tuple[str, int]:
         """(project name, run id) of a logged model: what an upload of its files checks, kept
         30 s (neither changes; a deleted model is dropped at once)."""
-        got = self._owners.get(model_id)
-        if got is MISSING:
-            row = self.db.one(
-                "SELECT p.name, coalesce(m.run_id, 0) AS run_id FROM logged_models m "
-                "JOIN projects p ON p.id = m.project_id WHERE m.model_id = ?",
-                [model_id],
-            )
-            if row is None:
-                raise NotFound(f"Logged model with ID '{model_id}' not found.")
-            got = self._owners.put(model_id, (row["name"], int(row["run_id"])))
-        return got
+        return self._owners.get_or(model_id, lambda: self._owner(model_id))
+
+    def _owner(self, model_id: str) -> tuple[str, int]:
+        row = self.db.one(
+            "SELECT p.name, coalesce(m.run_id, 0) AS run_id FROM logged_models m "
+            "JOIN projects p ON p.id = m.project_id WHERE m.model_id = ?",
+            [model_id],
+        )
+        if row is None:
+            raise NotFound(f"Logged model with ID '{model_id}' not found.")
+        return row["name"], int(row["run_id"])
 
     def create(
         self,

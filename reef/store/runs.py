@@ -230,17 +230,17 @@ class Runs:
         """(project name, creator) of run `run_id`, NotFound if there is none. What a write to
         a run (MLflow's log-batch, an artifact upload) checks, so the answer is kept 30 s (a
         run never changes project or creator; a deleted project's roles are gone at once)."""
-        got = self._owners.get(run_id)
-        if got is MISSING:
-            row = self.db.one(
-                "SELECT p.name, r.created_by FROM runs r JOIN projects p ON p.id = r.project_id "
-                "WHERE r.id = ?",
-                [run_id],
-            )
-            if row is None:
-                raise NotFound(f"run {run_id} not found")
-            got = self._owners.put(run_id, (row["name"], row["created_by"]))
-        return got
+        return self._owners.get_or(run_id, lambda: self._owner(run_id))
+
+    def _owner(self, run_id: int) -> tuple[str, str]:
+        row = self.db.one(
+            "SELECT p.name, r.created_by FROM runs r JOIN projects p ON p.id = r.project_id "
+            "WHERE r.id = ?",
+            [run_id],
+        )
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return row["name"], row["created_by"]
 
     def run_in(self, project: str, run_id: int) -> Run:
         """Run `run_id` of the project named `project`, in one query (the API's hot path)."""
