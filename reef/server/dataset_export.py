@@ -16,11 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import BinaryIO
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
-from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.response import Stream
 
 from reef.errors import InvalidInput, ReefError
@@ -33,24 +30,6 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apa
 CHUNK = 1 << 20
 _DONE = object()
 _POLL_S = 0.5
-
-
-def with_files(description: str, also_json: bool = False) -> type[Operation]:
-    """An Operation class (a route's `operation_class`) whose 200 response is a download in
-    each format of MEDIA_TYPES (beside the JSON body the handler declares, with `also_json`),
-    so the OpenAPI document says the answer is a file."""
-    binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-    files = {media.split(";")[0]: OpenAPIMediaType(schema=binary) for media in MEDIA_TYPES.values()}
-
-    @dataclass
-    class WithFiles(Operation):
-        def __post_init__(self) -> None:
-            ok = (self.responses or {}).get("200")
-            if isinstance(ok, OpenAPIResponse):
-                ok.content = {**((ok.content or {}) if also_json else {}), **files}
-                ok.description = description
-
-    return WithFiles
 
 
 class _Cancelled(Exception):

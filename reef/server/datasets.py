@@ -36,7 +36,7 @@ from reef.server.dataset_changes import (
     start_upload,
     upload,
 )
-from reef.server.dataset_export import with_files
+from reef.server.dataset_export import MEDIA_TYPES
 from reef.server.dataset_responses import (
     MADE,
     STARTED,
@@ -67,6 +67,7 @@ from reef.server.dataset_views import (
     version_context,
     version_download,
 )
+from reef.server.file_answers import in_formats
 from reef.server.routes import (
     FromPath,
     FromQuery,
@@ -257,7 +258,9 @@ def recheck_api(
 @get(
     VERSION + "/download",
     access="reporter",
-    operation_class=with_files("the version as CSV (?format=csv, the default) or Parquet"),
+    operation_class=in_formats(
+        "the version as CSV (?format=csv, the default) or Parquet", MEDIA_TYPES.values()
+    ),
 )
 async def download_api(
     request: Request,
@@ -288,8 +291,9 @@ def diff_api(
     access="reporter",
     status_code=200,
     responses={200: ResponseSpec(QueryResult, generate_examples=False)},
-    operation_class=with_files(
+    operation_class=in_formats(
         "the result's rows; with ?format=csv or ?format=parquet the whole result, as a file",
+        MEDIA_TYPES.values(),
         also_json=True,
     ),
 )
