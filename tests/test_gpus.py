@@ -3,6 +3,10 @@ see none. The server is told it has two devices (--gpus 0,1), as on a two-GPU bo
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from conftest import modules_dir, start_server, wait_run
@@ -53,3 +57,36 @@ def test_steps_get_their_own_gpus_and_wait_for_busy_ones(tmp_path):
         assert step["record"]["environment_variables"]["CUDA_VISIBLE_DEVICES"] == step["gpu_ids"]
     assert s["cpu"]["record"]["environment_variables"]["CUDA_VISIBLE_DEVICES"] == ""
     assert queue["gpus"] == ["0", "1"] and queue["held"] == {}
+
+
+def test_a_cpu_torch_build_is_described_without_importing_torch(tmp_path):
+    """A server records torch's build in every step's record. For a CPU-only build the facts
+    come from torch's version file (no child process importing torch, about a CPU-second per
+    server); they must equal what the import reports. A GPU build is probed by the import."""
+    from reef.runtime import environment
+
+    probe = subprocess.run(
+        [sys.executable, "-c", environment.TORCH_PROBE], capture_output=True, text=True, check=True
+    )
+    imported = json.loads(probe.stdout.strip().splitlines()[-1])
+    if imported["cuda"] is not None:
+        assert environment.cpu_torch_facts() is None  # a CUDA build keeps the probe
+    else:
+        assert environment.cpu_torch_facts() == imported
+    assert environment.torch_facts() == imported
+
+
+@pytest.mark.parametrize("build", ["cuda: Optional[str] = '12.8'", "hip: Optional[str] = '6.4'"])
+def test_a_gpu_torch_build_is_probed_by_importing_it(tmp_path, monkeypatch, build):
+    from reef.runtime import environment
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "version.py").write_text(
+        "from typing import Optional\n__version__ = '2.13.0'\n"
+        f"cuda: Optional[str] = None\n{build}\n"
+    )
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # find_spec reads it first
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert environment.cpu_torch_facts() is None

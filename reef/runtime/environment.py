@@ -5,15 +5,18 @@ record together with what is particular to the step."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
+import runpy
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import reef
@@ -40,8 +43,38 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 
+def cpu_torch_facts() -> dict[str, Any] | None:
+    """The facts of a CPU-only torch build, read from its `torch/version.py` without importing
+    torch (the import costs about a CPU-second): such a build has no CUDA and no cuDNN, and a
+    fresh process has deterministic algorithms off. None when torch is missing or was built
+    for a GPU (CUDA, ROCm, XPU), whose facts need the import."""
+    try:
+        spec = importlib.util.find_spec("torch")  # finds the package without importing it
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    try:
+        build = runpy.run_path(str(Path(spec.origin).with_name("version.py")))
+    except (OSError, SyntaxError, ImportError):
+        return None
+    if build.get("cuda") or build.get("hip") or build.get("xpu") or "__version__" not in build:
+        return None
+    return {
+        "version": build["__version__"],
+        "cuda": None,
+        "cudnn": None,
+        "cuda_available": False,
+        "deterministic_algorithms": False,
+    }
+
+
 def torch_facts() -> dict[str, Any] | None:
-    """torch, CUDA and cuDNN versions, from a child process (the server never imports torch)."""
+    """torch, CUDA and cuDNN versions: for a GPU build from a child process that imports torch
+    (the server never imports it), for a CPU build from its version file."""
+    cpu = cpu_torch_facts()
+    if cpu is not None:
+        return cpu
     try:
         out = subprocess.run(
             [sys.executable, "-c", TORCH_PROBE],
