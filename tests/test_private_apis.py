@@ -37,6 +37,31 @@ def test_huey_consumer_installs_signals_through_one_method() -> None:
     assert list(inspect.signature(Consumer._set_signal_handlers).parameters) == ["self"]
 
 
+def test_huey_workers_sleep_through_one_method_of_a_replaceable_class() -> None:
+    from huey.consumer import Consumer, Worker
+
+    assert Consumer.worker_class is Worker, (
+        "huey's Consumer no longer builds its workers from Consumer.worker_class; "
+        "reef.runtime.queue.QuietConsumer sets it to WakingWorker so an idle server sleeps "
+        "until a step is queued instead of polling the queue"
+    )
+    assert "self.sleep()" in inspect.getsource(Worker.loop), (
+        "huey's Worker.loop no longer calls self.sleep() when the queue is empty; "
+        "reef.runtime.queue.WakingWorker overrides sleep()"
+    )
+    assert list(inspect.signature(Worker.sleep).parameters) == ["self"]
+
+
+def test_huey_enqueue_stores_the_task_before_it_returns() -> None:
+    from huey import Huey
+
+    source = inspect.getsource(Huey.enqueue)
+    assert "self.storage.enqueue(" in source, (
+        "huey's Huey.enqueue no longer stores the task itself; "
+        "reef.runtime.queue.LocalHuey wakes the workers after it returns"
+    )
+
+
 def test_uvicorn_keeps_captured_signals_in_a_list() -> None:
     import uvicorn
 

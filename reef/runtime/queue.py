@@ -5,24 +5,83 @@ Redis, shared by the server and `reef worker`s on other boxes (both register the
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from huey import Huey, PriorityRedisHuey, SqliteHuey
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Worker
 
 from reef.errors import ReefError
 
 log = logging.getLogger("reef.queue")
 
 
+# With nothing queued, a worker of the server's own SQLite queue waits this long before it
+# looks again unless the server queues something first (it wakes at once then); Huey's own
+# loop polls ten times a second, which kept an idle server at ~1 CPU-second a minute.
+IDLE_POLL_S = 2.0
+
+
+class LocalHuey(SqliteHuey):
+    """Huey on the server's SQLite file, which only this process writes: every enqueue (a
+    new step, or a delayed one the scheduler finds due) wakes the sleeping workers once the
+    task is stored (Huey's ENQUEUED signal fires before that, too early to wake a worker)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wake = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._stopping = False
+
+    def enqueue(self, task: Any) -> Any:
+        result = super().enqueue(task)
+        self._wake.set()
+        return result
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a task is queued, the queue stops, or `timeout` passes. A worker that
+        wakes clears the event before it looks at the queue again, so a task queued
+        meanwhile is found by that look or wakes the next sleep. Once stopping, the event
+        stays set, so no worker can go back to sleep."""
+        if self._wake.wait(timeout):
+            with self._wake_lock:
+                if not self._stopping:
+                    self._wake.clear()
+
+    def stop_waiting(self) -> None:
+        with self._wake_lock:
+            self._stopping = True
+            self._wake.set()
+
+
+class WakingWorker(Worker):
+    """Sleeps until the server queues a task (or IDLE_POLL_S passes) when the queue is
+    empty, instead of polling it."""
+
+    def sleep(self) -> None:
+        if isinstance(self.huey, LocalHuey):
+            self.huey.wait_for_work(IDLE_POLL_S)
+        else:  # Redis: other processes queue tasks too, so keep polling
+            super().sleep()
+
+
 class QuietConsumer(Consumer):
     """A consumer that leaves SIGINT/SIGTERM to the server (Huey's handlers need the main
-    thread and would swallow the server's Ctrl-C)."""
+    thread and would swallow the server's Ctrl-C), and whose workers sleep until woken."""
+
+    worker_class = WakingWorker
 
     def _set_signal_handlers(self) -> None:
         pass
+
+    def stop(self, graceful: bool = False) -> None:
+        self.stop_flag.set()
+        if isinstance(self.huey, LocalHuey):  # sleeping workers see the stop flag now
+            self.huey.stop_waiting()
+        super().stop(graceful)
 
 
 class QueueUnavailable(ReefError):
@@ -34,7 +93,7 @@ def open_huey(url: str, path: Path) -> Huey:
     Priority storage on both, so a run's priority orders steps on either backend."""
     if url == "sqlite":
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("reef", filename=str(path), results=False)
+        return LocalHuey("reef", filename=str(path), results=False)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise QueueUnavailable(f"--queue must be 'sqlite' or a redis:// URL; got {url!r}")
     import redis  # only when a Redis queue is used
