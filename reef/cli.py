@@ -10,10 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from reef import __version__
-from reef.dataset_cli import add_dataset_parser, dataset_main
-from reef.mlflow_import import add_import_parser, import_main
-from reef.settings import Settings, describe
-from reef.user_cli import add_user_parser, user_main
+from reef.runtime.launch import skip_httpx_cli
+
+skip_httpx_cli()  # before the imports below load httpx: no reef command uses httpx's own CLI
+
+from reef.dataset_cli import add_dataset_parser, dataset_main  # noqa: E402
+from reef.mlflow_import import add_import_parser, import_main  # noqa: E402
+from reef.settings import Settings, describe  # noqa: E402
+from reef.user_cli import add_user_parser, user_main  # noqa: E402
 
 SERVE_OPTIONS = (
     "data_dir",

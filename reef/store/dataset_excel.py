@@ -17,14 +17,15 @@ import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openpyxl
 import pyarrow as pa
-from openpyxl.utils.exceptions import InvalidFileException
 
 from reef.errors import InvalidInput
 from reef.store.import_limits import EXCEL_MAX_ROWS, Budget, LimitExceeded, check_workbook
+
+if TYPE_CHECKING:
+    import openpyxl
 
 _BATCH_ROWS = 16 * 1024
 _KIND_TYPES = {
@@ -122,6 +123,9 @@ class ExcelSource:
 
 class _workbook:
     def __init__(self, src: Path) -> None:
+        import openpyxl  # only when a workbook is read: a tenth of a second off every start
+        from openpyxl.utils.exceptions import InvalidFileException
+
         try:
             self.book = openpyxl.load_workbook(src, read_only=True, data_only=True)
         except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
