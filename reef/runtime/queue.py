@@ -64,7 +64,7 @@ class WakingWorker(Worker):
     def sleep(self) -> None:
         if isinstance(self.huey, LocalHuey):
             self.huey.wait_for_work(IDLE_POLL_S)
-        else:  # Redis: other processes queue tasks too, so keep polling
+        else:  # Redis: the dequeue itself blocks (BZPOPMIN); this only backs off an error
             super().sleep()
 
 
