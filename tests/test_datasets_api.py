@@ -362,6 +362,9 @@ def test_pages_render_and_a_cell_edit_makes_a_version(api):
     assert "typo" in client.get("/projects/p/datasets/d").text
     diff = client.get("/projects/p/datasets/d/diff?from=1&to=2")
     assert diff.status_code == 200 and "<del>a</del> → <ins>cat</ins>" in diff.text
+    paging = {"hx-request": "true", "hx-target": "diff"}  # htmx pages through the changes
+    part = client.get("/projects/p/datasets/d/diff?from=1&to=2", headers=paging)
+    assert "<del>a</del> → <ins>cat</ins>" in part.text and "<html" not in part.text
     assert client.get("/projects/p/datasets/d/query").status_code == 200
     result = client.post(
         "/projects/p/datasets/d/query",

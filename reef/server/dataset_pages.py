@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import anyio
 from litestar import Request, Response
 from litestar.params import QueryParameter
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Stream, Template
 
 from reef.errors import InvalidInput
@@ -42,7 +43,7 @@ from reef.server.dataset_views import (
     run_query_in_pool,
     version_download,
 )
-from reef.server.routes import Form, FromPath, FromQuery, HubDep, Offset, get, post
+from reef.server.routes import Form, FromPath, FromQuery, HubDep, Offset, from_htmx, get, post
 from reef.store.dataset_import import COLUMN_TYPES
 from reef.store.rules import RULE_FIELDS, describe
 
@@ -52,7 +53,7 @@ PAGES = "/projects/{project:str}/datasets/{dataset:str}"
 
 def _go(request: Request, url: str) -> Response:
     """After a change: htmx follows `HX-Redirect`, a plain form a 303."""
-    if request.headers.get("hx-request"):
+    if from_htmx(request):
         return Response("", status_code=200, headers={"HX-Redirect": url})
     return Redirect(url, status_code=303)
 
@@ -222,11 +223,11 @@ async def preview_partial(request: Request, hub: HubDep, project: FromPath[str])
 
 
 @post("/projects/{project:str}/datasets", access="developer", request_max_body_size=None)
-async def upload_page(request: Request, hub: HubDep, project: FromPath[str]) -> Any:
+async def upload_page(request: HTMXRequest, hub: HubDep, project: FromPath[str]) -> Any:
     """From htmx: the upload is imported in the background and the answer is its progress,
     polled until the version exists; a plain form waits for the import."""
     received = await receive(request, hub)
-    if request.headers.get("hx-request"):
+    if request.htmx:
         job = await anyio.to_thread.run_sync(start_upload, hub, request.user, project, received)
         return Template("_dataset_import_job.html", context={"job": job})
     result = await anyio.to_thread.run_sync(upload, hub, request.user, project, received)
@@ -250,7 +251,7 @@ def import_job_partial(
 
 @get(PAGES + "/diff", access="reporter")
 def diff_page(
-    request: Request,
+    request: HTMXRequest,
     hub: HubDep,
     project: FromPath[str],
     dataset: FromPath[str],
@@ -261,7 +262,7 @@ def diff_page(
     ctx = {**dataset_context(hub, project, dataset),
            **diff_context(hub, project, dataset, old, new, offset, PAGE),
            "base": base_url(project, dataset)}  # fmt: skip
-    partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "diff"
+    partial = request.htmx and request.htmx.target == "diff"
     return Template("_dataset_diff.html" if partial else "dataset_diff.html", context=ctx)
 
 

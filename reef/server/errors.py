@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 
 from reef.errors import NotAuthenticated, PasswordChangeRequired, ReefError
+from reef.server.routes import from_htmx
 
 log = logging.getLogger("reef.server")
 FIRST_PASSWORD = {"action": "change_password", "page": "/account?first=1"}
@@ -29,15 +30,15 @@ def render_error(request: Request, status: int, message: str, extra: object = No
             body["extra"] = extra
         headers = {"WWW-Authenticate": 'Bearer realm="reef"'} if status == 401 else None
         return Response(body, status_code=status, headers=headers)
-    if status == 401 and request.headers.get("hx-request"):
+    if status == 401 and from_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": "/login"})
     if status == 401 and request.method == "GET":
         return Redirect(f"/login?next={quote(request.url.path)}")
     if extra == FIRST_PASSWORD:  # a page while the one-time password is not yet replaced
-        if request.headers.get("hx-request"):  # e.g. the inbox badge of the account page
+        if from_htmx(request):  # e.g. the inbox badge of the account page
             return Response("", status_code=403)
         return Redirect("/account?first=1")
-    if request.headers.get("hx-request"):
+    if from_htmx(request):
         return Response(
             f'<div class="error">{_escape(message)}</div>',
             status_code=status,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from msgspec import UNSET, Meta, UnsetType
 
@@ -400,14 +401,14 @@ def diff_page(
 
 @get("/projects/{project:str}/modules", access="reporter")
 def catalog_page(
-    request: Request,
+    request: HTMXRequest,
     hub: HubDep,
     project: FromPath[str],
     q: FromQuery[str] = "",
     kind: FromQuery[str] = "",
 ) -> Template:
     cards = catalog(hub, project, q, kind)
-    template = "_module_cards.html" if request.headers.get("hx-request") else "catalog.html"
+    template = "_module_cards.html" if request.htmx else "catalog.html"
     return Template(
         template,
         context={
@@ -439,7 +440,7 @@ def module_page(
 
 @get("/projects/{project:str}/run", access="developer")
 def run_module_page(
-    request: Request, hub: HubDep, project: FromPath[str], module: FromQuery[str]
+    request: HTMXRequest, hub: HubDep, project: FromPath[str], module: FromQuery[str]
 ) -> Template:
     chosen = {
         k.removeprefix("input."): v
@@ -447,7 +448,7 @@ def run_module_page(
         if k.startswith("input.")
     }
     ctx = run_form_context(hub, request.user, project, module, chosen)
-    template = "_run_form.html" if request.headers.get("hx-request") else "run_module.html"
+    template = "_run_form.html" if request.htmx else "run_module.html"
     return Template(template, context=ctx)
 
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import litestar
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
+from litestar.plugins.htmx import HTMXRequest
 
 from reef.hub import Hub
 
@@ -28,6 +30,7 @@ __all__ = [
     "Multipart",
     "Offset",
     "delete",
+    "from_htmx",
     "get",
     "patch",
     "post",
@@ -61,3 +64,9 @@ post = _route(litestar.post)
 patch = _route(litestar.patch)
 put = _route(litestar.put)
 delete = _route(litestar.delete)
+
+
+def from_htmx(request: Request) -> bool:
+    """Whether htmx sent the request: the app's HTMX plugin makes every request an
+    HTMXRequest, whose `htmx` reads its headers (for code that takes any Request)."""
+    return isinstance(request, HTMXRequest) and bool(request.htmx)

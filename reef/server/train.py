@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from msgspec import Meta
 
@@ -255,7 +256,7 @@ def form_partial(
 
 
 @post(PAGE, access="developer")
-async def train_page(request: Request, project: FromPath[str], dataset: FromPath[str]) -> Any:
+async def train_page(request: HTMXRequest, project: FromPath[str], dataset: FromPath[str]) -> Any:
     import anyio
 
     form = await request.form()
@@ -267,7 +268,7 @@ async def train_page(request: Request, project: FromPath[str], dataset: FromPath
         return train(hub, request.user, project, dataset, choice_from_form(data, names))
 
     result = await anyio.to_thread.run_sync(go)
-    if request.headers.get("hx-request"):
+    if request.htmx:
         return Response("", status_code=200, headers={"HX-Redirect": result["result"]})
     return Redirect(result["result"], status_code=303)
 

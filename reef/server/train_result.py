@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from reef.hub import Hub
@@ -141,10 +141,10 @@ def _json_artifacts(hub: Hub, artifacts: list[dict]) -> dict[str, Any]:
 
 @get(PAGE, access="reporter")
 def result_page(
-    request: Request, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
+    request: HTMXRequest, hub: HubDep, project: FromPath[str], run_id: FromPath[int]
 ) -> Template:
     ctx = result_context(hub, project, run_id)
-    partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "result"
+    partial = request.htmx and request.htmx.target == "result"
     return Template("_train_result.html" if partial else "train_result.html", context=ctx)
 
 
