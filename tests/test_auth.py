@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN_PASSWORD, api_token, csrf
+from conftest import ADMIN_PASSWORD, api_token, csrf, login
 
 
 def add_user(client, headers, name: str, password: str = "password-123") -> dict[str, str]:
@@ -274,3 +274,14 @@ def test_a_finish_can_carry_the_last_points_and_is_not_applied_twice(app_client)
     assert history == {"loss": [[0, 0.5], [1, 0.25]]}
     state = app_client.get(f"/api/projects/p5/runs/{run}", headers=admin).json()
     assert state["run"]["status"] == "succeeded" and state["metrics"] == {"loss": 0.25}
+
+
+def test_htmx_without_a_session_is_sent_to_the_login_page(app_client):
+    """A page's poll after the session ended: htmx follows HX-Redirect, a browser the 303."""
+    resp = app_client.get("/queue", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert resp.status_code == 401 and resp.headers["HX-Redirect"] == "/login", resp.text
+    plain = app_client.get("/queue", follow_redirects=False)
+    assert plain.status_code in (302, 303) and plain.headers["location"].startswith("/login")
+    login(app_client)
+    error = app_client.get("/projects/nowhere/runs", headers={"HX-Request": "true"})
+    assert error.status_code == 404 and error.text.startswith('<div class="error">'), error.text
