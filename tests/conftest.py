@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from reef.runtime import landlock
+from reef.sdk import tls_context  # one per worker: the health polls made thousands
 from reef.settings import REPO_MODULES, Settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -91,13 +91,6 @@ def modules_dir(root: Path) -> Path:
         if (src / "reef.toml").exists():
             shutil.copytree(src, dest / src.name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One TLS context per worker for the test clients: httpx builds one for every client
-    (and every `httpx.get`), ~20 ms of CPU each, and the health polls alone made thousands."""
-    return httpx.create_ssl_context()
 
 
 @functools.cache

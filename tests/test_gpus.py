@@ -77,7 +77,7 @@ def test_a_cpu_torch_build_is_described_without_importing_torch(tmp_path):
 
 
 @pytest.mark.parametrize("build", ["cuda: Optional[str] = '12.8'", "hip: Optional[str] = '6.4'"])
-def test_a_gpu_torch_build_is_probed_by_importing_it(tmp_path, monkeypatch, build):
+def test_a_gpu_torch_build_is_not_described_from_its_version_file(tmp_path, monkeypatch, build):
     from reef.runtime import environment
 
     fake = tmp_path / "torch"
