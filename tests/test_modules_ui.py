@@ -71,6 +71,7 @@ def test_run_form_offers_the_columns_of_the_chosen_dataset(api):
         "y",
     ]
     assert 'name="input.data"' in page.text and "dataset:d@1" in page.text
+    assert '<option value="dataset:d@1" selected>d, version 1</option>' in page.text  # in words
 
 
 @pytest.mark.slow
